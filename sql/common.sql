@@ -1,0 +1,41 @@
+-- Shared helpers used by every domain. Applied first.
+--
+-- Error convention: a business error is raised with SQLSTATE 'AP' || http status
+-- (e.g. AP404), MESSAGE = a human sentence, DETAIL = the snake_case error code,
+-- HINT = a JSON object of details. src/db/error.rs maps it to the API error body.
+
+CREATE OR REPLACE FUNCTION ap.raise(p_status int, p_code text, p_message text,
+                                    p_details jsonb DEFAULT '{}')
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING
+        ERRCODE = 'AP' || p_status::text,
+        MESSAGE = p_message,
+        DETAIL  = p_code,
+        HINT    = coalesce(p_details, '{}'::jsonb)::text;
+END
+$$;
+
+-- Client-chosen identifiers: 1-128 characters of [A-Za-z0-9._:@/-].
+CREATE OR REPLACE FUNCTION ap.is_ident(p text)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p IS NOT NULL AND p ~ '^[A-Za-z0-9._:@/-]{1,128}$'
+$$;
+
+CREATE OR REPLACE FUNCTION ap.check_ident(p_field text, p text)
+RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF NOT ap.is_ident(p) THEN
+        PERFORM ap.raise(400, 'invalid_identifier',
+            format('%s must be 1-128 characters of [A-Za-z0-9._:@/-]', p_field),
+            jsonb_build_object('field', p_field));
+    END IF;
+    RETURN p;
+END
+$$;
+
+-- RFC 3339 UTC text for JSON bodies, independent of the session's TimeZone.
+CREATE OR REPLACE FUNCTION ap.ts(p timestamptz)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT to_char(p AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$$;

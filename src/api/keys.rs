@@ -1,0 +1,146 @@
+//! `/api/v1/keys`: create, list, revoke API keys (admin).
+
+use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use crate::db;
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{param::Path, payload::Json, ApiResponse, Enum, Object, OpenApi};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum KeyRole {
+    Admin,
+    Service,
+    Reader,
+}
+
+impl KeyRole {
+    fn as_str(self) -> &'static str {
+        match self {
+            KeyRole::Admin => "admin",
+            KeyRole::Service => "service",
+            KeyRole::Reader => "reader",
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CreateKey {
+    /// A label for people (1-200 characters).
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+    pub role: KeyRole,
+    /// Bind the key to one user: it then sees and moves only that user's credits.
+    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CreatedKey {
+    pub id: Uuid,
+    /// The secret, shown only in this response.
+    pub key: String,
+    pub name: String,
+    pub role: String,
+    pub user_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct KeyInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub user_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+}
+
+#[derive(Debug, Object)]
+pub struct Revoked {
+    pub success: bool,
+    pub id: Uuid,
+}
+
+#[derive(ApiResponse)]
+pub enum CreateKeyResponse {
+    /// The key; its secret is never shown again.
+    #[oai(status = 201)]
+    Created(Json<CreatedKey>),
+}
+
+pub struct KeysApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Keys")]
+impl KeysApi {
+    /// Create an API key (admin).
+    #[oai(path = "/keys", method = "post", operation_id = "createKey")]
+    async fn create(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        body: Json<CreateKey>,
+    ) -> ApiResult<CreateKeyResponse> {
+        auth.require(Role::Admin)?;
+        let secret = super::auth::new_secret();
+        let client = state.pool.get().await.map_err(db::DbError::from)?;
+        let row = db::keys::create(
+            &**client,
+            &body.name,
+            body.role.as_str(),
+            body.user_id.as_deref(),
+            &super::auth::hash_key(&secret),
+        )
+        .await?;
+        Ok(CreateKeyResponse::Created(Json(CreatedKey {
+            id: row.id,
+            key: secret,
+            name: row.name,
+            role: row.role,
+            user_id: row.user_id,
+            created_at: row.created_at,
+        })))
+    }
+
+    /// List active API keys (admin); secrets are never returned.
+    #[oai(path = "/keys", method = "get", operation_id = "listKeys")]
+    async fn list(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<KeyList>> {
+        auth.require(Role::Admin)?;
+        let keys = db::keys::list(&state.pool)
+            .await?
+            .into_iter()
+            .map(|k| KeyInfo {
+                id: k.id,
+                name: k.name,
+                role: k.role,
+                user_id: k.user_id,
+                created_at: k.created_at,
+            })
+            .collect();
+        Ok(Json(KeyList { keys }))
+    }
+
+    /// Revoke an API key (admin); effective immediately.
+    #[oai(path = "/keys/:id", method = "delete", operation_id = "revokeKey")]
+    async fn revoke(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> ApiResult<Json<Revoked>> {
+        auth.require(Role::Admin)?;
+        db::keys::revoke(&state.pool, id.0).await?;
+        Ok(Json(Revoked {
+            success: true,
+            id: id.0,
+        }))
+    }
+}

@@ -1,0 +1,73 @@
+//! The HTTP API: one module per resource, composed into one OpenAPI service.
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod keys;
+pub mod limits;
+pub mod organism;
+
+use crate::config::Config;
+use deadpool_postgres::Pool;
+use poem::{EndpointExt, Route};
+use poem_openapi::{OpenApiService, Tags};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use auth::{Auth, Role};
+pub use error::{ApiError, ApiResult};
+
+/// Shared by every handler (reached through poem's request data).
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub config: Arc<Config>,
+    pub started_at: Instant,
+}
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Liveness and database reachability.
+    Health,
+    /// API keys and roles.
+    Keys,
+    /// This deployment: status, counts, stop/start.
+    Organism,
+}
+
+/// Every API of the service. Domains add their struct here.
+pub type Apis = (health::HealthApi, keys::KeysApi, organism::OrganismApi);
+
+fn apis() -> Apis {
+    (health::HealthApi, keys::KeysApi, organism::OrganismApi)
+}
+
+/// The OpenAPI service (no state needed: also used to print the spec).
+pub fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(apis(), "agentplane", env!("CARGO_PKG_VERSION"))
+        .description("PostgreSQL control plane for AI-agent platforms: credits, LLM usage, agents, variants and a live feed.")
+}
+
+/// The spec as pretty JSON (what `openapi/openapi.json` holds).
+pub fn spec_json() -> String {
+    let mut s = service().spec();
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
+/// The full HTTP app: API, spec, docs, uniform errors, body size limit.
+pub fn app(state: AppState) -> impl poem::Endpoint {
+    let svc = service();
+    let docs = svc.swagger_ui();
+    let spec = svc.spec_endpoint();
+    let max_body = state.config.max_body_bytes;
+    Route::new()
+        .nest("/", svc)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .with(limits::BodyLimit(max_body))
+        .data(state)
+        .catch_all_error(error::uniform_error)
+}

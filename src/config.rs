@@ -1,0 +1,139 @@
+//! Configuration from the environment (see README "Configuration").
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything the server needs to know at start, read once.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`; `None` means "run a self-managed local cluster".
+    pub database_url: Option<String>,
+    /// `AGENTPLANE_BIND`, default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// `AGENTPLANE_ADMIN_KEY`: a bootstrap admin secret, checked in-process.
+    pub admin_key: Option<String>,
+    /// `AGENTPLANE_ORGANISM`, default `agentplane`.
+    pub organism: String,
+    /// `AGENTPLANE_MAX_BODY_BYTES`, default 1 MiB.
+    pub max_body_bytes: usize,
+    /// `AGENTPLANE_EVENT_RETENTION`, default `7d`.
+    pub event_retention: Duration,
+    /// `AGENTPLANE_DATA_DIR`: where the self-managed cluster lives, default `.agentplane`.
+    pub data_dir: std::path::PathBuf,
+    /// `AGENTPLANE_POOL_SIZE`, default 16.
+    pub pool_size: usize,
+    /// `AGENTPLANE_NOTIFY` (`on`/`off`, default on): NOTIFY as a wake-up hint.
+    pub notify: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("invalid {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `lookup` (testable without touching the environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let bind = match get("AGENTPLANE_BIND") {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(v) => parse_bind(&v).ok_or_else(|| ConfigError {
+                var: "AGENTPLANE_BIND",
+                reason: format!("`{v}` is not HOST:PORT or PORT"),
+            })?,
+        };
+        let max_body_bytes = match get("AGENTPLANE_MAX_BODY_BYTES") {
+            None => 1024 * 1024,
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError {
+                    var: "AGENTPLANE_MAX_BODY_BYTES",
+                    reason: format!("`{v}` is not a positive integer"),
+                })?,
+        };
+        let event_retention = match get("AGENTPLANE_EVENT_RETENTION") {
+            None => Duration::from_secs(7 * 86_400),
+            Some(v) => parse_duration(&v).ok_or_else(|| ConfigError {
+                var: "AGENTPLANE_EVENT_RETENTION",
+                reason: format!("`{v}` is not a duration like 90s, 30m, 12h or 7d"),
+            })?,
+        };
+        let pool_size = match get("AGENTPLANE_POOL_SIZE") {
+            None => 16,
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| ConfigError {
+                    var: "AGENTPLANE_POOL_SIZE",
+                    reason: format!("`{v}` is not an integer in 1..=1000"),
+                })?,
+        };
+        let notify = match get("AGENTPLANE_NOTIFY").as_deref().map(str::trim) {
+            None | Some("on") | Some("true") | Some("1") => true,
+            Some("off") | Some("false") | Some("0") => false,
+            Some(v) => {
+                return Err(ConfigError {
+                    var: "AGENTPLANE_NOTIFY",
+                    reason: format!("`{v}` is not on or off"),
+                })
+            }
+        };
+        let organism = get("AGENTPLANE_ORGANISM").unwrap_or_else(|| "agentplane".into());
+        Ok(Config {
+            database_url: get("DATABASE_URL"),
+            bind,
+            admin_key: get("AGENTPLANE_ADMIN_KEY"),
+            organism,
+            max_body_bytes,
+            event_retention,
+            data_dir: get("AGENTPLANE_DATA_DIR")
+                .map(Into::into)
+                .unwrap_or_else(|| ".agentplane".into()),
+            pool_size,
+            notify,
+        })
+    }
+}
+
+/// `HOST:PORT`, `:PORT` or a bare `PORT` (on 127.0.0.1).
+fn parse_bind(v: &str) -> Option<SocketAddr> {
+    let v = v.trim();
+    if let Ok(port) = v.trim_start_matches(':').parse::<u16>() {
+        return Some(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    if let Ok(addr) = v.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    use std::net::ToSocketAddrs;
+    v.to_socket_addrs().ok()?.next()
+}
+
+/// `90s`, `30m`, `12h`, `7d`, or a bare number of seconds.
+pub fn parse_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => v.split_at(i),
+        None => (v, "s"),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}

@@ -1,0 +1,91 @@
+//! Database errors, and how SQLSTATEs become API errors.
+//!
+//! SQL functions raise business errors as SQLSTATE `AP<http status>` with
+//! MESSAGE = sentence, DETAIL = snake_case code and HINT = JSON details (see
+//! sql/common.sql). Constraint and data errors map to 400/409; connection
+//! failures to 503.
+
+use serde_json::{json, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database configuration: {0}")]
+    Config(String),
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("migration: {0}")]
+    Migration(String),
+    #[error("unexpected database result: {0}")]
+    Decode(String),
+}
+
+/// What the API layer needs to answer a failed database call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub details: Value,
+}
+
+impl DbError {
+    pub fn decode(what: impl std::fmt::Display) -> DbError {
+        DbError::Decode(what.to_string())
+    }
+
+    /// The HTTP status, code, message and details this error should produce.
+    pub fn mapped(&self) -> MappedError {
+        let unavailable = || MappedError {
+            status: 503,
+            code: "database_unavailable".into(),
+            message: "the database is unavailable".into(),
+            details: json!({}),
+        };
+        let internal = || MappedError {
+            status: 500,
+            code: "internal_error".into(),
+            message: "internal error".into(),
+            details: json!({}),
+        };
+        let pg = match self {
+            DbError::Pool(_) => return unavailable(),
+            DbError::Postgres(e) => e,
+            _ => return internal(),
+        };
+        let Some(db) = pg.as_db_error() else {
+            // No server error: the connection itself failed or was closed.
+            return unavailable();
+        };
+        let state = db.code().code();
+        if let Some(status) = state.strip_prefix("AP").and_then(|s| s.parse::<u16>().ok()) {
+            return MappedError {
+                status,
+                code: db.detail().unwrap_or("error").to_string(),
+                message: db.message().to_string(),
+                details: db
+                    .hint()
+                    .and_then(|h| serde_json::from_str(h).ok())
+                    .unwrap_or_else(|| json!({})),
+            };
+        }
+        let (status, code) = match state {
+            "23505" => (409, "conflict"),
+            "23503" => (409, "conflict"),
+            "23514" | "23502" | "23P01" => (400, "invalid_input"),
+            s if s.starts_with("22") => (400, "invalid_input"),
+            "40001" | "40P01" => (503, "retry"),
+            s if s.starts_with("08") || s.starts_with("57P") || s.starts_with("53") => {
+                return unavailable()
+            }
+            _ => return internal(),
+        };
+        MappedError {
+            status,
+            code: code.into(),
+            message: db.message().to_string(),
+            details: json!({}),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! API keys: thin calls to the auth.* SQL functions.
+
+use super::DbError;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub user_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The role and user binding of an active key.
+#[derive(Debug, Clone)]
+pub struct KeyGrant {
+    pub id: Uuid,
+    pub role: String,
+    pub user_id: Option<String>,
+}
+
+fn key_row(r: &tokio_postgres::Row) -> Result<KeyRow, DbError> {
+    Ok(KeyRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        role: r.try_get("role")?,
+        user_id: r.try_get("user_id")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Stores a new key (by hash) and returns its row.
+pub async fn create(
+    client: &impl tokio_postgres::GenericClient,
+    name: &str,
+    role: &str,
+    user_id: Option<&str>,
+    key_hash: &str,
+) -> Result<KeyRow, DbError> {
+    let id = Uuid::new_v4();
+    let row = client
+        .query_one(
+            "SELECT * FROM auth.create_key($1, $2, $3, $4, $5)",
+            &[&id, &name, &role, &user_id, &key_hash],
+        )
+        .await?;
+    key_row(&row)
+}
+
+pub async fn list(pool: &Pool) -> Result<Vec<KeyRow>, DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT id, name, role, user_id, created_at FROM auth.api_keys \
+             WHERE revoked_at IS NULL ORDER BY created_at, id",
+            &[],
+        )
+        .await?;
+    rows.iter().map(key_row).collect()
+}
+
+pub async fn revoke(pool: &Pool, id: Uuid) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    client.execute("SELECT auth.revoke_key($1)", &[&id]).await?;
+    Ok(())
+}
+
+pub async fn lookup(pool: &Pool, key_hash: &str) -> Result<Option<KeyGrant>, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt("SELECT * FROM auth.lookup_key($1)", &[&key_hash])
+        .await?;
+    row.map(|r| {
+        Ok(KeyGrant {
+            id: r.try_get("id")?,
+            role: r.try_get("role")?,
+            user_id: r.try_get("user_id")?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn any_active(pool: &Pool) -> Result<bool, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query_one("SELECT auth.any_active_key()", &[])
+        .await?
+        .try_get(0)?)
+}

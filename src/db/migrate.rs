@@ -1,0 +1,72 @@
+//! Schema setup: refinery migrations, then the `sql/` files, in one
+//! transaction each, under an advisory lock so concurrent starts queue.
+
+use super::DbError;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// The stored logic, applied after the migrations on every start, in this
+/// order (later files call functions of earlier ones).
+pub const SQL_FILES: &[(&str, &str)] = &[
+    ("common.sql", include_str!("../../sql/common.sql")),
+    ("events.sql", include_str!("../../sql/events.sql")),
+    ("auth.sql", include_str!("../../sql/auth.sql")),
+    ("agents.sql", include_str!("../../sql/agents.sql")),
+    ("reporting.sql", include_str!("../../sql/reporting.sql")),
+];
+
+/// Arbitrary but fixed: the advisory lock key that serialises schema setup.
+const SETUP_LOCK: i64 = 0x6167_656e_7470_6c61; // "agentpla"
+
+/// Brings the database at `url` up to date. Safe to run any number of times,
+/// from any number of processes at once.
+pub async fn run(url: &str) -> Result<(), DbError> {
+    let mut client = super::connect(url, "agentplane-migrate").await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&SETUP_LOCK])
+        .await?;
+    let result = apply(&mut client).await;
+    let unlock = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&SETUP_LOCK])
+        .await;
+    result?;
+    unlock?;
+    Ok(())
+}
+
+async fn apply(client: &mut tokio_postgres::Client) -> Result<(), DbError> {
+    // Notices such as "schema already exists" are noise here.
+    client
+        .batch_execute("SET client_min_messages = warning")
+        .await?;
+    let report = embedded::migrations::runner()
+        .set_grouped(true)
+        .run_async(client)
+        .await
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+    for m in report.applied_migrations() {
+        tracing::info!(migration = %m, "applied migration");
+    }
+    let tx = client.transaction().await?;
+    for (name, text) in SQL_FILES {
+        tx.batch_execute(text)
+            .await
+            .map_err(|e| DbError::Migration(format!("sql/{name}: {}", describe(&e))))?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!(
+            "{} ({}){}",
+            db.message(),
+            db.code().code(),
+            db.where_().map(|w| format!(" at {w}")).unwrap_or_default()
+        ),
+        None => e.to_string(),
+    }
+}

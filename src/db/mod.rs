@@ -1,0 +1,54 @@
+//! Database access: the pool, migrations, and one thin module per domain that
+//! calls that domain's SQL functions.
+
+pub mod error;
+pub mod keys;
+pub mod migrate;
+pub mod organism;
+
+pub use error::DbError;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::str::FromStr;
+
+/// Parses a URL and pins the session settings every agentplane connection uses.
+pub fn pg_config(url: &str, application_name: &str) -> Result<tokio_postgres::Config, DbError> {
+    let mut cfg = tokio_postgres::Config::from_str(url)
+        .map_err(|e| DbError::Config(format!("invalid DATABASE_URL: {e}")))?;
+    cfg.application_name(application_name);
+    cfg.options("-c TimeZone=UTC");
+    Ok(cfg)
+}
+
+/// A connection pool for request handlers. `Fast` recycling: our handlers
+/// never leave session state behind (no LISTEN on pooled connections).
+pub fn pool(url: &str, size: usize) -> Result<Pool, DbError> {
+    let cfg = pg_config(url, "agentplane")?;
+    let mgr = Manager::from_config(
+        cfg,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(mgr)
+        .max_size(size)
+        .wait_timeout(Some(std::time::Duration::from_secs(10)))
+        .create_timeout(Some(std::time::Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Config(e.to_string()))
+}
+
+/// One standalone connection (migrations, the feed listener, tests), with its
+/// driver task spawned.
+pub async fn connect(url: &str, application_name: &str) -> Result<tokio_postgres::Client, DbError> {
+    let cfg = pg_config(url, application_name)?;
+    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "database connection closed");
+        }
+    });
+    Ok(client)
+}

@@ -1,0 +1,21 @@
+//! The organism row: this deployment's status.
+
+use super::DbError;
+use deadpool_postgres::Pool;
+
+/// `agents.organism_status()` as JSON (status, startedAt, counts).
+pub async fn status(pool: &Pool) -> Result<serde_json::Value, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query_one("SELECT agents.organism_status()", &[])
+        .await?
+        .try_get(0)?)
+}
+
+/// Whether the database answers at all (for /health).
+pub async fn ping(pool: &Pool) -> bool {
+    match pool.get().await {
+        Ok(c) => c.simple_query("SELECT 1").await.is_ok(),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,11 @@
+//! agentplane: the PostgreSQL control plane for AI-agent platforms.
+//!
+//! The rules live in SQL (`migrations/`, `sql/`); this crate authenticates,
+//! validates the shape of input, calls one SQL function per operation and
+//! maps results and SQLSTATEs to HTTP.
+
+pub mod api;
+pub mod config;
+pub mod db;
+pub mod localpg;
+pub mod server;

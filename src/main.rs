@@ -1,0 +1,120 @@
+use agentplane::{api, config::Config, db, server};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "agentplane",
+    version,
+    about = "PostgreSQL control plane for AI-agent platforms"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP + WebSocket server (the default).
+    Serve,
+    /// Apply migrations and the sql/ files, then exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi {
+        /// Write it to openapi/openapi.json instead of printing it.
+        #[arg(long)]
+        write: bool,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print its secret (shown once).
+    Create {
+        #[arg(long, value_parser = ["admin", "service", "reader"])]
+        role: String,
+        /// Bind the key to one user id.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tokio_postgres=warn,refinery_core=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("agentplane: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agentplane: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    if let Command::Openapi { write } = command {
+        let spec = api::spec_json();
+        return if write {
+            std::fs::create_dir_all("openapi").map_err(|e| e.to_string())?;
+            std::fs::write("openapi/openapi.json", spec).map_err(|e| e.to_string())?;
+            eprintln!("wrote openapi/openapi.json");
+            Ok(())
+        } else {
+            print!("{spec}");
+            Ok(())
+        };
+    }
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    match command {
+        Command::Serve => server::serve(config).await.map_err(|e| e.to_string()),
+        Command::Migrate => server::migrate(&config).await.map_err(|e| e.to_string()),
+        Command::Keys {
+            command: KeysCommand::Create { role, user, name },
+        } => create_key(&config, &role, user.as_deref(), &name).await,
+        Command::Openapi { .. } => Ok(()),
+    }
+}
+
+async fn create_key(
+    config: &Config,
+    role: &str,
+    user: Option<&str>,
+    name: &str,
+) -> Result<(), String> {
+    let database = server::resolve_database(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    db::migrate::run(&database.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = db::connect(&database.url, "agentplane-cli")
+        .await
+        .map_err(|e| e.to_string())?;
+    let secret = api::auth::new_secret();
+    let row = db::keys::create(&client, name, role, user, &api::auth::hash_key(&secret))
+        .await
+        .map_err(|e| e.mapped().message)?;
+    println!("{secret}");
+    eprintln!("created {} key {} ({})", row.role, row.id, row.name);
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! Starting the service: database resolution, migrations, HTTP serving and
+//! graceful shutdown.
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::db::{self, DbError};
+use crate::localpg::{LocalCluster, LocalPgError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    LocalPg(#[from] LocalPgError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The database the process talks to, and the local cluster that serves it
+/// when we manage one (kept alive for as long as this value lives).
+pub struct Database {
+    pub url: String,
+    pub cluster: Option<LocalCluster>,
+}
+
+/// Database name used inside a self-managed cluster.
+const LOCAL_DB: &str = "agentplane";
+
+/// Uses `DATABASE_URL`, or starts the self-managed cluster and makes sure
+/// its `agentplane` database exists.
+pub async fn resolve_database(config: &Config) -> Result<Database, StartError> {
+    if let Some(url) = &config.database_url {
+        return Ok(Database {
+            url: url.clone(),
+            cluster: None,
+        });
+    }
+    let dir = config.data_dir.clone();
+    let cluster = tokio::task::spawn_blocking(move || LocalCluster::start(&dir))
+        .await
+        .map_err(|e| StartError::Refused(format!("cluster start panicked: {e}")))??;
+    let admin = db::connect(&cluster.url("postgres"), "agentplane-setup").await?;
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&LOCAL_DB])
+        .await
+        .map_err(DbError::from)?
+        .is_some();
+    if !exists {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {LOCAL_DB}"))
+            .await
+            .map_err(DbError::from)?;
+    }
+    Ok(Database {
+        url: cluster.url(LOCAL_DB),
+        cluster: Some(cluster),
+    })
+}
+
+/// `agentplane migrate`.
+pub async fn migrate(config: &Config) -> Result<(), StartError> {
+    let database = resolve_database(config).await?;
+    db::migrate::run(&database.url).await?;
+    tracing::info!("database is up to date");
+    Ok(())
+}
+
+/// `agentplane serve`: runs until SIGINT/SIGTERM, then finishes in-flight
+/// requests, closes connections and stops the self-managed database.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let database = resolve_database(&config).await?;
+    db::migrate::run(&database.url).await?;
+    let pool = db::pool(&database.url, config.pool_size)?;
+    check_open_mode(&config, &pool).await?;
+    let state = AppState {
+        pool: pool.clone(),
+        config: Arc::new(config.clone()),
+        started_at: Instant::now(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "agentplane is listening");
+    let acceptor =
+        poem::listener::TcpAcceptor::from_tokio(listener).map_err(|source| StartError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let result = poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(
+            api::app(state),
+            shutdown_signal(),
+            Some(Duration::from_secs(10)),
+        )
+        .await;
+    pool.close();
+    drop(database); // stops the self-managed cluster, if any
+    result.map_err(|e| StartError::Refused(format!("server error: {e}")))
+}
+
+/// With no admin key and no stored key the API is open; allowed only on loopback.
+async fn check_open_mode(
+    config: &Config,
+    pool: &deadpool_postgres::Pool,
+) -> Result<(), StartError> {
+    if config.admin_key.is_some() || db::keys::any_active(pool).await? {
+        return Ok(());
+    }
+    if !config.bind.ip().is_loopback() {
+        return Err(StartError::Refused(format!(
+            "no API key is configured and {} is not a loopback address: set AGENTPLANE_ADMIN_KEY \
+             or create a key with `agentplane keys create --role admin`",
+            config.bind
+        )));
+    }
+    tracing::warn!(
+        "NO API KEY CONFIGURED: the API is OPEN to anyone who can reach {} (loopback only). \
+         Set AGENTPLANE_ADMIN_KEY or run `agentplane keys create --role admin`.",
+        config.bind
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
