@@ -5,8 +5,7 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::localpg::{LocalCluster, LocalPgError};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -79,11 +78,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     db::migrate::run(&database.url).await?;
     let pool = db::pool(&database.url, config.pool_size)?;
     check_open_mode(&config, &pool).await?;
-    let state = AppState {
-        pool: pool.clone(),
-        config: Arc::new(config.clone()),
-        started_at: Instant::now(),
-    };
+    let state = AppState::new(pool.clone(), config.clone());
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| StartError::Bind {

@@ -25,6 +25,18 @@ pub struct AppState {
     pub started_at: Instant,
 }
 
+impl AppState {
+    /// The one place an `AppState` is built (server and tests alike), so
+    /// fields added later get their value here.
+    pub fn new(pool: Pool, config: Config) -> AppState {
+        AppState {
+            pool,
+            config: Arc::new(config),
+            started_at: Instant::now(),
+        }
+    }
+}
+
 #[derive(Tags)]
 pub enum ApiTags {
     /// Liveness and database reachability.

@@ -8,7 +8,7 @@ use agentplane::config::Config;
 use agentplane::db;
 use poem::test::TestClient;
 use serde_json::Value;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use tokio::sync::OnceCell;
 
 /// The admin secret every test app is configured with.
@@ -223,11 +223,7 @@ impl TestApp {
         let db = TestDb::new().await;
         let mut config = test_config(&db.url);
         adjust(&mut config);
-        let state = AppState {
-            pool: db.pool(),
-            config: Arc::new(config),
-            started_at: std::time::Instant::now(),
-        };
+        let state = AppState::new(db.pool(), config);
         use poem::EndpointExt;
         let client = TestClient::new(api::app(state.clone()).map_to_response().boxed());
         TestApp { db, state, client }
