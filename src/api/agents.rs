@@ -222,7 +222,9 @@ impl AgentsApi {
         name: Path<String>,
     ) -> ApiResult<Json<AgentRemoved>> {
         auth.require(Role::Service)?;
-        Ok(Json(decode(db::agents::remove(&state.pool, &name.0).await?)?))
+        Ok(Json(decode(
+            db::agents::remove(&state.pool, &name.0).await?,
+        )?))
     }
 
     /// Every registered agent, sorted by name.
@@ -313,7 +315,9 @@ impl AgentsApi {
         name: Path<String>,
     ) -> ApiResult<Json<PauseResult>> {
         auth.require(Role::Service)?;
-        Ok(Json(decode(db::agents::pause(&state.pool, &name.0).await?)?))
+        Ok(Json(decode(
+            db::agents::pause(&state.pool, &name.0).await?,
+        )?))
     }
 
     /// Resume a paused agent (service): back to `idle`, claims deliver again.
@@ -330,7 +334,9 @@ impl AgentsApi {
         name: Path<String>,
     ) -> ApiResult<Json<PauseResult>> {
         auth.require(Role::Service)?;
-        Ok(Json(decode(db::agents::resume(&state.pool, &name.0).await?)?))
+        Ok(Json(decode(
+            db::agents::resume(&state.pool, &name.0).await?,
+        )?))
     }
 
     /// Capabilities of every registered agent, sorted by name.

@@ -217,6 +217,8 @@ impl MessagesApi {
         #[oai(name = "messageId")] message_id: Path<Uuid>,
     ) -> ApiResult<Json<Acked>> {
         auth.require(Role::Service)?;
-        Ok(Json(decode(db::agents::ack(&state.pool, message_id.0).await?)?))
+        Ok(Json(decode(
+            db::agents::ack(&state.pool, message_id.0).await?,
+        )?))
     }
 }

@@ -1,13 +1,13 @@
 //! The HTTP API: one module per resource, composed into one OpenAPI service.
 
+pub mod agents;
 pub mod auth;
 pub mod error;
 pub mod health;
 pub mod keys;
 pub mod limits;
-pub mod organism;
-pub mod agents;
 pub mod messages;
+pub mod organism;
 pub mod threads;
 
 use crate::config::Config;

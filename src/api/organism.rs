@@ -94,8 +94,7 @@ impl OrganismApi {
             port: c.bind.port(),
             bind: c.bind.to_string(),
             max_body_bytes: i64::try_from(c.max_body_bytes).unwrap_or(i64::MAX),
-            event_retention_seconds: i64::try_from(c.event_retention.as_secs())
-                .unwrap_or(i64::MAX),
+            event_retention_seconds: i64::try_from(c.event_retention.as_secs()).unwrap_or(i64::MAX),
             notify: c.notify,
             identity_configured: c.admin_key.is_some(),
         }))
@@ -104,7 +103,11 @@ impl OrganismApi {
     /// Stop the organism (admin): injects and messages are refused (409)
     /// and runtimes are told on the feed. It reports `stopped` once no agent
     /// is processing any more.
-    #[oai(path = "/organism/stop", method = "post", operation_id = "stopOrganism")]
+    #[oai(
+        path = "/organism/stop",
+        method = "post",
+        operation_id = "stopOrganism"
+    )]
     async fn stop(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<OrganismChange>> {
         auth.require(Role::Admin)?;
         Ok(Json(decode(db::organism::stop(&state.pool).await?)?))
@@ -121,4 +124,3 @@ impl OrganismApi {
         Ok(Json(decode(db::organism::start(&state.pool).await?)?))
     }
 }
-

@@ -115,7 +115,9 @@ impl ThreadsApi {
         id: Path<String>,
     ) -> ApiResult<Json<ThreadInfo>> {
         auth.require(Role::Reader)?;
-        Ok(Json(decode(db::agents::get_thread(&state.pool, &id.0).await?)?))
+        Ok(Json(decode(
+            db::agents::get_thread(&state.pool, &id.0).await?,
+        )?))
     }
 
     /// A thread's messages, oldest first.
@@ -169,7 +171,11 @@ impl ThreadsApi {
 
     /// Kill an active thread (service): it ends as `killed` and its
     /// undelivered inbox messages are dropped; 409 when it has already ended.
-    #[oai(path = "/threads/:id/kill", method = "post", operation_id = "killThread")]
+    #[oai(
+        path = "/threads/:id/kill",
+        method = "post",
+        operation_id = "killThread"
+    )]
     async fn kill(
         &self,
         auth: Auth,
@@ -177,6 +183,8 @@ impl ThreadsApi {
         id: Path<String>,
     ) -> ApiResult<Json<ThreadKilled>> {
         auth.require(Role::Service)?;
-        Ok(Json(decode(db::agents::kill_thread(&state.pool, &id.0).await?)?))
+        Ok(Json(decode(
+            db::agents::kill_thread(&state.pool, &id.0).await?,
+        )?))
     }
 }
