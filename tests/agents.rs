@@ -1083,3 +1083,53 @@ async fn bad_input_is_4xx_and_writes_nothing() {
     }
     assert_eq!(counts(&app).await, before, "nothing written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_injects_into_one_new_thread() {
+    let app = TestApp::new().await;
+    register_pair(&app).await;
+    let pool = app.db.pool();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            // crossing directions, so agent rows are locked both ways
+            let (to, from) = if i % 2 == 0 {
+                ("greeter", "shouter")
+            } else {
+                ("shouter", "greeter")
+            };
+            db::agents::inject(&pool, to, &json!({"i": i}), Some("race"), Some(from), None)
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap()["threadId"], "race");
+    }
+    let (_, t) = app.get("/api/v1/threads/race").await;
+    assert_eq!(t["messageCount"], 20);
+    assert_eq!(t["participants"].as_array().unwrap().len(), 2);
+    assert_eq!(events(&app, "thread_updated").await.len(), 1, "created once");
+    assert_eq!(events(&app, "message").await.len(), 20);
+    let (_, g) = app.get("/api/v1/agents/greeter").await;
+    assert_eq!((g["messageCount"].as_i64(), g["queueDepth"].as_i64()), (Some(20), Some(10)));
+}
+
+#[tokio::test]
+async fn names_with_slashes_are_percent_encoded_in_paths() {
+    let app = TestApp::new().await;
+    let (s, b) = app
+        .put("/api/v1/agents/team%2Fgreeter", json!({"description": "d"}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["name"], "team/greeter");
+    let (s, b) = app.get("/api/v1/agents/team%2Fgreeter").await;
+    assert_eq!((s, b["name"].as_str()), (200, Some("team/greeter")));
+    let (s, b) = inject(&app, json!({"to": "team/greeter", "payload": {}, "threadId": "a/b"})).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = app.get("/api/v1/threads/a%2Fb").await;
+    assert_eq!((s, b["id"].as_str()), (200, Some("a/b")));
+    let (s, b) = app.get("/api/v1/messages?agent=team%2Fgreeter").await;
+    assert_eq!((s, b["total"].as_i64()), (200, Some(1)));
+}
