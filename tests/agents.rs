@@ -1110,10 +1110,17 @@ async fn concurrent_injects_into_one_new_thread() {
     let (_, t) = app.get("/api/v1/threads/race").await;
     assert_eq!(t["messageCount"], 20);
     assert_eq!(t["participants"].as_array().unwrap().len(), 2);
-    assert_eq!(events(&app, "thread_updated").await.len(), 1, "created once");
+    assert_eq!(
+        events(&app, "thread_updated").await.len(),
+        1,
+        "created once"
+    );
     assert_eq!(events(&app, "message").await.len(), 20);
     let (_, g) = app.get("/api/v1/agents/greeter").await;
-    assert_eq!((g["messageCount"].as_i64(), g["queueDepth"].as_i64()), (Some(20), Some(10)));
+    assert_eq!(
+        (g["messageCount"].as_i64(), g["queueDepth"].as_i64()),
+        (Some(20), Some(10))
+    );
 }
 
 #[tokio::test]
@@ -1126,7 +1133,11 @@ async fn names_with_slashes_are_percent_encoded_in_paths() {
     assert_eq!(b["name"], "team/greeter");
     let (s, b) = app.get("/api/v1/agents/team%2Fgreeter").await;
     assert_eq!((s, b["name"].as_str()), (200, Some("team/greeter")));
-    let (s, b) = inject(&app, json!({"to": "team/greeter", "payload": {}, "threadId": "a/b"})).await;
+    let (s, b) = inject(
+        &app,
+        json!({"to": "team/greeter", "payload": {}, "threadId": "a/b"}),
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     let (s, b) = app.get("/api/v1/threads/a%2Fb").await;
     assert_eq!((s, b["id"].as_str()), (200, Some("a/b")));
