@@ -1,11 +1,14 @@
 //! The HTTP API: one module per resource, composed into one OpenAPI service.
 
+pub mod agents;
 pub mod auth;
 pub mod error;
 pub mod health;
 pub mod keys;
 pub mod limits;
+pub mod messages;
 pub mod organism;
+pub mod threads;
 
 use crate::config::Config;
 use deadpool_postgres::Pool;
@@ -45,13 +48,35 @@ pub enum ApiTags {
     Keys,
     /// This deployment: status, counts, stop/start.
     Organism,
+    /// Agent registry: registration, state, pause/resume.
+    Agents,
+    /// What each registered agent can do.
+    Capabilities,
+    /// Conversations between agents.
+    Threads,
+    /// The message bus: inject, messages, inbox claim/ack.
+    Messages,
 }
 
 /// Every API of the service. Domains add their struct here.
-pub type Apis = (health::HealthApi, keys::KeysApi, organism::OrganismApi);
+pub type Apis = (
+    health::HealthApi,
+    keys::KeysApi,
+    organism::OrganismApi,
+    agents::AgentsApi,
+    threads::ThreadsApi,
+    messages::MessagesApi,
+);
 
 fn apis() -> Apis {
-    (health::HealthApi, keys::KeysApi, organism::OrganismApi)
+    (
+        health::HealthApi,
+        keys::KeysApi,
+        organism::OrganismApi,
+        agents::AgentsApi,
+        threads::ThreadsApi,
+        messages::MessagesApi,
+    )
 }
 
 /// The OpenAPI service (no state needed: also used to print the spec).

@@ -1,21 +1,63 @@
-//! `/api/v1/organism`: this deployment's status.
+//! `/api/v1/organism`: this deployment's status, config, stop/start.
 
-use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
+use super::agents::decode;
+use super::{ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db;
 use poem::web::Data;
-use poem_openapi::{payload::Json, Object, OpenApi};
+use poem_openapi::{payload::Json, Enum, Object, OpenApi};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum OrganismStatus {
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+}
 
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct Organism {
     pub name: String,
-    /// `starting|running|stopping|stopped`
-    pub status: String,
+    pub status: OrganismStatus,
+    /// Seconds since this server process started.
     pub uptime_seconds: i64,
     pub agent_count: i64,
     pub active_threads: i64,
     pub total_messages: i64,
+    /// Whether an admin key is configured (the API is not open).
     pub identity_configured: bool,
+}
+
+/// The non-secret settings of this server.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct OrganismConfig {
+    pub name: String,
+    /// The port the server listens on.
+    pub port: u16,
+    /// `HOST:PORT` the server listens on.
+    pub bind: String,
+    pub max_body_bytes: i64,
+    pub event_retention_seconds: i64,
+    pub notify: bool,
+    pub identity_configured: bool,
+}
+
+#[derive(Debug, Object)]
+pub struct OrganismChange {
+    pub success: bool,
+    pub status: OrganismStatus,
+}
+
+/// The counts `agents.organism_status()` returns.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+struct OrganismRow {
+    status: OrganismStatus,
+    agent_count: i64,
+    active_threads: i64,
+    total_messages: i64,
 }
 
 pub struct OrganismApi;
@@ -26,20 +68,59 @@ impl OrganismApi {
     #[oai(path = "/organism", method = "get", operation_id = "getOrganism")]
     async fn get(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<Organism>> {
         auth.require(Role::Reader)?;
-        let s = db::organism::status(&state.pool).await?;
-        let int = |k: &str| s.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
-        let status = s
-            .get("status")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| ApiError::from(db::DbError::decode("organism status missing")))?;
+        let row: OrganismRow = decode(db::organism::status(&state.pool).await?)?;
         Ok(Json(Organism {
             name: state.config.organism.clone(),
-            status: status.to_string(),
+            status: row.status,
             uptime_seconds: state.started_at.elapsed().as_secs() as i64,
-            agent_count: int("agentCount"),
-            active_threads: int("activeThreads"),
-            total_messages: int("totalMessages"),
+            agent_count: row.agent_count,
+            active_threads: row.active_threads,
+            total_messages: row.total_messages,
             identity_configured: state.config.admin_key.is_some(),
         }))
+    }
+
+    /// This server's non-secret configuration.
+    #[oai(
+        path = "/organism/config",
+        method = "get",
+        operation_id = "getOrganismConfig"
+    )]
+    async fn config(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<OrganismConfig>> {
+        auth.require(Role::Reader)?;
+        let c = &state.config;
+        Ok(Json(OrganismConfig {
+            name: c.organism.clone(),
+            port: c.bind.port(),
+            bind: c.bind.to_string(),
+            max_body_bytes: i64::try_from(c.max_body_bytes).unwrap_or(i64::MAX),
+            event_retention_seconds: i64::try_from(c.event_retention.as_secs()).unwrap_or(i64::MAX),
+            notify: c.notify,
+            identity_configured: c.admin_key.is_some(),
+        }))
+    }
+
+    /// Stop the organism (admin): injects and messages are refused (409)
+    /// and runtimes are told on the feed. It reports `stopped` once no agent
+    /// is processing any more.
+    #[oai(
+        path = "/organism/stop",
+        method = "post",
+        operation_id = "stopOrganism"
+    )]
+    async fn stop(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<OrganismChange>> {
+        auth.require(Role::Admin)?;
+        Ok(Json(decode(db::organism::stop(&state.pool).await?)?))
+    }
+
+    /// Start the organism again (admin).
+    #[oai(
+        path = "/organism/start",
+        method = "post",
+        operation_id = "startOrganism"
+    )]
+    async fn start(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<OrganismChange>> {
+        auth.require(Role::Admin)?;
+        Ok(Json(decode(db::organism::start(&state.pool).await?)?))
     }
 }

@@ -19,3 +19,21 @@ pub async fn ping(pool: &Pool) -> bool {
         Err(_) => false,
     }
 }
+
+/// `agents.organism_stop()`: `{success, status}`.
+pub async fn stop(pool: &Pool) -> Result<serde_json::Value, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query_one("SELECT agents.organism_stop()", &[])
+        .await?
+        .try_get(0)?)
+}
+
+/// `agents.organism_start()`: `{success, status}`.
+pub async fn start(pool: &Pool) -> Result<serde_json::Value, DbError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query_one("SELECT agents.organism_start()", &[])
+        .await?
+        .try_get(0)?)
+}

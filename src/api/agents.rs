@@ -1,0 +1,376 @@
+//! `/api/v1/agents` and `/api/v1/capabilities`: the agent registry, runtime
+//! state reports, pause/resume (CONTRACT §4).
+
+use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
+use crate::db::{self, DbError};
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::types::{ParseFromJSON, ToJSON};
+use poem_openapi::{param::Path, payload::Json, Enum, Object, OpenApi};
+
+/// Turns a SQL function's jsonb into the typed response object.
+pub(crate) fn decode<T: ParseFromJSON>(v: serde_json::Value) -> Result<T, ApiError> {
+    T::parse_from_json(Some(v)).map_err(|e| ApiError::from(DbError::decode(e.into_message())))
+}
+
+/// Serialises a typed request body into the jsonb a SQL function takes.
+pub(crate) fn encode<T: ToJSON>(v: &T) -> serde_json::Value {
+    v.to_json().unwrap_or(serde_json::Value::Null)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum AgentState {
+    Idle,
+    Processing,
+    Waiting,
+    Error,
+    Paused,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Idle => "idle",
+            AgentState::Processing => "processing",
+            AgentState::Waiting => "waiting",
+            AgentState::Error => "error",
+            AgentState::Paused => "paused",
+        }
+    }
+}
+
+/// An agent's model configuration (CONTRACT §5 field names). Every field is
+/// optional; text fields are free text up to 100,000 characters.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AgentConfig {
+    #[oai(validator(max_length = 100000))]
+    pub model_provider: Option<String>,
+    #[oai(validator(max_length = 100000))]
+    pub model_name: Option<String>,
+    #[oai(validator(max_length = 100000))]
+    pub system_prompt: Option<String>,
+    #[oai(validator(max_length = 100000))]
+    pub user_prompt_template: Option<String>,
+    #[oai(validator(max_length = 100000))]
+    pub prompt_version: Option<String>,
+    /// 0–2.
+    #[oai(validator(minimum(value = "0"), maximum(value = "2")))]
+    pub temperature: Option<f64>,
+    /// ≥ 1.
+    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    pub max_tokens: Option<i64>,
+    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    pub context_window: Option<i64>,
+    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    pub input_token_limit: Option<i64>,
+    #[oai(validator(minimum(value = "0")))]
+    pub token_budget: Option<i64>,
+    /// ≥ 1.
+    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    pub timeout_seconds: Option<i64>,
+    /// 0–10.
+    #[oai(validator(minimum(value = "0"), maximum(value = "10")))]
+    pub max_retries: Option<i64>,
+}
+
+/// `PUT /agents/{name}`. Omitted fields take their defaults (description
+/// `""`, isAgent `true`, peers `[]`, payloadClass `""`, the XML fields null);
+/// an omitted or null `config` keeps the stored config, an object replaces it.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AgentRegistration {
+    #[oai(validator(max_length = 100000))]
+    pub description: Option<String>,
+    pub is_agent: Option<bool>,
+    /// Names of the agents this one talks to.
+    #[oai(validator(max_items = 1000))]
+    pub peers: Option<Vec<String>>,
+    #[oai(validator(max_length = 100000))]
+    pub payload_class: Option<String>,
+    #[oai(validator(max_length = 100000))]
+    pub root_tag: Option<String>,
+    #[oai(validator(max_length = 100000))]
+    pub schema_xsd: Option<String>,
+    #[oai(validator(max_length = 100000))]
+    pub example_xml: Option<String>,
+    pub config: Option<AgentConfig>,
+}
+
+/// AgentInfo.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AgentInfo {
+    pub name: String,
+    pub description: String,
+    pub is_agent: bool,
+    pub peers: Vec<String>,
+    pub payload_class: String,
+    pub state: AgentState,
+    pub current_thread: Option<String>,
+    /// Messages in the agent's inbox not yet acknowledged.
+    pub queue_depth: i64,
+    pub last_activity: Option<DateTime<Utc>>,
+    /// Messages sent or received by the agent.
+    pub message_count: i64,
+}
+
+#[derive(Debug, Object)]
+pub struct AgentList {
+    pub agents: Vec<AgentInfo>,
+    pub count: i64,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AgentConfigView {
+    pub name: String,
+    pub description: String,
+    pub is_agent: bool,
+    pub peers: Vec<String>,
+    pub payload_class: String,
+    pub config: AgentConfig,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct StateReport {
+    pub state: AgentState,
+    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
+    pub current_thread: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct PauseResult {
+    pub success: bool,
+    pub agent: String,
+    pub state: AgentState,
+}
+
+#[derive(Debug, Object)]
+pub struct AgentRemoved {
+    pub success: bool,
+    pub name: String,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Capability {
+    pub name: String,
+    pub description: String,
+    pub is_agent: bool,
+    pub peers: Vec<String>,
+    pub root_tag: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct CapabilityList {
+    pub capabilities: Vec<Capability>,
+    pub count: i64,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CapabilityDetail {
+    pub name: String,
+    pub description: String,
+    pub is_agent: bool,
+    pub peers: Vec<String>,
+    pub root_tag: Option<String>,
+    pub payload_class: String,
+    pub schema_xsd: Option<String>,
+    /// Always present; null when unknown.
+    pub example_xml: Option<String>,
+}
+
+pub struct AgentsApi;
+
+#[OpenApi(prefix_path = "/api/v1")]
+impl AgentsApi {
+    /// Register or update an agent (service).
+    #[oai(
+        path = "/agents/:name",
+        method = "put",
+        operation_id = "putAgent",
+        tag = "ApiTags::Agents"
+    )]
+    async fn put_agent(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
+        body: Json<AgentRegistration>,
+    ) -> ApiResult<Json<AgentInfo>> {
+        auth.require(Role::Service)?;
+        let v = db::agents::register(&state.pool, &name.0, &encode(&body.0)).await?;
+        Ok(Json(decode(v)?))
+    }
+
+    /// Remove an agent and its pending inbox (service). Message and thread
+    /// history is kept.
+    #[oai(
+        path = "/agents/:name",
+        method = "delete",
+        operation_id = "deleteAgent",
+        tag = "ApiTags::Agents"
+    )]
+    async fn delete_agent(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        name: Path<String>,
+    ) -> ApiResult<Json<AgentRemoved>> {
+        auth.require(Role::Service)?;
+        Ok(Json(decode(
+            db::agents::remove(&state.pool, &name.0).await?,
+        )?))
+    }
+
+    /// Every registered agent, sorted by name.
+    #[oai(
+        path = "/agents",
+        method = "get",
+        operation_id = "listAgents",
+        tag = "ApiTags::Agents"
+    )]
+    async fn list_agents(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<AgentList>> {
+        auth.require(Role::Reader)?;
+        Ok(Json(decode(db::agents::list(&state.pool).await?)?))
+    }
+
+    /// One agent.
+    #[oai(
+        path = "/agents/:name",
+        method = "get",
+        operation_id = "getAgent",
+        tag = "ApiTags::Agents"
+    )]
+    async fn get_agent(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        name: Path<String>,
+    ) -> ApiResult<Json<AgentInfo>> {
+        auth.require(Role::Reader)?;
+        Ok(Json(decode(db::agents::get(&state.pool, &name.0).await?)?))
+    }
+
+    /// An agent's registration and its own config.
+    #[oai(
+        path = "/agents/:name/config",
+        method = "get",
+        operation_id = "getAgentConfig",
+        tag = "ApiTags::Agents"
+    )]
+    async fn get_agent_config(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        name: Path<String>,
+    ) -> ApiResult<Json<AgentConfigView>> {
+        auth.require(Role::Reader)?;
+        Ok(Json(decode(
+            db::agents::get_config(&state.pool, &name.0).await?,
+        )?))
+    }
+
+    /// A runtime reports its agent's state (service). Reporting `paused`
+    /// pauses the agent; a paused agent stays paused until resumed.
+    #[oai(
+        path = "/agents/:name/state",
+        method = "put",
+        operation_id = "putAgentState",
+        tag = "ApiTags::Agents"
+    )]
+    async fn put_state(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        name: Path<String>,
+        body: Json<StateReport>,
+    ) -> ApiResult<Json<AgentInfo>> {
+        auth.require(Role::Service)?;
+        let v = db::agents::report_state(
+            &state.pool,
+            &name.0,
+            body.state.as_str(),
+            body.current_thread.as_deref(),
+        )
+        .await?;
+        Ok(Json(decode(v)?))
+    }
+
+    /// Pause an agent (service): its inbox keeps filling but hands nothing out.
+    #[oai(
+        path = "/agents/:name/pause",
+        method = "post",
+        operation_id = "pauseAgent",
+        tag = "ApiTags::Agents"
+    )]
+    async fn pause(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        name: Path<String>,
+    ) -> ApiResult<Json<PauseResult>> {
+        auth.require(Role::Service)?;
+        Ok(Json(decode(
+            db::agents::pause(&state.pool, &name.0).await?,
+        )?))
+    }
+
+    /// Resume a paused agent (service): back to `idle`, claims deliver again.
+    #[oai(
+        path = "/agents/:name/resume",
+        method = "post",
+        operation_id = "resumeAgent",
+        tag = "ApiTags::Agents"
+    )]
+    async fn resume(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        name: Path<String>,
+    ) -> ApiResult<Json<PauseResult>> {
+        auth.require(Role::Service)?;
+        Ok(Json(decode(
+            db::agents::resume(&state.pool, &name.0).await?,
+        )?))
+    }
+
+    /// Capabilities of every registered agent, sorted by name.
+    #[oai(
+        path = "/capabilities",
+        method = "get",
+        operation_id = "listCapabilities",
+        tag = "ApiTags::Capabilities"
+    )]
+    async fn list_capabilities(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+    ) -> ApiResult<Json<CapabilityList>> {
+        auth.require(Role::Reader)?;
+        Ok(Json(decode(db::agents::capabilities(&state.pool).await?)?))
+    }
+
+    /// One capability, with payload class, schema and example.
+    #[oai(
+        path = "/capabilities/:name",
+        method = "get",
+        operation_id = "getCapability",
+        tag = "ApiTags::Capabilities"
+    )]
+    async fn get_capability(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        name: Path<String>,
+    ) -> ApiResult<Json<CapabilityDetail>> {
+        auth.require(Role::Reader)?;
+        Ok(Json(decode(
+            db::agents::capability(&state.pool, &name.0).await?,
+        )?))
+    }
+}
