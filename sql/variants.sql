@@ -571,6 +571,7 @@ BEGIN
     v := variants.variant(p_agent, p_slug);
     PERFORM variants.check_range(p_start, p_end);
     RETURN jsonb_build_object('agentName', p_agent, 'variantId', v.id, 'variantSlug', v.slug,
+                              'variantName', v.name, 'isActive', v.is_active,
                               'start', ap.ts(p_start), 'end', ap.ts(p_end))
         || variants.metrics_of(p_agent, v.id, p_start, p_end);
 END

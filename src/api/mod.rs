@@ -6,6 +6,7 @@ pub mod health;
 pub mod keys;
 pub mod limits;
 pub mod organism;
+pub mod variants;
 
 use crate::config::Config;
 use deadpool_postgres::Pool;
@@ -45,13 +46,25 @@ pub enum ApiTags {
     Keys,
     /// This deployment: status, counts, stop/start.
     Organism,
+    /// Agent variants: alternative configs, activation, resolved config, performance.
+    Variants,
 }
 
 /// Every API of the service. Domains add their struct here.
-pub type Apis = (health::HealthApi, keys::KeysApi, organism::OrganismApi);
+pub type Apis = (
+    health::HealthApi,
+    keys::KeysApi,
+    organism::OrganismApi,
+    variants::VariantsApi,
+);
 
 fn apis() -> Apis {
-    (health::HealthApi, keys::KeysApi, organism::OrganismApi)
+    (
+        health::HealthApi,
+        keys::KeysApi,
+        organism::OrganismApi,
+        variants::VariantsApi,
+    )
 }
 
 /// The OpenAPI service (no state needed: also used to print the spec).
