@@ -9,6 +9,7 @@ pub mod limits;
 pub mod messages;
 pub mod organism;
 pub mod threads;
+pub mod variants;
 
 use crate::config::Config;
 use deadpool_postgres::Pool;
@@ -56,6 +57,8 @@ pub enum ApiTags {
     Threads,
     /// The message bus: inject, messages, inbox claim/ack.
     Messages,
+    /// Agent variants: alternative configs, activation, resolved config, performance.
+    Variants,
 }
 
 /// Every API of the service. Domains add their struct here.
@@ -66,6 +69,7 @@ pub type Apis = (
     agents::AgentsApi,
     threads::ThreadsApi,
     messages::MessagesApi,
+    variants::VariantsApi,
 );
 
 fn apis() -> Apis {
@@ -76,6 +80,7 @@ fn apis() -> Apis {
         agents::AgentsApi,
         threads::ThreadsApi,
         messages::MessagesApi,
+        variants::VariantsApi,
     )
 }
 

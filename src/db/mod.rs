@@ -6,6 +6,7 @@ pub mod error;
 pub mod keys;
 pub mod migrate;
 pub mod organism;
+pub mod variants;
 
 pub use error::DbError;
 
