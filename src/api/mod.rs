@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, composed into one OpenAPI service.
 
 pub mod auth;
+pub mod credits;
 pub mod error;
 pub mod health;
 pub mod keys;
@@ -45,13 +46,33 @@ pub enum ApiTags {
     Keys,
     /// This deployment: status, counts, stop/start.
     Organism,
+    /// Credit users and their refill policy.
+    Users,
+    /// Balances, spend, top-up, history, holds.
+    Credits,
+    /// Per-block prices.
+    BlockCosts,
 }
 
 /// Every API of the service. Domains add their struct here.
-pub type Apis = (health::HealthApi, keys::KeysApi, organism::OrganismApi);
+pub type Apis = (
+    health::HealthApi,
+    keys::KeysApi,
+    organism::OrganismApi,
+    credits::UsersApi,
+    credits::CreditsApi,
+    credits::BlockCostsApi,
+);
 
 fn apis() -> Apis {
-    (health::HealthApi, keys::KeysApi, organism::OrganismApi)
+    (
+        health::HealthApi,
+        keys::KeysApi,
+        organism::OrganismApi,
+        credits::UsersApi,
+        credits::CreditsApi,
+        credits::BlockCostsApi,
+    )
 }
 
 /// The OpenAPI service (no state needed: also used to print the spec).

@@ -1,6 +1,7 @@
 //! Database access: the pool, migrations, and one thin module per domain that
 //! calls that domain's SQL functions.
 
+pub mod credits;
 pub mod error;
 pub mod keys;
 pub mod migrate;
