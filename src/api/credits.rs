@@ -17,8 +17,7 @@ use uuid::Uuid;
 
 /// Turns the JSON a SQL function answered into the typed API object.
 fn typed<T: ParseFromJSON>(v: Value) -> Result<T, ApiError> {
-    T::parse_from_json(Some(v))
-        .map_err(|e| ApiError::from(DbError::decode(e.into_message())))
+    T::parse_from_json(Some(v)).map_err(|e| ApiError::from(DbError::decode(e.into_message())))
 }
 
 /// `at` is honoured for admin and service keys only.
@@ -350,7 +349,11 @@ pub struct CreditsApi;
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Credits")]
 impl CreditsApi {
     /// A user's balance for the month of `at` (default now); performs the lazy refill.
-    #[oai(path = "/users/:userId/credits", method = "get", operation_id = "getCredits")]
+    #[oai(
+        path = "/users/:userId/credits",
+        method = "get",
+        operation_id = "getCredits"
+    )]
     async fn get_credits(
         &self,
         auth: Auth,
@@ -685,13 +688,18 @@ pub struct BlockCostsApi;
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::BlockCosts")]
 impl BlockCostsApi {
     /// Set a block's prices (admin).
-    #[oai(path = "/block-costs/:blockId", method = "put", operation_id = "putBlockCosts")]
+    #[oai(
+        path = "/block-costs/:blockId",
+        method = "put",
+        operation_id = "putBlockCosts"
+    )]
     async fn put(
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "blockId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-        block_id: Path<String>,
+        #[oai(name = "blockId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] block_id: Path<
+            String,
+        >,
         body: Json<PutBlockCosts>,
     ) -> ApiResult<Json<BlockCosts>> {
         auth.require(Role::Admin)?;
@@ -734,13 +742,18 @@ impl BlockCostsApi {
     }
 
     /// One block's prices (404 if none are set).
-    #[oai(path = "/block-costs/:blockId", method = "get", operation_id = "getBlockCosts")]
+    #[oai(
+        path = "/block-costs/:blockId",
+        method = "get",
+        operation_id = "getBlockCosts"
+    )]
     async fn get(
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "blockId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-        block_id: Path<String>,
+        #[oai(name = "blockId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] block_id: Path<
+            String,
+        >,
     ) -> ApiResult<Json<BlockCosts>> {
         auth.require(Role::Reader)?;
         Ok(Json(typed(
