@@ -486,8 +486,67 @@ BEGIN
 END
 $$;
 
--- POST /users/{userId}/credits/spend. The hot path: one call, one row lock,
--- primary-key lookups only.
+-- The careful spend: lock (with lazy refill), idempotent replay, holds,
+-- 402. credits.spend falls back to it whenever its one-statement fast path
+-- cannot decide.
+DROP FUNCTION IF EXISTS credits._spend_locked(text, text, jsonb, double precision, bigint,
+                                              boolean, text, jsonb, timestamptz);
+CREATE FUNCTION credits._spend_locked(
+    p_user_id text, p_block_id text, p_input jsonb, p_duration_seconds double precision,
+    p_amount bigint, p_validate_balance boolean, p_idempotency_key text, p_metadata jsonb,
+    p_at timestamptz,
+    OUT transaction_id bigint, OUT cost bigint, OUT balance bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_at        timestamptz := coalesce(p_at, now());
+    v_hash      uuid;
+    v_available bigint;
+    l           record;
+    r           credits.transactions;
+BEGIN
+    SELECT * INTO l FROM credits._lock(p_user_id, v_at);
+
+    IF p_idempotency_key IS NOT NULL THEN
+        v_hash := credits._hash(jsonb_build_object(
+            'op', 'spend', 'blockId', p_block_id, 'input', p_input,
+            'durationSeconds', p_duration_seconds, 'amount', p_amount,
+            'validateBalance', p_validate_balance, 'metadata', p_metadata, 'at', p_at));
+        r := credits._replay(p_user_id, p_idempotency_key, v_hash);
+        IF r.id IS NOT NULL THEN
+            transaction_id := r.id;
+            cost := -r.amount;
+            balance := r.running_balance;
+            RETURN;
+        END IF;
+    END IF;
+
+    cost := coalesce(p_amount, credits.price(p_block_id, p_input, p_duration_seconds));
+
+    IF p_validate_balance AND cost > 0 THEN
+        v_available := l.o_balance;
+        IF l.o_holds_until > now() THEN
+            v_available := v_available - credits._held(p_user_id);
+        END IF;
+        IF v_available < cost THEN
+            PERFORM ap.raise(402, 'insufficient_credits', 'not enough credits for this spend',
+                jsonb_build_object('balance', l.o_balance, 'available', v_available,
+                                   'cost', cost));
+        END IF;
+    END IF;
+
+    SELECT p.o_id, p.o_balance INTO transaction_id, balance
+    FROM credits._post(p_user_id, l.o_bucket, l.o_balance, l.o_thresholds, 'usage', -cost,
+                       v_at, p_idempotency_key, v_hash, p_block_id, NULL, p_metadata) p;
+END
+$$;
+
+-- POST /users/{userId}/credits/spend: one call from the client.
+-- Fast path, one statement: a conditional UPDATE of the user's balance row
+-- (only when the period is refilled, no hold counts, and the balance covers
+-- the cost; the row lock serialises concurrent spends and the condition is
+-- re-checked on the latest row) plus the ledger INSERT, then the event.
+-- Anything else (first touch, refill due, live holds, idempotency key,
+-- too little balance) goes to credits._spend_locked.
 DROP FUNCTION IF EXISTS credits.spend(text, text, jsonb, double precision, bigint, boolean,
                                       text, jsonb, timestamptz);
 CREATE FUNCTION credits.spend(
@@ -505,11 +564,9 @@ CREATE FUNCTION credits.spend(
     OUT balance        bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_at        timestamptz := coalesce(p_at, now());
-    v_hash      uuid;
-    v_available bigint;
-    l           record;
-    r           credits.transactions;
+    v_at     timestamptz := coalesce(p_at, now());
+    v_period date := credits.month_of(coalesce(p_at, now()));
+    v_thr    bigint[];
 BEGIN
     IF NOT ap.is_ident(p_block_id) THEN
         PERFORM ap.check_ident('blockId', p_block_id);
@@ -519,8 +576,8 @@ BEGIN
     ELSIF jsonb_typeof(p_input) <> 'object' THEN
         PERFORM ap.raise(400, 'invalid_input', 'input must be a JSON object');
     END IF;
-    IF p_metadata IS NOT NULL THEN
-        PERFORM credits._check_json_object('metadata', p_metadata);
+    IF p_metadata IS NOT NULL AND jsonb_typeof(p_metadata) <> 'object' THEN
+        PERFORM ap.raise(400, 'invalid_metadata', 'metadata must be a JSON object');
     END IF;
     IF p_amount IS NOT NULL AND p_amount <= 0 THEN
         PERFORM ap.raise(400, 'invalid_amount', 'amount must be > 0',
@@ -531,43 +588,52 @@ BEGIN
         PERFORM ap.raise(400, 'invalid_duration', 'durationSeconds must be between 0 and 1e15');
     END IF;
 
-    SELECT * INTO l FROM credits._lock(p_user_id, v_at);
+    IF p_idempotency_key IS NULL THEN
+        WITH c AS (
+            SELECT coalesce(p_amount,
+                            (SELECT credits.cost_of(bc.costs, p_input, p_duration_seconds)
+                             FROM credits.block_costs bc WHERE bc.block_id = p_block_id),
+                            0) AS cost),
+        m AS (
+            UPDATE credits.balances b
+            SET balance = b.balance - c.cost, updated_at = now()
+            FROM credits.users u, c
+            WHERE u.user_id = p_user_id
+              AND b.user_id = p_user_id
+              AND b.bucket = credits.bucket_of(u.refill_policy, v_period)
+              AND (CASE u.refill_policy WHEN 'reset' THEN b.refilled
+                                        WHEN 'top_up_to' THEN b.refilled_period >= v_period
+                                        ELSE true END)
+              AND (b.holds_until IS NULL OR b.holds_until <= now())
+              AND (NOT p_validate_balance OR c.cost <= 0 OR b.balance >= c.cost)
+            RETURNING b.balance AS new_balance, b.bucket, c.cost,
+                      u.low_balance_thresholds AS thr)
+        INSERT INTO credits.transactions (user_id, kind, amount, running_balance, effective_at,
+                                          period, bucket, block_id, metadata)
+        SELECT p_user_id, 'usage', -m.cost, m.new_balance, v_at, v_period, m.bucket,
+               p_block_id, coalesce(p_metadata, '{}'::jsonb)
+        FROM m
+        RETURNING id, -amount, running_balance, (SELECT m.thr FROM m)
+        INTO transaction_id, cost, balance, v_thr;
 
-    IF p_idempotency_key IS NOT NULL THEN
-        v_hash := credits._hash(jsonb_build_object(
-            'op', 'spend', 'blockId', p_block_id, 'input', p_input,
-            'durationSeconds', p_duration_seconds, 'amount', p_amount,
-            'validateBalance', p_validate_balance, 'metadata', p_metadata, 'at', p_at));
-        r := credits._replay(p_user_id, p_idempotency_key, v_hash);
-        IF r.id IS NOT NULL THEN
-            transaction_id := r.id;
-            cost := -r.amount;
-            balance := r.running_balance;
+        IF transaction_id IS NOT NULL THEN
+            IF v_thr <> '{}' THEN
+                PERFORM credits._low_balance(p_user_id, v_period, v_thr, balance + cost,
+                                             balance);
+            END IF;
+            PERFORM feed.emit_data('credits.changed',
+                jsonb_build_object('transactionId', transaction_id, 'kind', 'usage',
+                                   'amount', -cost, 'balance', balance,
+                                   'period', to_char(v_period, 'YYYY-MM-DD'),
+                                   'blockId', p_block_id),
+                p_user_id => p_user_id);
             RETURN;
         END IF;
     END IF;
 
-    IF p_amount IS NOT NULL THEN
-        cost := p_amount;
-    ELSE
-        cost := credits.price(p_block_id, p_input, p_duration_seconds);
-    END IF;
-
-    IF p_validate_balance AND cost > 0 THEN
-        v_available := l.o_balance;
-        IF l.o_holds_until > now() THEN
-            v_available := v_available - credits._held(p_user_id);
-        END IF;
-        IF v_available < cost THEN
-            PERFORM ap.raise(402, 'insufficient_credits', 'not enough credits for this spend',
-                jsonb_build_object('balance', l.o_balance, 'available', v_available,
-                                   'cost', cost));
-        END IF;
-    END IF;
-
-    SELECT p.o_id, p.o_balance INTO transaction_id, balance
-    FROM credits._post(p_user_id, l.o_bucket, l.o_balance, l.o_thresholds, 'usage', -cost,
-                       v_at, p_idempotency_key, v_hash, p_block_id, NULL, p_metadata) p;
+    SELECT s.transaction_id, s.cost, s.balance INTO transaction_id, cost, balance
+    FROM credits._spend_locked(p_user_id, p_block_id, p_input, p_duration_seconds, p_amount,
+                               p_validate_balance, p_idempotency_key, p_metadata, p_at) s;
 END
 $$;
 
