@@ -80,30 +80,47 @@ RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- The price of one run given a block's cost entries: the first entry whose
--- filter matches; 0 when none does.
-CREATE OR REPLACE FUNCTION credits.cost_of(p_costs jsonb, p_input jsonb,
-                                           p_duration_seconds double precision)
-RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce((
-        SELECT CASE x.e->>'costType'
-                   WHEN 'run' THEN (x.e->>'amount')::bigint
-                   WHEN 'byte' THEN (x.e->>'amount')::bigint
-                        * ceil(octet_length(coalesce(p_input, '{}'::jsonb)::text) / 1024.0)::bigint
-                   WHEN 'second' THEN (x.e->>'amount')::bigint
-                        * ceil(coalesce(p_duration_seconds, 0))::bigint
-                   ELSE 0 END
-        FROM jsonb_array_elements(coalesce(p_costs, '[]'::jsonb)) WITH ORDINALITY AS x(e, n)
-        WHERE credits.filter_matches(x.e->'filter', coalesce(p_input, '{}'::jsonb))
-        ORDER BY x.n
-        LIMIT 1), 0)
+-- filter matches; 0 when none does. (plpgsql: its plan is cached per
+-- session, unlike a non-inlined SQL function's.)
+DROP FUNCTION IF EXISTS credits.cost_of(jsonb, jsonb, double precision);
+CREATE FUNCTION credits.cost_of(p_costs jsonb, p_input jsonb,
+                                p_duration_seconds double precision)
+RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    e jsonb;
+    i int := 0;
+    n int := coalesce(jsonb_array_length(p_costs), 0);
+BEGIN
+    p_input := coalesce(p_input, '{}'::jsonb);
+    WHILE i < n LOOP
+        e := p_costs -> i;
+        IF credits.filter_matches(e -> 'filter', p_input) THEN
+            RETURN CASE e ->> 'costType'
+                WHEN 'run' THEN (e ->> 'amount')::bigint
+                WHEN 'byte' THEN (e ->> 'amount')::bigint
+                     * ceil(octet_length(p_input::text) / 1024.0)::bigint
+                WHEN 'second' THEN (e ->> 'amount')::bigint
+                     * ceil(coalesce(p_duration_seconds, 0))::bigint
+                ELSE 0 END;
+        END IF;
+        i := i + 1;
+    END LOOP;
+    RETURN 0;
+END
 $$;
 
 -- The price of running block p_block_id with an input (0 for an unpriced block).
-CREATE OR REPLACE FUNCTION credits.price(p_block_id text, p_input jsonb,
-                                         p_duration_seconds double precision DEFAULT NULL)
-RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT credits.cost_of(c.costs, p_input, p_duration_seconds)
-                     FROM credits.block_costs c WHERE c.block_id = p_block_id), 0)
+DROP FUNCTION IF EXISTS credits.price(text, jsonb, double precision);
+CREATE FUNCTION credits.price(p_block_id text, p_input jsonb,
+                              p_duration_seconds double precision DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v bigint;
+BEGIN
+    SELECT credits.cost_of(c.costs, p_input, p_duration_seconds) INTO v
+    FROM credits.block_costs c WHERE c.block_id = p_block_id;
+    RETURN coalesce(v, 0);
+END
 $$;
 
 CREATE OR REPLACE FUNCTION credits.block_costs_json(c credits.block_costs)
@@ -273,10 +290,13 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 $$;
 
 -- Sum of the user's holds that still count (open and not expired).
-CREATE OR REPLACE FUNCTION credits._held(p_user_id text)
-RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT coalesce(sum(h.amount), 0)::bigint FROM credits.holds h
-    WHERE h.user_id = p_user_id AND h.status = 'open' AND h.expires_at > now()
+DROP FUNCTION IF EXISTS credits._held(text);
+CREATE FUNCTION credits._held(p_user_id text)
+RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT coalesce(sum(h.amount), 0)::bigint FROM credits.holds h
+            WHERE h.user_id = p_user_id AND h.status = 'open' AND h.expires_at > now());
+END
 $$;
 
 -- One credits.low_balance event per threshold crossed from >= t to < t, at
@@ -562,7 +582,10 @@ CREATE FUNCTION credits.spend(
     OUT transaction_id bigint,
     OUT cost           bigint,
     OUT balance        bigint)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- the hot statement's plan does not depend on its values: skip re-planning
+SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
     v_at     timestamptz := coalesce(p_at, now());
     v_period date := credits.month_of(coalesce(p_at, now()));
