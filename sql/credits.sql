@@ -933,6 +933,16 @@ BEGIN
 END
 $$;
 
+-- After a hold closes: the spend fast path only needs the holds sum while
+-- some open hold can still count.
+CREATE OR REPLACE FUNCTION credits._refresh_holds_until(p_user_id text, p_bucket date)
+RETURNS void LANGUAGE sql AS $$
+    UPDATE credits.balances
+    SET holds_until = (SELECT max(h.expires_at) FROM credits.holds h
+                       WHERE h.user_id = p_user_id AND h.status = 'open')
+    WHERE user_id = p_user_id AND bucket = p_bucket
+$$;
+
 -- Locks an open, unexpired hold (404 unknown, 409 settled/released/expired).
 CREATE OR REPLACE FUNCTION credits._open_hold(p_user_id text, p_hold_id uuid)
 RETURNS credits.holds LANGUAGE plpgsql AS $$
@@ -991,6 +1001,7 @@ BEGIN
     SET status = 'settled', settled_amount = p_amount, transaction_id = p.o_id,
         closed_at = now()
     WHERE user_id = p_user_id AND id = p_hold_id;
+    PERFORM credits._refresh_holds_until(p_user_id, l.o_bucket);
     RETURN jsonb_build_object('transactionId', p.o_id, 'amount', p_amount,
                               'balance', p.o_balance);
 END
@@ -1008,6 +1019,7 @@ BEGIN
     h := credits._open_hold(p_user_id, p_hold_id);
     UPDATE credits.holds SET status = 'released', closed_at = now()
     WHERE user_id = p_user_id AND id = p_hold_id;
+    PERFORM credits._refresh_holds_until(p_user_id, l.o_bucket);
     v_available := l.o_balance - credits._held(p_user_id);
     PERFORM feed.emit_data('credits.changed',
         jsonb_build_object('holdId', p_hold_id, 'action', 'release', 'amount', h.amount,
