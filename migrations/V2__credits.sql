@@ -61,9 +61,9 @@ CREATE UNIQUE INDEX transactions_idempotency
 -- history, newest first by effective time then id
 CREATE INDEX transactions_history
     ON credits.transactions (user_id, effective_at DESC, id DESC);
--- at most one active refill per user and month
+-- at most one active refill per user, bucket and month
 CREATE UNIQUE INDEX transactions_one_refill
-    ON credits.transactions (user_id, period) WHERE kind = 'refill' AND is_active;
+    ON credits.transactions (user_id, bucket, period) WHERE kind = 'refill' AND is_active;
 
 CREATE TABLE credits.holds (
     user_id          text NOT NULL,

@@ -594,6 +594,7 @@ BEGIN
     IF NOT ap.is_ident(p_block_id) THEN
         PERFORM ap.check_ident('blockId', p_block_id);
     END IF;
+    p_validate_balance := coalesce(p_validate_balance, true);
     IF p_input IS NULL THEN
         p_input := '{}'::jsonb;
     ELSIF jsonb_typeof(p_input) <> 'object' THEN
@@ -806,8 +807,8 @@ BEGIN
     END IF;
     IF p_active AND v_tx.kind = 'refill' AND EXISTS (
         SELECT 1 FROM credits.transactions t
-        WHERE t.user_id = p_user_id AND t.period = v_tx.period AND t.kind = 'refill'
-          AND t.is_active) THEN
+        WHERE t.user_id = p_user_id AND t.bucket = v_tx.bucket AND t.period = v_tx.period
+          AND t.kind = 'refill' AND t.is_active) THEN
         PERFORM ap.raise(409, 'refill_exists', 'this month already has an active refill',
                          jsonb_build_object('period', to_char(v_tx.period, 'YYYY-MM-DD')));
     END IF;

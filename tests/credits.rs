@@ -201,6 +201,22 @@ async fn top_up_to_policy() {
     // policy none: a plain wallet
     put_user(&app, "carol", 1000, "none").await;
     assert_eq!(balance(&app, "carol").await["balance"], 0);
+    // switching policy within a month: the running bucket starts on its own
+    put_user(&app, "dan", 1000, "reset").await;
+    let (s, _) = app
+        .post(
+            &format!("{}/spend", credits_path("dan")),
+            json!({"blockId": "b", "amount": 100}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(balance(&app, "dan").await["balance"], 900);
+    put_user(&app, "dan", 1000, "top_up_to").await;
+    assert_eq!(balance(&app, "dan").await["balance"], 1000);
+    put_user(&app, "dan", 1000, "none").await;
+    assert_eq!(balance(&app, "dan").await["balance"], 1000);
+    put_user(&app, "dan", 1000, "reset").await;
+    assert_eq!(balance(&app, "dan").await["balance"], 900);
     assert_ledger_consistent(&app.db).await;
 }
 
@@ -621,6 +637,18 @@ async fn validate_balance_false_records_debt() {
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["balance"], -500);
     assert_eq!(balance(&app, "debt").await["balance"], -500);
+    // a NULL validateBalance from SQL means the default (true)
+    let e = app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT * FROM credits.spend('debt', 'b', '{}', NULL, 1, NULL)",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "AP402");
     assert_ledger_consistent(&app.db).await;
 }
 
