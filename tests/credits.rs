@@ -145,6 +145,7 @@ async fn reset_month_semantics() {
     assert_eq!(s, 200);
     assert_eq!(balance_at(&app, u, m1).await, 1100);
     assert_ledger_consistent(&app.db).await;
+    assert_every_row_has_event(&app.db).await;
     // every movement wrote a credits.changed event for alice
     assert!(
         count(
@@ -610,6 +611,8 @@ async fn block_costs_api_and_pricing() {
 async fn validate_balance_false_records_debt() {
     let app = TestApp::new().await;
     let p = credits_path("debt");
+    balance(&app, "debt").await;
+    let events = count(&app.db, "SELECT count(*) FROM feed.events").await;
     let (s, e) = app
         .post(
             &format!("{p}/spend"),
@@ -617,6 +620,10 @@ async fn validate_balance_false_records_debt() {
         )
         .await;
     assert_eq!(s, 402);
+    assert_eq!(
+        count(&app.db, "SELECT count(*) FROM feed.events").await,
+        events
+    );
     assert_eq!(error_code(&e), "insufficient_credits");
     assert_eq!(e["error"]["details"]["balance"], 1000);
     assert_eq!(e["error"]["details"]["cost"], 1500);

@@ -115,6 +115,7 @@ async fn random_parallel_movements_keep_the_books() {
         .get(0);
     assert!(min_running >= 0);
     assert_ledger_consistent(&app.db).await;
+    assert_every_row_has_event(&app.db).await;
 }
 
 #[tokio::test]

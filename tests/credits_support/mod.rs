@@ -71,3 +71,22 @@ pub async fn put_user(app: &TestApp, user: &str, amount: i64, policy: &str) {
         .await;
     assert_eq!(s, 200, "{b}");
 }
+
+/// Every ledger row has its `credits.changed` event (written in the same
+/// transaction, so a row without one would be a bug).
+pub async fn assert_every_row_has_event(db: &TestDb) {
+    let missing = count(
+        db,
+        "SELECT count(*) FROM credits.transactions t
+         WHERE NOT EXISTS (
+             SELECT 1 FROM feed.events e
+             WHERE e.type = 'credits.changed' AND e.user_id = t.user_id
+               AND e.body->'data'->>'transactionId' = t.id::text
+               AND NOT (e.body->'data' ? 'action'))",
+    )
+    .await;
+    assert_eq!(
+        missing, 0,
+        "ledger rows without their credits.changed event"
+    );
+}
