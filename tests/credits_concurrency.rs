@@ -251,3 +251,23 @@ async fn concurrent_holds_never_exceed_the_balance() {
     assert_eq!(b["balance"], 1000);
     assert_eq!(b["available"], 0);
 }
+
+#[tokio::test]
+async fn parallel_spends_over_http() {
+    let app = TestApp::new().await;
+    put_user(&app, "hp", 5, "reset").await;
+    let spend_path = format!("{}/spend", credits_path("hp"));
+    let body = json!({"blockId": "b", "amount": 1});
+    let results = join_all((0..10).map(|_| app.post(&spend_path, body.clone()))).await;
+    let ok = results.iter().filter(|(s, _)| *s == 200).count();
+    for (s, b) in &results {
+        assert!(*s == 200 || *s == 402, "{s} {b}");
+        if *s == 402 {
+            assert_eq!(error_code(b), "insufficient_credits");
+        }
+    }
+    assert_eq!(ok, 5);
+    let b = balance(&app, "hp").await;
+    assert_eq!(b["balance"], 0);
+    assert_ledger_consistent(&app.db).await;
+}
