@@ -921,9 +921,11 @@ BEGIN
                                idempotency_key, request_hash)
     VALUES (p_user_id, p_hold_id, v_amount, p_block_id, v_expires, v_available - v_amount,
             p_idempotency_key, v_hash);
+    -- holds count against every period of the user: no balance row of the
+    -- user may take the no-holds fast path while this one can count
     UPDATE credits.balances
-    SET holds_until = greatest(holds_until, v_expires)
-    WHERE user_id = p_user_id AND bucket = l.o_bucket;
+    SET holds_until = v_expires
+    WHERE user_id = p_user_id AND (holds_until IS NULL OR holds_until < v_expires);
     PERFORM feed.emit_data('credits.changed',
         jsonb_build_object('holdId', p_hold_id, 'action', 'hold', 'amount', v_amount,
                            'balance', l.o_balance, 'available', v_available - v_amount),

@@ -713,3 +713,32 @@ async fn reporting_views_for_the_reporting_role() {
         assert_eq!(e.code().unwrap().code(), "42501", "{table}: {e}");
     }
 }
+
+#[tokio::test]
+async fn holds_count_against_every_period() {
+    let app = TestApp::new().await;
+    let p = credits_path("hb");
+    let old = "2024-01-10T00:00:00Z";
+    assert_eq!(balance_at(&app, "hb", old).await, 1000);
+    let (s, _) = app
+        .post(&format!("{p}/holds"), json!({"amount": 600}))
+        .await;
+    assert_eq!(s, 201);
+    let (_, b) = app.get(&format!("{p}?at={old}")).await;
+    assert_eq!(b["available"], 400);
+    let (s, e) = app
+        .post(
+            &format!("{p}/spend"),
+            json!({"blockId": "b", "amount": 500, "at": old}),
+        )
+        .await;
+    assert_eq!(s, 402, "{e}");
+    let (s, _) = app
+        .post(
+            &format!("{p}/spend"),
+            json!({"blockId": "b", "amount": 400, "at": old}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_ledger_consistent(&app.db).await;
+}
