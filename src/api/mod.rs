@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod credits;
 pub mod error;
 pub mod health;
 pub mod keys;
@@ -59,6 +60,12 @@ pub enum ApiTags {
     Messages,
     /// Agent variants: alternative configs, activation, resolved config, performance.
     Variants,
+    /// Credit users and their refill policy.
+    Users,
+    /// Balances, spend, top-up, history, holds.
+    Credits,
+    /// Per-block prices.
+    BlockCosts,
 }
 
 /// Every API of the service. Domains add their struct here.
@@ -70,6 +77,9 @@ pub type Apis = (
     threads::ThreadsApi,
     messages::MessagesApi,
     variants::VariantsApi,
+    credits::UsersApi,
+    credits::CreditsApi,
+    credits::BlockCostsApi,
 );
 
 fn apis() -> Apis {
@@ -81,6 +91,9 @@ fn apis() -> Apis {
         threads::ThreadsApi,
         messages::MessagesApi,
         variants::VariantsApi,
+        credits::UsersApi,
+        credits::CreditsApi,
+        credits::BlockCostsApi,
     )
 }
 

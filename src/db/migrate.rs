@@ -13,6 +13,7 @@ pub const SQL_FILES: &[(&str, &str)] = &[
     ("common.sql", include_str!("../../sql/common.sql")),
     ("events.sql", include_str!("../../sql/events.sql")),
     ("auth.sql", include_str!("../../sql/auth.sql")),
+    ("credits.sql", include_str!("../../sql/credits.sql")),
     ("agents.sql", include_str!("../../sql/agents.sql")),
     ("variants.sql", include_str!("../../sql/variants.sql")),
     ("reporting.sql", include_str!("../../sql/reporting.sql")),

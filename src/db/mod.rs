@@ -2,6 +2,7 @@
 //! calls that domain's SQL functions.
 
 pub mod agents;
+pub mod credits;
 pub mod error;
 pub mod keys;
 pub mod migrate;

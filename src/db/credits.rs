@@ -1,0 +1,243 @@
+//! Credits: thin calls to the credits.* SQL functions (sql/credits.sql).
+//! Most functions answer JSON already in the API's camelCase shape.
+
+use super::DbError;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use serde_json::Value;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+/// Runs `sql` (a prepared, cached statement) and returns its one JSON column.
+async fn json(pool: &Pool, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Value, DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(sql).await?;
+    Ok(client.query_one(&stmt, params).await?.try_get(0)?)
+}
+
+/// What a spend answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spent {
+    pub transaction_id: i64,
+    pub cost: i64,
+    pub balance: i64,
+}
+
+/// The arguments of `credits.spend`.
+#[derive(Debug, Clone, Default)]
+pub struct SpendArgs<'a> {
+    pub block_id: &'a str,
+    pub input: Option<&'a Value>,
+    pub duration_seconds: Option<f64>,
+    pub amount: Option<i64>,
+    pub validate_balance: bool,
+    pub idempotency_key: Option<&'a str>,
+    pub metadata: Option<&'a Value>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// `credits.spend`: one round trip.
+pub async fn spend(pool: &Pool, user_id: &str, a: &SpendArgs<'_>) -> Result<Spent, DbError> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached("SELECT * FROM credits.spend($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .await?;
+    let row = client
+        .query_one(
+            &stmt,
+            &[
+                &user_id,
+                &a.block_id,
+                &a.input,
+                &a.duration_seconds,
+                &a.amount,
+                &a.validate_balance,
+                &a.idempotency_key,
+                &a.metadata,
+                &a.at,
+            ],
+        )
+        .await?;
+    Ok(Spent {
+        transaction_id: row.try_get(0)?,
+        cost: row.try_get(1)?,
+        balance: row.try_get(2)?,
+    })
+}
+
+pub async fn put_user(
+    pool: &Pool,
+    user_id: &str,
+    refill_amount: i64,
+    refill_policy: &str,
+    thresholds: Option<&[i64]>,
+) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT credits.put_user($1, $2, $3, $4)",
+        &[&user_id, &refill_amount, &refill_policy, &thresholds],
+    )
+    .await
+}
+
+pub async fn get_user(pool: &Pool, user_id: &str) -> Result<Value, DbError> {
+    json(pool, "SELECT credits.get_user($1)", &[&user_id]).await
+}
+
+pub async fn get_credits(
+    pool: &Pool,
+    user_id: &str,
+    at: Option<DateTime<Utc>>,
+) -> Result<Value, DbError> {
+    json(pool, "SELECT credits.get_credits($1, $2)", &[&user_id, &at]).await
+}
+
+pub async fn top_up(
+    pool: &Pool,
+    user_id: &str,
+    amount: i64,
+    idempotency_key: Option<&str>,
+    metadata: Option<&Value>,
+    at: Option<DateTime<Utc>>,
+) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT credits.top_up($1, $2, $3, $4, $5)",
+        &[&user_id, &amount, &idempotency_key, &metadata, &at],
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn adjust(
+    pool: &Pool,
+    user_id: &str,
+    amount: i64,
+    kind: &str,
+    reason: &str,
+    idempotency_key: Option<&str>,
+    metadata: Option<&Value>,
+    at: Option<DateTime<Utc>>,
+) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT credits.adjust($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &user_id,
+            &amount,
+            &kind,
+            &reason,
+            &idempotency_key,
+            &metadata,
+            &at,
+        ],
+    )
+    .await
+}
+
+pub async fn list_transactions(
+    pool: &Pool,
+    user_id: &str,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    kind: Option<&str>,
+    limit: i32,
+    after: Option<i64>,
+) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT credits.list_transactions($1, $2, $3, $4, $5, $6)",
+        &[&user_id, &from, &to, &kind, &limit, &after],
+    )
+    .await
+}
+
+pub async fn set_active(
+    pool: &Pool,
+    user_id: &str,
+    transaction_id: i64,
+    active: bool,
+) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT credits.set_active($1, $2, $3)",
+        &[&user_id, &transaction_id, &active],
+    )
+    .await
+}
+
+/// The arguments of `credits.hold`.
+#[derive(Debug, Clone, Default)]
+pub struct HoldArgs<'a> {
+    pub amount: Option<i64>,
+    pub block_id: Option<&'a str>,
+    pub input: Option<&'a Value>,
+    pub duration_seconds: Option<f64>,
+    pub ttl_seconds: Option<i32>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+pub async fn hold(pool: &Pool, user_id: &str, a: &HoldArgs<'_>) -> Result<Value, DbError> {
+    let id = Uuid::new_v4();
+    json(
+        pool,
+        "SELECT credits.hold($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &user_id,
+            &id,
+            &a.amount,
+            &a.block_id,
+            &a.input,
+            &a.duration_seconds,
+            &a.ttl_seconds,
+            &a.idempotency_key,
+        ],
+    )
+    .await
+}
+
+pub async fn settle(
+    pool: &Pool,
+    user_id: &str,
+    hold_id: Uuid,
+    amount: i64,
+    allow_debt: bool,
+) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT credits.settle($1, $2, $3, $4)",
+        &[&user_id, &hold_id, &amount, &allow_debt],
+    )
+    .await
+}
+
+pub async fn release(pool: &Pool, user_id: &str, hold_id: Uuid) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT credits.release($1, $2)",
+        &[&user_id, &hold_id],
+    )
+    .await
+}
+
+pub async fn put_block_costs(pool: &Pool, block_id: &str, costs: &Value) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT credits.put_block_costs($1, $2)",
+        &[&block_id, &costs],
+    )
+    .await
+}
+
+pub async fn get_block_costs(pool: &Pool, block_id: &str) -> Result<Value, DbError> {
+    json(pool, "SELECT credits.get_block_costs($1)", &[&block_id]).await
+}
+
+pub async fn list_block_costs(pool: &Pool, limit: i32, offset: i32) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT credits.list_block_costs($1, $2)",
+        &[&limit, &offset],
+    )
+    .await
+}
