@@ -70,9 +70,12 @@ pub async fn revoke(pool: &Pool, id: Uuid) -> Result<(), DbError> {
 
 pub async fn lookup(pool: &Pool, key_hash: &str) -> Result<Option<KeyGrant>, DbError> {
     let client = pool.get().await?;
-    let row = client
-        .query_opt("SELECT * FROM auth.lookup_key($1)", &[&key_hash])
+    // Runs before every authenticated request: a cached prepared statement
+    // keeps it to one round trip.
+    let stmt = client
+        .prepare_cached("SELECT * FROM auth.lookup_key($1)")
         .await?;
+    let row = client.query_opt(&stmt, &[&key_hash]).await?;
     row.map(|r| {
         Ok(KeyGrant {
             id: r.try_get("id")?,
@@ -85,8 +88,6 @@ pub async fn lookup(pool: &Pool, key_hash: &str) -> Result<Option<KeyGrant>, DbE
 
 pub async fn any_active(pool: &Pool) -> Result<bool, DbError> {
     let client = pool.get().await?;
-    Ok(client
-        .query_one("SELECT auth.any_active_key()", &[])
-        .await?
-        .try_get(0)?)
+    let stmt = client.prepare_cached("SELECT auth.any_active_key()").await?;
+    Ok(client.query_one(&stmt, &[]).await?.try_get(0)?)
 }
