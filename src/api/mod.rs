@@ -6,6 +6,7 @@ pub mod health;
 pub mod keys;
 pub mod limits;
 pub mod organism;
+pub mod usage;
 
 use crate::config::Config;
 use deadpool_postgres::Pool;
@@ -45,13 +46,29 @@ pub enum ApiTags {
     Keys,
     /// This deployment: status, counts, stop/start.
     Organism,
+    /// LLM usage records, totals and per-thread token budgets.
+    Usage,
+    /// Versioned per-model prices (USD per million tokens).
+    ModelPrices,
 }
 
 /// Every API of the service. Domains add their struct here.
-pub type Apis = (health::HealthApi, keys::KeysApi, organism::OrganismApi);
+pub type Apis = (
+    health::HealthApi,
+    keys::KeysApi,
+    organism::OrganismApi,
+    usage::UsageApi,
+    usage::ModelPricesApi,
+);
 
 fn apis() -> Apis {
-    (health::HealthApi, keys::KeysApi, organism::OrganismApi)
+    (
+        health::HealthApi,
+        keys::KeysApi,
+        organism::OrganismApi,
+        usage::UsageApi,
+        usage::ModelPricesApi,
+    )
 }
 
 /// The OpenAPI service (no state needed: also used to print the spec).

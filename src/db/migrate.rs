@@ -13,6 +13,7 @@ pub const SQL_FILES: &[(&str, &str)] = &[
     ("common.sql", include_str!("../../sql/common.sql")),
     ("events.sql", include_str!("../../sql/events.sql")),
     ("auth.sql", include_str!("../../sql/auth.sql")),
+    ("usage.sql", include_str!("../../sql/usage.sql")),
     ("agents.sql", include_str!("../../sql/agents.sql")),
     ("reporting.sql", include_str!("../../sql/reporting.sql")),
 ];

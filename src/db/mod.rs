@@ -5,6 +5,7 @@ pub mod error;
 pub mod keys;
 pub mod migrate;
 pub mod organism;
+pub mod usage;
 
 pub use error::DbError;
 
