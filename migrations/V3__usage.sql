@@ -43,24 +43,27 @@ VALUES ('grok-4.1',          'xai',       3,    15,  '1970-01-01T00:00:00Z'),
 -- price; `price_id` is the price version it was costed at.
 CREATE TABLE usage.records (
     id                 bigint GENERATED ALWAYS AS IDENTITY,
-    thread_id          text NOT NULL,
-    agent_id           text,
-    model              text NOT NULL,
-    provider           text,
+    thread_id          text NOT NULL CHECK (length(thread_id) BETWEEN 1 AND 128),
+    agent_id           text CHECK (length(agent_id) BETWEEN 1 AND 128),
+    model              text NOT NULL CHECK (length(model) BETWEEN 1 AND 128),
+    provider           text CHECK (length(provider) BETWEEN 1 AND 128),
     prompt_tokens      bigint NOT NULL CHECK (prompt_tokens >= 0),
     completion_tokens  bigint NOT NULL CHECK (completion_tokens >= 0),
     latency_ms         bigint CHECK (latency_ms >= 0),
     cost               numeric(20, 6),
     price_id           bigint,
-    user_id            text,
-    variant_id         text,
+    user_id            text CHECK (length(user_id) BETWEEN 1 AND 128),
+    variant_id         text CHECK (length(variant_id) BETWEEN 1 AND 128),
     metadata           jsonb NOT NULL DEFAULT '{}',
     epoch              integer NOT NULL,
     created_at         timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (id, thread_id)
 );
-CREATE INDEX records_created ON usage.records (created_at, id);
-CREATE INDEX records_thread ON usage.records (thread_id, created_at, id);
+-- Few indexes, for ingest speed: the primary key (id order = history order),
+-- BRIN on time (history/daily ranges; records arrive roughly in time order),
+-- and the thread (the distribution key) for per-thread history.
+CREATE INDEX records_created_brin ON usage.records USING brin (created_at);
+CREATE INDEX records_thread ON usage.records (thread_id, id);
 
 -- Per-thread token budgets. `fired` holds the thresholds (percent) whose
 -- event was written; `fired_now` and `joined_epoch` are what the last update

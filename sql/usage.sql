@@ -95,10 +95,20 @@ $$;
 -- The thresholds (percent) reached at `p_total` of `p_max` that are not in `p_fired`.
 CREATE OR REPLACE FUNCTION usage.crossed(p_total bigint, p_max bigint, p_fired smallint[])
 RETURNS smallint[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(array_agg(t ORDER BY t), '{}')
-    FROM unnest('{75,90,95,100}'::smallint[]) t
-    WHERE p_total::numeric * 100 >= t::numeric * p_max
-      AND NOT (t = ANY (p_fired))
+    -- one expression, no subquery: inlined into the callers' upserts
+    SELECT array_remove(ARRAY[
+        CASE WHEN p_total::numeric * 100 >= 75 * p_max::numeric AND NOT (75 = ANY (p_fired)) THEN 75 END,
+        CASE WHEN p_total::numeric * 100 >= 90 * p_max::numeric AND NOT (90 = ANY (p_fired)) THEN 90 END,
+        CASE WHEN p_total::numeric * 100 >= 95 * p_max::numeric AND NOT (95 = ANY (p_fired)) THEN 95 END,
+        CASE WHEN p_total >= p_max AND NOT (100 = ANY (p_fired)) THEN 100 END
+    ]::smallint[], NULL)
+$$;
+
+-- Identifier check without a bounded-repetition regex (much cheaper per row
+-- than ap.is_ident in set-based validation); same rule: 1-128 of [A-Za-z0-9._:@/-].
+CREATE OR REPLACE FUNCTION usage.is_ident(p text)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p IS NOT NULL AND length(p) BETWEEN 1 AND 128 AND p !~ '[^A-Za-z0-9._:@/-]'
 $$;
 
 CREATE OR REPLACE FUNCTION usage.budget_json(p_thread_id text, p_max bigint,
@@ -256,16 +266,16 @@ CREATE FUNCTION usage._ingest(
     p_user_ids text[], p_variant_ids text[], p_metadata jsonb[], p_at timestamptz[],
     OUT inserted integer, OUT total_tokens bigint, OUT total_cost numeric,
     OUT last_id bigint, OUT last_cost numeric)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- the price set is tiny: hash it, never sort the batch for a merge join
+SET enable_mergejoin = off
+AS $$
 DECLARE
     n integer := coalesce(cardinality(p_thread_ids), 0);
     v_epoch integer;
     v_shard smallint := (pg_backend_pid() % 16)::smallint;
-    v_cost numeric[];
-    v_price bigint[];
-    v_prov text[];
     v_bad record;
-    v_joined bigint;
+    v_chars_bad boolean;
     v_events bigint;
 BEGIN
     IF n > usage.max_batch() THEN
@@ -285,80 +295,94 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT x.i - 1 AS idx, x.field INTO v_bad
-    FROM (SELECT i, CASE
-            WHEN NOT ap.is_ident(t) THEN 'threadId'
-            WHEN a IS NOT NULL AND NOT ap.is_ident(a) THEN 'agentId'
-            WHEN NOT ap.is_ident(m) THEN 'model'
-            WHEN pv IS NOT NULL AND length(pv) NOT BETWEEN 1 AND 128 THEN 'provider'
-            WHEN pt IS NULL OR pt < 0 THEN 'promptTokens'
-            WHEN ct IS NULL OR ct < 0 THEN 'completionTokens'
-            WHEN l IS NOT NULL AND l < 0 THEN 'latencyMs'
-            WHEN u IS NOT NULL AND NOT ap.is_ident(u) THEN 'userId'
-            WHEN v IS NOT NULL AND NOT ap.is_ident(v) THEN 'variantId'
-            WHEN md IS NOT NULL AND jsonb_typeof(md) <> 'object' THEN 'metadata'
-          END AS field
-          FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
-                      p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata)
-               WITH ORDINALITY AS r(t, a, m, pv, pt, ct, l, u, v, md, i)) x
-    WHERE x.field IS NOT NULL
-    ORDER BY x.i
-    LIMIT 1;
-    IF FOUND THEN
-        PERFORM ap.raise(400, 'invalid_record',
-            format('record %s: %s is missing or invalid', v_bad.idx, v_bad.field),
-            jsonb_build_object('index', v_bad.idx, 'field', v_bad.field));
+    -- One regex over all identifiers at once; per-row regexes only when it
+    -- found a bad character (to name the first bad record).
+    v_chars_bad := array_to_string(p_thread_ids, '') ~ '[^A-Za-z0-9._:@/-]'
+                OR array_to_string(p_agent_ids, '') ~ '[^A-Za-z0-9._:@/-]'
+                OR array_to_string(p_models, '') ~ '[^A-Za-z0-9._:@/-]'
+                OR array_to_string(p_user_ids, '') ~ '[^A-Za-z0-9._:@/-]'
+                OR array_to_string(p_variant_ids, '') ~ '[^A-Za-z0-9._:@/-]';
+    -- Fast path: whole-array checks (C loops). Only when one fails is every
+    -- record looked at, to name the first bad one. Lengths over 128 are
+    -- caught by the table's CHECK constraints.
+    IF v_chars_bad
+       OR array_position(p_thread_ids, NULL) IS NOT NULL OR '' = ANY (p_thread_ids)
+       OR '' = ANY (p_agent_ids)
+       OR array_position(p_models, NULL) IS NOT NULL OR '' = ANY (p_models)
+       OR '' = ANY (p_providers) OR '' = ANY (p_user_ids) OR '' = ANY (p_variant_ids)
+       OR array_position(p_prompt_tokens, NULL) IS NOT NULL OR 0 > ANY (p_prompt_tokens)
+       OR array_position(p_completion_tokens, NULL) IS NOT NULL OR 0 > ANY (p_completion_tokens)
+       OR coalesce(0 > ANY (p_latency_ms), false)
+       OR cardinality(array_remove(p_metadata, NULL)) > 0 THEN
+        SELECT x.i - 1 AS idx, x.field INTO v_bad
+        FROM (SELECT i, CASE
+                WHEN t IS NULL OR length(t) NOT BETWEEN 1 AND 128
+                     OR (v_chars_bad AND t ~ '[^A-Za-z0-9._:@/-]') THEN 'threadId'
+                WHEN a IS NOT NULL AND (length(a) NOT BETWEEN 1 AND 128
+                     OR (v_chars_bad AND a ~ '[^A-Za-z0-9._:@/-]')) THEN 'agentId'
+                WHEN m IS NULL OR length(m) NOT BETWEEN 1 AND 128
+                     OR (v_chars_bad AND m ~ '[^A-Za-z0-9._:@/-]') THEN 'model'
+                WHEN pv IS NOT NULL AND length(pv) NOT BETWEEN 1 AND 128 THEN 'provider'
+                WHEN pt IS NULL OR pt < 0 THEN 'promptTokens'
+                WHEN ct IS NULL OR ct < 0 THEN 'completionTokens'
+                WHEN l IS NOT NULL AND l < 0 THEN 'latencyMs'
+                WHEN u IS NOT NULL AND (length(u) NOT BETWEEN 1 AND 128
+                     OR (v_chars_bad AND u ~ '[^A-Za-z0-9._:@/-]')) THEN 'userId'
+                WHEN v IS NOT NULL AND (length(v) NOT BETWEEN 1 AND 128
+                     OR (v_chars_bad AND v ~ '[^A-Za-z0-9._:@/-]')) THEN 'variantId'
+                WHEN md IS NOT NULL AND jsonb_typeof(md) <> 'object' THEN 'metadata'
+              END AS field
+              FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
+                          p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata)
+                   WITH ORDINALITY AS r(t, a, m, pv, pt, ct, l, u, v, md, i)) x
+        WHERE x.field IS NOT NULL
+        ORDER BY x.i
+        LIMIT 1;
+        IF FOUND THEN
+            PERFORM ap.raise(400, 'invalid_record',
+                format('record %s: %s is missing or invalid', v_bad.idx, v_bad.field),
+                jsonb_build_object('index', v_bad.idx, 'field', v_bad.field));
+        END IF;
     END IF;
 
     PERFORM pg_advisory_xact_lock_shared(usage.epoch_lock_key());
     v_epoch := usage.current_epoch();
 
-    -- Price: one lookup per distinct (model, time), joined back to the records.
-    WITH x AS (
-        SELECT r.i, lower(r.m) AS lm, coalesce(r.at, now()) AS at, r.pt, r.ct
-        FROM unnest(p_models, p_at, p_prompt_tokens, p_completion_tokens)
-             WITH ORDINALITY AS r(m, at, pt, ct, i)),
-    d AS (SELECT DISTINCT lm, at FROM x),
-    pr AS (SELECT d.lm, d.at, p.id, p.provider, p.prompt_per_million AS ppm,
-                  p.completion_per_million AS cpm
-           FROM d LEFT JOIN LATERAL usage.price_at(d.lm, d.at) p ON true)
-    SELECT array_agg(round((x.pt * pr.ppm + x.ct * pr.cpm) / 1000000, 6) ORDER BY x.i),
-           array_agg(pr.id ORDER BY x.i),
-           array_agg(pr.provider ORDER BY x.i)
-    INTO v_cost, v_price, v_prov
-    FROM x JOIN pr ON pr.lm = x.lm AND pr.at = x.at;
-
-    WITH ins AS (
+    -- One statement: price (one lookup per distinct model and time, hash-joined
+    -- back), insert, then one aggregated upsert per budget/rollup table. The
+    -- upserts lock rows in key order and in the same table order in every
+    -- call, so concurrent batches queue but never deadlock.
+    WITH pr AS MATERIALIZED (
+        SELECT d.lm, d.at, p.id, p.provider, p.prompt_per_million AS ppm,
+               p.completion_per_million AS cpm
+        FROM (SELECT DISTINCT lower(r.m) AS lm, coalesce(r.at, now()) AS at
+              FROM unnest(p_models, p_at) AS r(m, at)) d
+        LEFT JOIN LATERAL usage.price_at(d.lm, d.at) p ON true),
+    src AS MATERIALIZED (
+        SELECT r.t, r.a, r.m, pr.lm, coalesce(r.pv, pr.provider) AS pv, r.pt, r.ct, r.l,
+               round((r.pt * pr.ppm + r.ct * pr.cpm) / 1000000, 6) AS c, pr.id AS pid,
+               r.u, r.v, coalesce(r.md, '{}'::jsonb) AS md, pr.at
+        FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
+                    p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata, p_at)
+             AS r(t, a, m, pv, pt, ct, l, u, v, md, at)
+        JOIN pr ON pr.lm = lower(r.m) AND pr.at = coalesce(r.at, now())),
+    ins AS (
         INSERT INTO usage.records (thread_id, agent_id, model, provider, prompt_tokens,
                                    completion_tokens, latency_ms, cost, price_id, user_id,
                                    variant_id, metadata, epoch, created_at)
-        SELECT t, a, m, coalesce(pv, dpv), pt, ct, l, c, pid, u, v, coalesce(md, '{}'::jsonb),
-               v_epoch, coalesce(at, now())
-        FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
-                    p_completion_tokens, p_latency_ms, v_cost, v_price, v_prov, p_user_ids,
-                    p_variant_ids, p_metadata, p_at)
-             AS r(t, a, m, pv, pt, ct, l, c, pid, dpv, u, v, md, at)
-        RETURNING id, prompt_tokens + completion_tokens AS tt, cost)
-    SELECT count(*), coalesce(sum(tt), 0), coalesce(sum(cost), 0), max(id), max(cost)
-    INTO inserted, total_tokens, total_cost, last_id, last_cost
-    FROM ins;
-
-    -- Budgets: one aggregated upsert, rows locked in thread order; thresholds
-    -- newly reached are recorded in the same row update, so each fires once.
-    WITH agg AS (
-        SELECT r.t AS thread_id, sum(r.pt)::bigint AS sp, sum(r.ct)::bigint AS sc
-        FROM unnest(p_thread_ids, p_prompt_tokens, p_completion_tokens) AS r(t, pt, ct)
-        GROUP BY r.t),
+        SELECT t, a, m, pv, pt, ct, l, c, pid, u, v, md, v_epoch, at FROM src),
+    -- Budgets: thresholds newly reached are recorded in the same row update,
+    -- under the row lock, so each fires once per thread.
     up AS (
         INSERT INTO usage.thread_budgets AS b (thread_id, max_tokens, prompt_tokens,
                                                completion_tokens, fired, fired_now,
                                                last_epoch, joined_epoch)
-        SELECT agg.thread_id, usage.default_max_tokens(), agg.sp, agg.sc,
-               usage.crossed(agg.sp + agg.sc, usage.default_max_tokens(), '{}'),
-               usage.crossed(agg.sp + agg.sc, usage.default_max_tokens(), '{}'),
+        SELECT g.t, usage.default_max_tokens(), g.sp, g.sc,
+               usage.crossed(g.sp + g.sc, usage.default_max_tokens(), '{}'),
+               usage.crossed(g.sp + g.sc, usage.default_max_tokens(), '{}'),
                v_epoch, true
-        FROM agg
-        ORDER BY agg.thread_id
+        FROM (SELECT t, sum(pt)::bigint AS sp, sum(ct)::bigint AS sc FROM src GROUP BY t) g
+        ORDER BY g.t
         ON CONFLICT (thread_id) DO UPDATE SET
             prompt_tokens = b.prompt_tokens + excluded.prompt_tokens,
             completion_tokens = b.completion_tokens + excluded.completion_tokens,
@@ -377,60 +401,62 @@ BEGIN
         SELECT usage.emit_thresholds(up.thread_id, up.max_tokens, up.total, up.fired_now) AS k
         FROM up
         WHERE cardinality(up.fired_now) > 0
-        ORDER BY up.thread_id)
-    SELECT (SELECT count(*) FROM up WHERE up.joined_epoch), (SELECT coalesce(sum(k), 0) FROM ev)
-    INTO v_joined, v_events;
-
-    IF v_joined > 0 THEN
+        ORDER BY up.thread_id),
+    ue AS (
         INSERT INTO usage.epoch_rollup AS e (epoch, shard, active_threads)
-        VALUES (v_epoch, v_shard, v_joined)
-        ON CONFLICT (epoch, shard) DO UPDATE SET active_threads = e.active_threads + excluded.active_threads;
+        SELECT v_epoch, v_shard, count(*) FROM up WHERE up.joined_epoch HAVING count(*) > 0
+        ON CONFLICT (epoch, shard) DO UPDATE SET active_threads = e.active_threads + excluded.active_threads),
+    ua AS (
+        INSERT INTO usage.agent_rollup AS g (epoch, agent_id, shard, prompt_tokens, completion_tokens,
+                                             request_count, cost, latency_sum, latency_count)
+        SELECT v_epoch, coalesce(a, ''), v_shard, sum(pt), sum(ct), count(*),
+               coalesce(sum(c), 0), coalesce(sum(l), 0), count(l)
+        FROM src
+        GROUP BY coalesce(a, '')
+        ORDER BY coalesce(a, '')
+        ON CONFLICT (epoch, agent_id, shard) DO UPDATE SET
+            prompt_tokens = g.prompt_tokens + excluded.prompt_tokens,
+            completion_tokens = g.completion_tokens + excluded.completion_tokens,
+            request_count = g.request_count + excluded.request_count,
+            cost = g.cost + excluded.cost,
+            latency_sum = g.latency_sum + excluded.latency_sum,
+            latency_count = g.latency_count + excluded.latency_count),
+    um AS (
+        INSERT INTO usage.model_rollup AS g (epoch, model, shard, prompt_tokens, completion_tokens,
+                                             request_count, cost, latency_sum, latency_count)
+        SELECT v_epoch, lm, v_shard, sum(pt), sum(ct), count(*),
+               coalesce(sum(c), 0), coalesce(sum(l), 0), count(l)
+        FROM src
+        GROUP BY lm
+        ORDER BY lm
+        ON CONFLICT (epoch, model, shard) DO UPDATE SET
+            prompt_tokens = g.prompt_tokens + excluded.prompt_tokens,
+            completion_tokens = g.completion_tokens + excluded.completion_tokens,
+            request_count = g.request_count + excluded.request_count,
+            cost = g.cost + excluded.cost,
+            latency_sum = g.latency_sum + excluded.latency_sum,
+            latency_count = g.latency_count + excluded.latency_count),
+    ud AS (
+        INSERT INTO usage.daily_rollup AS g (day, shard, prompt_tokens, completion_tokens,
+                                             request_count, cost)
+        SELECT (at AT TIME ZONE 'UTC')::date, v_shard, sum(pt), sum(ct), count(*),
+               coalesce(sum(c), 0)
+        FROM src
+        GROUP BY 1
+        ORDER BY 1
+        ON CONFLICT (day, shard) DO UPDATE SET
+            prompt_tokens = g.prompt_tokens + excluded.prompt_tokens,
+            completion_tokens = g.completion_tokens + excluded.completion_tokens,
+            request_count = g.request_count + excluded.request_count,
+            cost = g.cost + excluded.cost)
+    SELECT count(*), coalesce(sum(pt + ct), 0), coalesce(sum(c), 0), max(c),
+           (SELECT coalesce(sum(k), 0) FROM ev)
+    INTO inserted, total_tokens, total_cost, last_cost, v_events
+    FROM src;
+    IF inserted <> n THEN
+        RAISE EXCEPTION 'usage._ingest: % of % records priced', inserted, n;
     END IF;
-
-    INSERT INTO usage.agent_rollup AS g (epoch, agent_id, shard, prompt_tokens, completion_tokens,
-                                         request_count, cost, latency_sum, latency_count)
-    SELECT v_epoch, coalesce(r.a, ''), v_shard, sum(r.pt), sum(r.ct), count(*),
-           coalesce(sum(r.c), 0), coalesce(sum(r.l), 0), count(r.l)
-    FROM unnest(p_agent_ids, p_prompt_tokens, p_completion_tokens, v_cost, p_latency_ms)
-         AS r(a, pt, ct, c, l)
-    GROUP BY coalesce(r.a, '')
-    ORDER BY coalesce(r.a, '')
-    ON CONFLICT (epoch, agent_id, shard) DO UPDATE SET
-        prompt_tokens = g.prompt_tokens + excluded.prompt_tokens,
-        completion_tokens = g.completion_tokens + excluded.completion_tokens,
-        request_count = g.request_count + excluded.request_count,
-        cost = g.cost + excluded.cost,
-        latency_sum = g.latency_sum + excluded.latency_sum,
-        latency_count = g.latency_count + excluded.latency_count;
-
-    INSERT INTO usage.model_rollup AS g (epoch, model, shard, prompt_tokens, completion_tokens,
-                                         request_count, cost, latency_sum, latency_count)
-    SELECT v_epoch, lower(r.m), v_shard, sum(r.pt), sum(r.ct), count(*),
-           coalesce(sum(r.c), 0), coalesce(sum(r.l), 0), count(r.l)
-    FROM unnest(p_models, p_prompt_tokens, p_completion_tokens, v_cost, p_latency_ms)
-         AS r(m, pt, ct, c, l)
-    GROUP BY lower(r.m)
-    ORDER BY lower(r.m)
-    ON CONFLICT (epoch, model, shard) DO UPDATE SET
-        prompt_tokens = g.prompt_tokens + excluded.prompt_tokens,
-        completion_tokens = g.completion_tokens + excluded.completion_tokens,
-        request_count = g.request_count + excluded.request_count,
-        cost = g.cost + excluded.cost,
-        latency_sum = g.latency_sum + excluded.latency_sum,
-        latency_count = g.latency_count + excluded.latency_count;
-
-    INSERT INTO usage.daily_rollup AS g (day, shard, prompt_tokens, completion_tokens,
-                                         request_count, cost)
-    SELECT (coalesce(r.at, now()) AT TIME ZONE 'UTC')::date, v_shard, sum(r.pt), sum(r.ct),
-           count(*), coalesce(sum(r.c), 0)
-    FROM unnest(p_at, p_prompt_tokens, p_completion_tokens, v_cost) AS r(at, pt, ct, c)
-    GROUP BY 1
-    ORDER BY 1
-    ON CONFLICT (day, shard) DO UPDATE SET
-        prompt_tokens = g.prompt_tokens + excluded.prompt_tokens,
-        completion_tokens = g.completion_tokens + excluded.completion_tokens,
-        request_count = g.request_count + excluded.request_count,
-        cost = g.cost + excluded.cost;
+    last_id := currval(pg_get_serial_sequence('usage.records', 'id'));
 END
 $$;
 
@@ -603,15 +629,15 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
         'metadata', r.metadata, 'createdAt', ap.ts(r.created_at))
 $$;
 
--- GET /usage/history: newest first (createdAt, then id); keyset cursor `after`
--- = the last id seen. Every epoch.
+-- GET /usage/history: newest first, i.e. most recently recorded first (id
+-- order; a record back-dated with `at` sorts where it was recorded); keyset
+-- cursor `after` = the last id seen. Every epoch.
 CREATE OR REPLACE FUNCTION usage.history(p_start timestamptz, p_end timestamptz,
                                          p_agent_id text, p_model text, p_thread_id text,
                                          p_limit integer, p_after bigint)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_limit integer := coalesce(p_limit, 50);
-    v_after_ts timestamptz;
     v_rows jsonb;
     v_count integer;
     v_last bigint;
@@ -622,16 +648,9 @@ BEGIN
     IF p_agent_id IS NOT NULL THEN PERFORM ap.check_ident('agentId', p_agent_id); END IF;
     IF p_model IS NOT NULL THEN PERFORM ap.check_ident('model', p_model); END IF;
     IF p_thread_id IS NOT NULL THEN PERFORM ap.check_ident('threadId', p_thread_id); END IF;
-    IF p_after IS NOT NULL THEN
-        SELECT created_at INTO v_after_ts FROM usage.records WHERE id = p_after;
-        IF NOT FOUND THEN
-            PERFORM ap.raise(400, 'invalid_cursor', 'after is not the id of a usage record',
-                             jsonb_build_object('after', p_after));
-        END IF;
-    END IF;
-    SELECT coalesce(jsonb_agg(usage.record_json(s) ORDER BY s.created_at DESC, s.id DESC), '[]'::jsonb),
+    SELECT coalesce(jsonb_agg(usage.record_json(s) ORDER BY s.id DESC), '[]'::jsonb),
            count(*),
-           (array_agg(s.id ORDER BY s.created_at, s.id))[1]
+           min(s.id)
     INTO v_rows, v_count, v_last
     FROM (SELECT r.*
           FROM usage.records r
@@ -640,8 +659,8 @@ BEGIN
             AND (p_agent_id IS NULL OR r.agent_id = p_agent_id)
             AND (p_model IS NULL OR lower(r.model) = lower(p_model))
             AND (p_thread_id IS NULL OR r.thread_id = p_thread_id)
-            AND (p_after IS NULL OR (r.created_at, r.id) < (v_after_ts, p_after))
-          ORDER BY r.created_at DESC, r.id DESC
+            AND (p_after IS NULL OR r.id < p_after)
+          ORDER BY r.id DESC
           LIMIT v_limit) s;
     RETURN jsonb_build_object('records', v_rows, 'count', v_count,
                               'nextAfter', CASE WHEN v_count = v_limit THEN v_last END);
