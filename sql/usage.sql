@@ -361,16 +361,17 @@ BEGIN
     src AS MATERIALIZED (
         SELECT r.t, r.a, r.m, pr.lm, coalesce(r.pv, pr.provider) AS pv, r.pt, r.ct, r.l,
                round((r.pt * pr.ppm + r.ct * pr.cpm) / 1000000, 6) AS c, pr.id AS pid,
-               r.u, r.v, coalesce(r.md, '{}'::jsonb) AS md, pr.at
+               r.u, r.v, coalesce(r.md, '{}'::jsonb) AS md, pr.at, r.i
         FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
                     p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata, p_at)
-             AS r(t, a, m, pv, pt, ct, l, u, v, md, at)
+             WITH ORDINALITY AS r(t, a, m, pv, pt, ct, l, u, v, md, at, i)
         JOIN pr ON pr.lm = lower(r.m) AND pr.at = coalesce(r.at, now())),
     ins AS (
         INSERT INTO usage.records (thread_id, agent_id, model, provider, prompt_tokens,
                                    completion_tokens, latency_ms, cost, price_id, user_id,
                                    variant_id, metadata, epoch, created_at)
-        SELECT t, a, m, pv, pt, ct, l, c, pid, u, v, md, v_epoch, at FROM src),
+        -- ids follow the order of the batch
+        SELECT t, a, m, pv, pt, ct, l, c, pid, u, v, md, v_epoch, at FROM src ORDER BY i),
     -- Budgets: thresholds newly reached are recorded in the same row update,
     -- under the row lock, so each fires once per thread.
     up AS (

@@ -296,7 +296,11 @@ pub struct ModelPricesApi;
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::ModelPrices")]
 impl ModelPricesApi {
     /// The price of every model in effect now.
-    #[oai(path = "/model-prices", method = "get", operation_id = "listModelPrices")]
+    #[oai(
+        path = "/model-prices",
+        method = "get",
+        operation_id = "listModelPrices"
+    )]
     async fn list(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<ModelPriceList>> {
         auth.require(Role::Reader)?;
         parse(db::usage::list_prices(&state.pool).await?).map(Json)
@@ -304,7 +308,11 @@ impl ModelPricesApi {
 
     /// Set a model's price (admin): a new version effective from now; records
     /// already written keep the price they were costed at.
-    #[oai(path = "/model-prices/:model", method = "put", operation_id = "setModelPrice")]
+    #[oai(
+        path = "/model-prices/:model",
+        method = "put",
+        operation_id = "setModelPrice"
+    )]
     async fn set(
         &self,
         auth: Auth,
@@ -387,7 +395,11 @@ impl UsageApi {
     }
 
     /// Thread budgets, highest `percentUsed` first.
-    #[oai(path = "/usage/threads", method = "get", operation_id = "listThreadBudgets")]
+    #[oai(
+        path = "/usage/threads",
+        method = "get",
+        operation_id = "listThreadBudgets"
+    )]
     async fn list_threads(
         &self,
         auth: Auth,
@@ -396,9 +408,8 @@ impl UsageApi {
         #[oai(validator(minimum(value = "0")))] offset: Query<Option<i32>>,
     ) -> ApiResult<Json<ThreadBudgetList>> {
         auth.require(Role::Reader)?;
-        let v =
-            db::usage::list_budgets(&state.pool, limit.0.unwrap_or(50), offset.0.unwrap_or(0))
-                .await?;
+        let v = db::usage::list_budgets(&state.pool, limit.0.unwrap_or(50), offset.0.unwrap_or(0))
+            .await?;
         parse(v).map(Json)
     }
 
@@ -447,15 +458,20 @@ impl UsageApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "agentId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-        agent_id: Path<String>,
+        #[oai(name = "agentId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] agent_id: Path<
+            String,
+        >,
     ) -> ApiResult<Json<AgentUsage>> {
         auth.require(Role::Reader)?;
         parse(db::usage::agent_totals(&state.pool, &agent_id).await?).map(Json)
     }
 
     /// One model's totals in the current epoch (zeros when it has none).
-    #[oai(path = "/usage/models/:model", method = "get", operation_id = "getModelUsage")]
+    #[oai(
+        path = "/usage/models/:model",
+        method = "get",
+        operation_id = "getModelUsage"
+    )]
     async fn model(
         &self,
         auth: Auth,
@@ -475,7 +491,11 @@ impl UsageApi {
     }
 
     /// Usage records, newest first, across every epoch; keyset paging with `after`.
-    #[oai(path = "/usage/history", method = "get", operation_id = "getUsageHistory")]
+    #[oai(
+        path = "/usage/history",
+        method = "get",
+        operation_id = "getUsageHistory"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn history(
         &self,

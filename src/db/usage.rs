@@ -44,7 +44,12 @@ pub async fn set_price(
     json(
         pool,
         "SELECT usage.set_price($1, $2, $3::float8::numeric, $4::float8::numeric)",
-        &[&model, &provider, &prompt_per_million, &completion_per_million],
+        &[
+            &model,
+            &provider,
+            &prompt_per_million,
+            &completion_per_million,
+        ],
     )
     .await
 }
