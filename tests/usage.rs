@@ -839,9 +839,12 @@ mod property {
     use super::*;
     use proptest::prelude::*;
 
+    /// thread, agent, model, prompt, completion, latency, day offset
+    type BatchRec = (u8, u8, u8, i64, i64, Option<i64>, i64);
+
     #[derive(Debug, Clone)]
     enum Op {
-        Batch(Vec<(u8, u8, u8, i64, i64, Option<i64>, i64)>),
+        Batch(Vec<BatchRec>),
         Single(u8, u8, u8, i64, i64),
         Reset,
     }
