@@ -43,9 +43,9 @@ VALUES ('grok-4.1',          'xai',       3,    15,  '1970-01-01T00:00:00Z'),
 -- price; `price_id` is the price version it was costed at.
 CREATE TABLE usage.records (
     id                 bigint GENERATED ALWAYS AS IDENTITY,
-    thread_id          text NOT NULL CHECK (length(thread_id) BETWEEN 1 AND 128),
-    agent_id           text CHECK (length(agent_id) BETWEEN 1 AND 128),
-    model              text NOT NULL CHECK (length(model) BETWEEN 1 AND 128),
+    thread_id          text COLLATE "C" NOT NULL CHECK (length(thread_id) BETWEEN 1 AND 128),
+    agent_id           text COLLATE "C" CHECK (length(agent_id) BETWEEN 1 AND 128),
+    model              text COLLATE "C" NOT NULL CHECK (length(model) BETWEEN 1 AND 128),
     provider           text CHECK (length(provider) BETWEEN 1 AND 128),
     prompt_tokens      bigint NOT NULL CHECK (prompt_tokens >= 0),
     completion_tokens  bigint NOT NULL CHECK (completion_tokens >= 0),
@@ -59,17 +59,19 @@ CREATE TABLE usage.records (
     created_at         timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (id, thread_id)
 );
--- Few indexes, for ingest speed: the primary key (id order = history order),
--- BRIN on time (history/daily ranges; records arrive roughly in time order),
--- and the thread (the distribution key) for per-thread history.
+-- Few and cheap indexes, for ingest speed: the primary key (id order =
+-- history order), BRIN on time (history/daily ranges; records arrive roughly
+-- in time order), and a hash index on the thread (the distribution key) for
+-- per-thread history. Identifier columns use the "C" collation: byte
+-- comparisons, much cheaper than a locale's in every index and rollup key.
 CREATE INDEX records_created_brin ON usage.records USING brin (created_at);
-CREATE INDEX records_thread ON usage.records (thread_id, id);
+CREATE INDEX records_thread ON usage.records USING hash (thread_id);
 
 -- Per-thread token budgets. `fired` holds the thresholds (percent) whose
 -- event was written; `fired_now` and `joined_epoch` are what the last update
 -- changed (PostgreSQL 15 has no RETURNING OLD), read back in the same statement.
 CREATE TABLE usage.thread_budgets (
-    thread_id          text PRIMARY KEY,
+    thread_id          text COLLATE "C" PRIMARY KEY,
     max_tokens         bigint NOT NULL CHECK (max_tokens >= 1),
     prompt_tokens      bigint NOT NULL DEFAULT 0,
     completion_tokens  bigint NOT NULL DEFAULT 0,
@@ -86,7 +88,7 @@ CREATE TABLE usage.thread_budgets (
 -- not queue on one hot row; readers sum the shards.
 CREATE TABLE usage.agent_rollup (
     epoch              integer NOT NULL,
-    agent_id           text NOT NULL,          -- '' = records without an agent
+    agent_id           text COLLATE "C" NOT NULL,  -- '' = records without an agent
     shard              smallint NOT NULL,
     prompt_tokens      bigint NOT NULL DEFAULT 0,
     completion_tokens  bigint NOT NULL DEFAULT 0,
@@ -99,7 +101,7 @@ CREATE TABLE usage.agent_rollup (
 
 CREATE TABLE usage.model_rollup (
     epoch              integer NOT NULL,
-    model              text NOT NULL,          -- lower-case model as recorded
+    model              text COLLATE "C" NOT NULL,  -- lower-case model as recorded
     shard              smallint NOT NULL,
     prompt_tokens      bigint NOT NULL DEFAULT 0,
     completion_tokens  bigint NOT NULL DEFAULT 0,
