@@ -266,16 +266,19 @@ CREATE FUNCTION usage._ingest(
     p_user_ids text[], p_variant_ids text[], p_metadata jsonb[], p_at timestamptz[],
     OUT inserted integer, OUT total_tokens bigint, OUT total_cost numeric,
     OUT last_id bigint, OUT last_cost numeric)
-LANGUAGE plpgsql
--- the price set is tiny: hash it, never sort the batch for a merge join
-SET enable_mergejoin = off
-AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     n integer := coalesce(cardinality(p_thread_ids), 0);
     v_epoch integer;
     v_shard smallint := (pg_backend_pid() % 16)::smallint;
     v_bad record;
     v_chars_bad boolean;
+    v_all_now boolean;
+    v_keys text[];
+    v_pid bigint[];
+    v_prov text[];
+    v_ppm numeric[];
+    v_cpm numeric[];
     v_events bigint;
 BEGIN
     IF n > usage.max_batch() THEN
@@ -348,30 +351,40 @@ BEGIN
     PERFORM pg_advisory_xact_lock_shared(usage.epoch_lock_key());
     v_epoch := usage.current_epoch();
 
-    -- One statement: price (one lookup per distinct model and time, hash-joined
-    -- back), insert, then one aggregated upsert per budget/rollup table. The
-    -- upserts lock rows in key order and in the same table order in every
-    -- call, so concurrent batches queue but never deadlock.
-    WITH pr AS MATERIALIZED (
-        SELECT d.lm, d.at, p.id, p.provider, p.prompt_per_million AS ppm,
-               p.completion_per_million AS cpm
-        FROM (SELECT DISTINCT lower(r.m) AS lm, coalesce(r.at, now()) AS at
-              FROM unnest(p_models, p_at) AS r(m, at)) d
-        LEFT JOIN LATERAL usage.price_at(d.lm, d.at) p ON true),
-    src AS MATERIALIZED (
-        SELECT r.t, r.a, r.m, pr.lm, coalesce(r.pv, pr.provider) AS pv, r.pt, r.ct, r.l,
-               round((r.pt * pr.ppm + r.ct * pr.cpm) / 1000000, 6) AS c, pr.id AS pid,
-               r.u, r.v, coalesce(r.md, '{}'::jsonb) AS md, pr.at, r.i
-        FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
-                    p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata, p_at)
-             WITH ORDINALITY AS r(t, a, m, pv, pt, ct, l, u, v, md, at, i)
-        JOIN pr ON pr.lm = lower(r.m) AND pr.at = coalesce(r.at, now())),
+    -- Price: one lookup per distinct (model, time), kept in small arrays; each
+    -- record finds its entry with array_position (no join, no sort, so the
+    -- records keep the batch's order). When no record has `at` (the usual
+    -- case) the key is the model alone.
+    v_all_now := cardinality(array_remove(p_at, NULL)) = 0;
+    SELECT array_agg(d.k), array_agg(p.id), array_agg(p.provider),
+           array_agg(p.prompt_per_million), array_agg(p.completion_per_million)
+    INTO v_keys, v_pid, v_prov, v_ppm, v_cpm
+    FROM (SELECT DISTINCT
+                 lower(r.m) || CASE WHEN v_all_now THEN '' ELSE '|' || coalesce(r.at, now())::text END AS k,
+                 lower(r.m) AS lm, coalesce(r.at, now()) AS at
+          FROM unnest(p_models, p_at) AS r(m, at)) d
+    LEFT JOIN LATERAL usage.price_at(d.lm, d.at) p ON true;
+
+    -- One statement: insert, then one aggregated upsert per budget/rollup
+    -- table. The upserts lock rows in key order and take the tables in the
+    -- same order in every call, so concurrent batches queue but never deadlock.
+    WITH src AS MATERIALIZED (
+        SELECT r.t, r.a, r.m, r.lm, coalesce(r.pv, v_prov[r.i]) AS pv, r.pt, r.ct, r.l,
+               round((r.pt * v_ppm[r.i] + r.ct * v_cpm[r.i]) / 1000000, 6) AS c, v_pid[r.i] AS pid,
+               r.u, r.v, coalesce(r.md, '{}'::jsonb) AS md, coalesce(r.at, now()) AS at
+        FROM (SELECT x.*, lower(x.m) AS lm,
+                     array_position(v_keys, lower(x.m) || CASE WHEN v_all_now THEN ''
+                                    ELSE '|' || coalesce(x.at, now())::text END) AS i
+              FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
+                          p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids,
+                          p_metadata, p_at) AS x(t, a, m, pv, pt, ct, l, u, v, md, at)
+              OFFSET 0) r),
     ins AS (
         INSERT INTO usage.records (thread_id, agent_id, model, provider, prompt_tokens,
                                    completion_tokens, latency_ms, cost, price_id, user_id,
                                    variant_id, metadata, epoch, created_at)
-        -- ids follow the order of the batch
-        SELECT t, a, m, pv, pt, ct, l, c, pid, u, v, md, v_epoch, at FROM src ORDER BY i),
+        -- ids follow the order of the batch (src is read in array order)
+        SELECT t, a, m, pv, pt, ct, l, c, pid, u, v, md, v_epoch, at FROM src),
     -- Budgets: thresholds newly reached are recorded in the same row update,
     -- under the row lock, so each fires once per thread.
     up AS (
@@ -454,9 +467,6 @@ BEGIN
            (SELECT coalesce(sum(k), 0) FROM ev)
     INTO inserted, total_tokens, total_cost, last_cost, v_events
     FROM src;
-    IF inserted <> n THEN
-        RAISE EXCEPTION 'usage._ingest: % of % records priced', inserted, n;
-    END IF;
     last_id := currval(pg_get_serial_sequence('usage.records', 'id'));
 END
 $$;
