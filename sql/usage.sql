@@ -104,13 +104,6 @@ RETURNS smallint[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     ]::smallint[], NULL)
 $$;
 
--- Identifier check without a bounded-repetition regex (much cheaper per row
--- than ap.is_ident in set-based validation); same rule: 1-128 of [A-Za-z0-9._:@/-].
-CREATE OR REPLACE FUNCTION usage.is_ident(p text)
-RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT p IS NOT NULL AND length(p) BETWEEN 1 AND 128 AND p !~ '[^A-Za-z0-9._:@/-]'
-$$;
-
 CREATE OR REPLACE FUNCTION usage.budget_json(p_thread_id text, p_max bigint,
                                              p_prompt bigint, p_completion bigint)
 RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
