@@ -95,11 +95,12 @@ $$;
 -- The thresholds (percent) reached at `p_total` of `p_max` that are not in `p_fired`.
 CREATE OR REPLACE FUNCTION usage.crossed(p_total bigint, p_max bigint, p_fired smallint[])
 RETURNS smallint[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    -- one expression, no subquery: inlined into the callers' upserts
+    -- one expression, no subquery: inlined into the callers' upserts; bigint
+    -- arithmetic (exact; token counts are far below 2^63 / 100)
     SELECT array_remove(ARRAY[
-        CASE WHEN p_total::numeric * 100 >= 75 * p_max::numeric AND NOT (75 = ANY (p_fired)) THEN 75 END,
-        CASE WHEN p_total::numeric * 100 >= 90 * p_max::numeric AND NOT (90 = ANY (p_fired)) THEN 90 END,
-        CASE WHEN p_total::numeric * 100 >= 95 * p_max::numeric AND NOT (95 = ANY (p_fired)) THEN 95 END,
+        CASE WHEN p_total * 100 >= 75 * p_max AND NOT (75 = ANY (p_fired)) THEN 75 END,
+        CASE WHEN p_total * 100 >= 90 * p_max AND NOT (90 = ANY (p_fired)) THEN 90 END,
+        CASE WHEN p_total * 100 >= 95 * p_max AND NOT (95 = ANY (p_fired)) THEN 95 END,
         CASE WHEN p_total >= p_max AND NOT (100 = ANY (p_fired)) THEN 100 END
     ]::smallint[], NULL)
 $$;
