@@ -11,6 +11,7 @@ pub mod messages;
 pub mod organism;
 pub mod threads;
 pub mod variants;
+pub mod usage;
 
 use crate::config::Config;
 use deadpool_postgres::Pool;
@@ -66,6 +67,10 @@ pub enum ApiTags {
     Credits,
     /// Per-block prices.
     BlockCosts,
+    /// LLM usage records, totals and per-thread token budgets.
+    Usage,
+    /// Versioned per-model prices (USD per million tokens).
+    ModelPrices,
 }
 
 /// Every API of the service. Domains add their struct here.
@@ -80,6 +85,8 @@ pub type Apis = (
     credits::UsersApi,
     credits::CreditsApi,
     credits::BlockCostsApi,
+    usage::UsageApi,
+    usage::ModelPricesApi,
 );
 
 fn apis() -> Apis {
@@ -94,6 +101,8 @@ fn apis() -> Apis {
         credits::UsersApi,
         credits::CreditsApi,
         credits::BlockCostsApi,
+        usage::UsageApi,
+        usage::ModelPricesApi,
     )
 }
 

@@ -14,6 +14,7 @@ pub const SQL_FILES: &[(&str, &str)] = &[
     ("events.sql", include_str!("../../sql/events.sql")),
     ("auth.sql", include_str!("../../sql/auth.sql")),
     ("credits.sql", include_str!("../../sql/credits.sql")),
+    ("usage.sql", include_str!("../../sql/usage.sql")),
     ("agents.sql", include_str!("../../sql/agents.sql")),
     ("variants.sql", include_str!("../../sql/variants.sql")),
     ("reporting.sql", include_str!("../../sql/reporting.sql")),

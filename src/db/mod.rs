@@ -8,6 +8,7 @@ pub mod keys;
 pub mod migrate;
 pub mod organism;
 pub mod variants;
+pub mod usage;
 
 pub use error::DbError;
 

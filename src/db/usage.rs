@@ -1,0 +1,202 @@
+//! Usage metering and thread budgets: thin calls to the usage.* SQL functions
+//! (sql/usage.sql). Every function returns the API's JSON shape.
+
+use super::DbError;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use serde_json::Value;
+use tokio_postgres::types::ToSql;
+
+/// One usage record as the SQL writer takes it.
+#[derive(Debug, Clone, Default)]
+pub struct NewRecord {
+    pub thread_id: String,
+    pub agent_id: Option<String>,
+    pub model: String,
+    pub provider: Option<String>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub latency_ms: Option<i64>,
+    pub user_id: Option<String>,
+    pub variant_id: Option<String>,
+    pub metadata: Option<Value>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+async fn json(pool: &Pool, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Value, DbError> {
+    let client = pool.get().await?;
+    Ok(client.query_one(sql, params).await?.try_get(0)?)
+}
+
+/// `usage.list_prices()` → `{modelPrices}`
+pub async fn list_prices(pool: &Pool) -> Result<Value, DbError> {
+    json(pool, "SELECT usage.list_prices()", &[]).await
+}
+
+/// `usage.set_price(model, provider, prompt, completion)` → the new version.
+pub async fn set_price(
+    pool: &Pool,
+    model: &str,
+    provider: &str,
+    prompt_per_million: f64,
+    completion_per_million: f64,
+) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT usage.set_price($1, $2, $3::float8::numeric, $4::float8::numeric)",
+        &[
+            &model,
+            &provider,
+            &prompt_per_million,
+            &completion_per_million,
+        ],
+    )
+    .await
+}
+
+/// `usage.record(...)` → `{id, totalTokens, cost, budget}`
+pub async fn record(pool: &Pool, r: &NewRecord) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT usage.record($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            &r.thread_id,
+            &r.agent_id,
+            &r.model,
+            &r.provider,
+            &r.prompt_tokens,
+            &r.completion_tokens,
+            &r.latency_ms,
+            &r.user_id,
+            &r.variant_id,
+            &r.metadata,
+            &r.at,
+        ],
+    )
+    .await
+}
+
+/// `usage.record_batch(...)` with one array per field → `{inserted, totalCost}`.
+pub async fn record_batch(pool: &Pool, records: &[NewRecord]) -> Result<Value, DbError> {
+    let threads: Vec<&str> = records.iter().map(|r| r.thread_id.as_str()).collect();
+    let agents: Vec<Option<&str>> = records.iter().map(|r| r.agent_id.as_deref()).collect();
+    let models: Vec<&str> = records.iter().map(|r| r.model.as_str()).collect();
+    let providers: Vec<Option<&str>> = records.iter().map(|r| r.provider.as_deref()).collect();
+    let prompt: Vec<i64> = records.iter().map(|r| r.prompt_tokens).collect();
+    let completion: Vec<i64> = records.iter().map(|r| r.completion_tokens).collect();
+    let latency: Vec<Option<i64>> = records.iter().map(|r| r.latency_ms).collect();
+    let users: Vec<Option<&str>> = records.iter().map(|r| r.user_id.as_deref()).collect();
+    let variants: Vec<Option<&str>> = records.iter().map(|r| r.variant_id.as_deref()).collect();
+    let metadata: Vec<Option<&Value>> = records.iter().map(|r| r.metadata.as_ref()).collect();
+    let at: Vec<Option<DateTime<Utc>>> = records.iter().map(|r| r.at).collect();
+    json(
+        pool,
+        "SELECT usage.record_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            &threads,
+            &agents,
+            &models,
+            &providers,
+            &prompt,
+            &completion,
+            &latency,
+            &users,
+            &variants,
+            &metadata,
+            &at,
+        ],
+    )
+    .await
+}
+
+/// `usage.check_budget(thread, estimated)` → `{allowed, budget}` or 429.
+pub async fn check_budget(pool: &Pool, thread_id: &str, estimated: i64) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT usage.check_budget($1, $2)",
+        &[&thread_id, &estimated],
+    )
+    .await
+}
+
+/// `usage.get_budget(thread)` → ThreadBudget or 404.
+pub async fn get_budget(pool: &Pool, thread_id: &str) -> Result<Value, DbError> {
+    json(pool, "SELECT usage.get_budget($1)", &[&thread_id]).await
+}
+
+/// `usage.set_budget(thread, maxTokens)` → ThreadBudget.
+pub async fn set_budget(pool: &Pool, thread_id: &str, max_tokens: i64) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT usage.set_budget($1, $2)",
+        &[&thread_id, &max_tokens],
+    )
+    .await
+}
+
+/// `usage.list_budgets(limit, offset)` → `{threads, count, total, offset, limit, defaultMaxTokens}`.
+pub async fn list_budgets(pool: &Pool, limit: i32, offset: i32) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT usage.list_budgets($1, $2)",
+        &[&limit, &offset],
+    )
+    .await
+}
+
+/// `usage.overview()` → `{usage:{totals, byAgent, byModel, activeThreads}}`.
+pub async fn overview(pool: &Pool) -> Result<Value, DbError> {
+    json(pool, "SELECT usage.overview()", &[]).await
+}
+
+pub async fn agent_totals(pool: &Pool, agent_id: &str) -> Result<Value, DbError> {
+    json(pool, "SELECT usage.agent_totals($1)", &[&agent_id]).await
+}
+
+pub async fn model_totals(pool: &Pool, model: &str) -> Result<Value, DbError> {
+    json(pool, "SELECT usage.model_totals($1)", &[&model]).await
+}
+
+/// `usage.reset()` → `{success, message, epoch}`.
+pub async fn reset(pool: &Pool) -> Result<Value, DbError> {
+    json(pool, "SELECT usage.reset()", &[]).await
+}
+
+/// Filters of the history.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub agent_id: Option<String>,
+    pub model: Option<String>,
+    pub thread_id: Option<String>,
+    pub limit: i32,
+    pub after: Option<i64>,
+}
+
+/// `usage.history(...)` → `{records, count, nextAfter}`.
+pub async fn history(pool: &Pool, q: &HistoryQuery) -> Result<Value, DbError> {
+    json(
+        pool,
+        "SELECT usage.history($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &q.start,
+            &q.end,
+            &q.agent_id,
+            &q.model,
+            &q.thread_id,
+            &q.limit,
+            &q.after,
+        ],
+    )
+    .await
+}
+
+/// `usage.daily(start, end)` → `{days, count}`.
+pub async fn daily(
+    pool: &Pool,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+) -> Result<Value, DbError> {
+    json(pool, "SELECT usage.daily($1, $2)", &[&start, &end]).await
+}
