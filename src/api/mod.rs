@@ -10,8 +10,8 @@ pub mod limits;
 pub mod messages;
 pub mod organism;
 pub mod threads;
-pub mod variants;
 pub mod usage;
+pub mod variants;
 
 use crate::config::Config;
 use deadpool_postgres::Pool;

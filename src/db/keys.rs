@@ -88,6 +88,8 @@ pub async fn lookup(pool: &Pool, key_hash: &str) -> Result<Option<KeyGrant>, DbE
 
 pub async fn any_active(pool: &Pool) -> Result<bool, DbError> {
     let client = pool.get().await?;
-    let stmt = client.prepare_cached("SELECT auth.any_active_key()").await?;
+    let stmt = client
+        .prepare_cached("SELECT auth.any_active_key()")
+        .await?;
     Ok(client.query_one(&stmt, &[]).await?.try_get(0)?)
 }

@@ -7,8 +7,8 @@ pub mod error;
 pub mod keys;
 pub mod migrate;
 pub mod organism;
-pub mod variants;
 pub mod usage;
+pub mod variants;
 
 pub use error::DbError;
 

@@ -1,0 +1,243 @@
+//! `cargo bench --bench load`: starts agentplane on a fresh database, loads
+//! it, and prints each figure of issue 8 as a ratio against a baseline
+//! measured in the same run on the same machine. See README "Benchmarks".
+//!
+//! Knobs (environment): DATABASE_URL (the server to create the bench
+//! database on; default the machine's 127.0.0.1:5432), BENCH_SECS (seconds
+//! per throughput phase, default 10), BENCH_CLIENTS (HTTP clients, default
+//! 32), BENCH_RECORDS (usage records for figure 6, default 10,000,000).
+
+mod feed;
+mod harness;
+mod setup;
+
+use harness::*;
+use std::time::Instant;
+
+pub struct Knobs {
+    pub secs: u64,
+    pub clients: usize,
+    pub records: u64,
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One line of the result table.
+struct Row {
+    figure: &'static str,
+    measured: String,
+    baseline: String,
+    ratio: f64,
+    target: &'static str,
+    pass: bool,
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else to parse.
+    let knobs = Knobs {
+        secs: env_num("BENCH_SECS", 10),
+        clients: env_num("BENCH_CLIENTS", 32) as usize,
+        records: env_num("BENCH_RECORDS", 10_000_000),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(knobs));
+}
+
+async fn run(k: Knobs) {
+    let server_url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let db = BenchDb::create(&server_url).await;
+    eprintln!(
+        "bench database {} ({}s phases, {} clients)",
+        db.name, k.secs, k.clients
+    );
+    let mut rows = Vec::new();
+
+    // Server A: migrates the database, then figures 1-3 and figure 4's baseline.
+    let server = Server::start(&db.url, &[]).await;
+    setup::credits(&db).await;
+    setup::minimal_spend(&db).await;
+
+    // Figure 2: the spend function vs a minimal spend, both under pgbench.
+    let spend_script = "\\set u random(1, 10000)\n\
+        SELECT * FROM credits.spend('bu' || :u, 'bench-block', '{\"credentials\":{\"provider\":\"platform\"}}');\n";
+    let minimal_script = "\\set u random(1, 10000)\nSELECT bench.min_spend('bu' || :u, 1);\n";
+    let pg_minimal = pgbench(&db.url, minimal_script, k.clients, k.secs);
+    let pg_spend = pgbench(&db.url, spend_script, k.clients, k.secs);
+    rows.push(Row {
+        figure: "2 spend fn vs minimal spend (pgbench)",
+        measured: format!("{pg_spend:.0} tx/s"),
+        baseline: format!("{pg_minimal:.0} tx/s"),
+        ratio: pg_spend / pg_minimal,
+        target: ">= 0.7",
+        pass: pg_spend / pg_minimal >= 0.7,
+    });
+
+    // Figure 1: spend over HTTP, 10,000 users, vs pgbench on the spend function.
+    let http = spend_load(&server.base, k.clients, k.secs, false).await;
+    let http_rate = http.per_sec();
+    rows.push(Row {
+        figure: "1 spend over HTTP vs pgbench spend fn",
+        measured: format!("{http_rate:.0} req/s ({} failed)", http.failed),
+        baseline: format!("{pg_spend:.0} tx/s"),
+        ratio: http_rate / pg_spend,
+        target: ">= 0.6",
+        pass: http_rate / pg_spend >= 0.6 && http.failed == 0,
+    });
+
+    // Figure 3: one hot user vs figure 1, then the ledger must still add up.
+    let hot = spend_load(&server.base, k.clients, k.secs, true).await;
+    let (consistent, detail) = setup::hot_user_consistent(&db, hot.ok).await;
+    rows.push(Row {
+        figure: "3 one hot user vs figure 1",
+        measured: format!("{:.0} req/s; {detail}", hot.per_sec()),
+        baseline: format!("{http_rate:.0} req/s"),
+        ratio: hot.per_sec() / http_rate,
+        target: ">= 0.4, ledger = balance",
+        pass: hot.per_sec() / http_rate >= 0.4 && consistent && hot.failed == 0,
+    });
+    server.stop();
+
+    // Figures 4 and 8: a fresh server (so its peak memory is this load's),
+    // 100 subscribers connected, the same spend load.
+    let server = Server::start(&db.url, &[]).await;
+    let subscribers =
+        feed::Subscribers::connect(&server.addr, 100, feed::Filter::OneUserEach).await;
+    let with_feed = spend_load(&server.base, k.clients, k.secs, false).await;
+    let received = subscribers.stop().await;
+    let rss = peak_rss_mib(server.pid()).unwrap_or(f64::NAN);
+    rows.push(Row {
+        figure: "4 spend with 100 WS subscribers vs none",
+        measured: format!(
+            "{:.0} req/s ({received} events pushed)",
+            with_feed.per_sec()
+        ),
+        baseline: format!("{http_rate:.0} req/s"),
+        ratio: with_feed.per_sec() / http_rate,
+        target: ">= 0.85",
+        pass: with_feed.per_sec() / http_rate >= 0.85 && with_feed.failed == 0,
+    });
+    rows.push(Row {
+        figure: "8 server peak RSS under figure 4",
+        measured: format!("{rss:.1} MiB"),
+        baseline: "-".into(),
+        ratio: f64::NAN,
+        target: "report",
+        pass: rss.is_finite(),
+    });
+
+    // Figure 5: usage batch ingest vs COPY of the same rows.
+    let (api_rate, copy_rate) = setup::usage_ingest(&db, &server.base, k.secs).await;
+    rows.push(Row {
+        figure: "5 usage batch ingest vs COPY",
+        measured: format!("{api_rate:.0} records/s"),
+        baseline: format!("{copy_rate:.0} rows/s"),
+        ratio: api_rate / copy_rate,
+        target: ">= 0.3 and >= 50k/s",
+        pass: api_rate / copy_rate >= 0.3 && api_rate >= 50_000.0,
+    });
+
+    // Figure 7: feed latency at 1,000 events/s with 100 subscribers.
+    let (p50, p99, delivered) = feed::latency(&db, &server.addr, k.secs).await;
+    rows.push(Row {
+        figure: "7 feed latency commit->WS, 1k ev/s, 100 subs",
+        measured: format!("p50 {p50:.1} ms, p99 {p99:.1} ms"),
+        baseline: format!("{delivered} deliveries"),
+        ratio: f64::NAN,
+        target: "p99 < 50 ms",
+        pass: p99 < 50.0,
+    });
+
+    // Figure 6: totals over many usage records vs the naive aggregate.
+    let started = Instant::now();
+    setup::load_usage_records(&db, k.records).await;
+    eprintln!(
+        "loaded {} usage records in {:.0}s",
+        k.records,
+        started.elapsed().as_secs_f64()
+    );
+    for (figure, api_path, naive_sql) in [
+        (
+            "6a GET /usage vs naive aggregate",
+            "/api/v1/usage",
+            "SELECT count(*), sum(prompt_tokens + completion_tokens), sum(cost) FROM usage.records",
+        ),
+        (
+            "6b GET /usage/agents/{id} vs naive",
+            "/api/v1/usage/agents/agent-3",
+            "SELECT count(*), sum(prompt_tokens + completion_tokens), sum(cost) FROM usage.records WHERE agent_id = 'agent-3'",
+        ),
+    ] {
+        let api_ms = setup::median_get_ms(&server.base, api_path, 51).await;
+        let naive_ms = setup::median_sql_ms(&db, naive_sql, 5).await;
+        rows.push(Row {
+            figure,
+            measured: format!("{api_ms:.2} ms median"),
+            baseline: format!("{naive_ms:.0} ms median"),
+            ratio: naive_ms / api_ms,
+            target: ">= 100x and < 50 ms",
+            pass: naive_ms / api_ms >= 100.0 && api_ms < 50.0,
+        });
+    }
+    server.stop();
+    db.drop_db().await;
+    print_table(&k, &rows);
+}
+
+/// The spend load of figures 1, 3 and 4: each request spends on a random
+/// one of the 10,000 users (or all on the hot user).
+async fn spend_load(base: &str, clients: usize, secs: u64, hot: bool) -> LoadResult {
+    http_load(base, clients, secs, move |w, seq| {
+        let user = if hot {
+            "hot".to_string()
+        } else {
+            // a cheap deterministic spread over the 10,000 users
+            let x = (w as u64).wrapping_mul(2_654_435_761).wrapping_add(seq.wrapping_mul(40_503));
+            format!("bu{}", x % 10_000 + 1)
+        };
+        (
+            format!("/api/v1/users/{user}/credits/spend"),
+            serde_json::json!({"blockId": "bench-block", "input": {"credentials": {"provider": "platform"}}}),
+        )
+    })
+    .await
+}
+
+fn print_table(k: &Knobs, rows: &[Row]) {
+    println!();
+    println!(
+        "agentplane benchmark — {} cores, {}s phases, {} HTTP clients, {} usage records",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        k.secs,
+        k.clients,
+        k.records
+    );
+    println!("| figure | measured | baseline | ratio | target | met |");
+    println!("|---|---|---|---|---|---|");
+    for r in rows {
+        let ratio = if r.ratio.is_finite() {
+            format!("{:.2}", r.ratio)
+        } else {
+            "-".into()
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r.figure,
+            r.measured,
+            r.baseline,
+            ratio,
+            r.target,
+            if r.pass { "yes" } else { "NO" }
+        );
+    }
+}

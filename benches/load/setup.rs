@@ -1,0 +1,208 @@
+//! Data set-up and the measurements that are not plain HTTP load.
+
+use crate::harness::*;
+use std::time::Instant;
+
+/// 10,000 users with a balance nobody exhausts in a run, one hot user, and a
+/// block priced 1 credit per run for platform credentials.
+pub async fn credits(db: &BenchDb) {
+    let c = db.client().await;
+    c.batch_execute(
+        "SELECT credits.put_block_costs('bench-block',
+             '[{\"costType\":\"run\",\"amount\":1,\"filter\":{\"credentials\":{\"provider\":\"platform\"}}}]');
+         SELECT credits.put_user('bu' || i, 1000000000, 'reset', '{}') FROM generate_series(1, 10000) i;
+         SELECT credits.get_credits('bu' || i) FROM generate_series(1, 10000) i;
+         SELECT credits.put_user('hot', 1000000000, 'reset', '{}');
+         SELECT credits.get_credits('hot');",
+    )
+    .await
+    .expect("credits set-up");
+}
+
+/// The baseline of figure 2: one conditional UPDATE plus one INSERT.
+pub async fn minimal_spend(db: &BenchDb) {
+    let c = db.client().await;
+    c.batch_execute(
+        "CREATE SCHEMA bench;
+         CREATE TABLE bench.min_balance (user_id text PRIMARY KEY, balance bigint NOT NULL);
+         CREATE TABLE bench.min_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+             user_id text NOT NULL, amount bigint NOT NULL, balance bigint NOT NULL,
+             created_at timestamptz NOT NULL DEFAULT now());
+         INSERT INTO bench.min_balance SELECT 'bu' || i, 1000000000 FROM generate_series(1, 10000) i;
+         CREATE FUNCTION bench.min_spend(p_user text, p_cost bigint) RETURNS void LANGUAGE sql AS $$
+             WITH u AS (UPDATE bench.min_balance SET balance = balance - p_cost
+                        WHERE user_id = p_user AND balance >= p_cost RETURNING user_id, balance)
+             INSERT INTO bench.min_ledger (user_id, amount, balance)
+             SELECT user_id, -p_cost, balance FROM u
+         $$;",
+    )
+    .await
+    .expect("minimal spend set-up");
+}
+
+/// After the hot-user run: the balance is what the successes left, never
+/// below 0, and equal to the sum of the counted ledger rows.
+pub async fn hot_user_consistent(db: &BenchDb, successes: u64) -> (bool, String) {
+    let c = db.client().await;
+    let row = c
+        .query_one(
+            "SELECT (credits.get_credits('hot')->>'balance')::bigint,
+                    (SELECT sum(amount)::bigint FROM reporting.credit_ledger
+                      WHERE user_id = 'hot' AND is_active AND period = credits.month_of(now()))",
+            &[],
+        )
+        .await
+        .expect("hot user balance");
+    let (balance, ledger): (i64, i64) = (row.get(0), row.get(1));
+    let expected = 1_000_000_000 - successes as i64;
+    let ok = balance == ledger && balance == expected && balance >= 0;
+    (
+        ok,
+        format!("balance {balance}, ledger sum {ledger}, expected {expected}"),
+    )
+}
+
+fn batch_body(batch: u64) -> serde_json::Value {
+    let models = ["grok-4.1", "gpt-4o", "claude-sonnet-4-20250514", "o3-mini"];
+    let records: Vec<_> = (0..1000u64)
+        .map(|i| {
+            let n = batch * 1000 + i;
+            serde_json::json!({
+                "threadId": format!("t-{}", n % 5000),
+                "agentId": format!("agent-{}", n % 10),
+                "model": models[(n % 4) as usize],
+                "promptTokens": 100 + n % 900,
+                "completionTokens": 50 + n % 300,
+                "latencyMs": 200 + n % 1000,
+            })
+        })
+        .collect();
+    serde_json::json!({ "records": records })
+}
+
+/// Figure 5: records/s through the batch endpoint (1,000 per batch, 4
+/// clients) vs COPY of the same rows into a plain table.
+pub async fn usage_ingest(db: &BenchDb, base: &str, secs: u64) -> (f64, f64) {
+    let bodies: std::sync::Arc<Vec<serde_json::Value>> =
+        std::sync::Arc::new((0..64).map(batch_body).collect());
+    let b = bodies.clone();
+    let res = http_load(base, 4, secs, move |w, seq| {
+        let i = (w as u64 * 16 + seq) as usize % b.len();
+        ("/api/v1/usage/records/batch".to_string(), b[i].clone())
+    })
+    .await;
+    assert_eq!(res.failed, 0, "batch ingest failed");
+    let api_rate = res.ok as f64 * 1000.0 / res.secs;
+
+    // COPY the same rows (as text) into a plain table, the same number of times.
+    let c = db.client().await;
+    c.batch_execute(
+        "CREATE TABLE bench.usage_copy (thread_id text, agent_id text, model text,
+             prompt_tokens bigint, completion_tokens bigint, latency_ms bigint,
+             created_at timestamptz DEFAULT now())",
+    )
+    .await
+    .expect("copy table");
+    let mut text = String::new();
+    for body in bodies.iter() {
+        for r in body["records"].as_array().into_iter().flatten() {
+            text.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\n",
+                r["threadId"].as_str().unwrap_or(""),
+                r["agentId"].as_str().unwrap_or(""),
+                r["model"].as_str().unwrap_or(""),
+                r["promptTokens"],
+                r["completionTokens"],
+                r["latencyMs"]
+            ));
+        }
+    }
+    let rows_per_copy = bodies.len() as f64 * 1000.0;
+    let start = Instant::now();
+    let mut copies = 0u64;
+    while start.elapsed().as_secs() < secs.min(5) || copies == 0 {
+        use futures_util::SinkExt;
+        let sink = c
+            .copy_in::<_, bytes::Bytes>(
+                "COPY bench.usage_copy (thread_id, agent_id, model, prompt_tokens, completion_tokens, latency_ms) FROM STDIN",
+            )
+            .await
+            .expect("copy in");
+        futures_util::pin_mut!(sink);
+        sink.send(bytes::Bytes::from(text.clone()))
+            .await
+            .expect("copy send");
+        sink.finish().await.expect("copy finish");
+        copies += 1;
+    }
+    let copy_rate = copies as f64 * rows_per_copy / start.elapsed().as_secs_f64();
+    (api_rate, copy_rate)
+}
+
+/// Figure 6's data: `total` usage records written through the real batch
+/// function (so rollups are maintained as in production), 10,000 per call,
+/// on two connections.
+pub async fn load_usage_records(db: &BenchDb, total: u64) {
+    let calls = total.div_ceil(10_000);
+    let mut tasks = Vec::new();
+    for lane in 0..2u64 {
+        let c = db.client().await;
+        tasks.push(tokio::spawn(async move {
+            let mut call = lane;
+            while call < calls {
+                c.execute(
+                    "WITH g AS (SELECT n FROM generate_series($1::bigint, $1::bigint + 9999) n)
+                     SELECT usage.record_batch(
+                        array_agg('t-' || (n % 50000)), array_agg('agent-' || (n % 10)),
+                        array_agg((ARRAY['grok-4.1','gpt-4o','claude-sonnet-4','o3-mini'])[1 + n % 4]),
+                        array_agg(NULL::text), array_agg(100 + n % 900), array_agg(50 + n % 300),
+                        array_agg(200 + n % 1000), array_agg(NULL::text), array_agg(NULL::text),
+                        array_agg(NULL::jsonb), array_agg(NULL::timestamptz))
+                     FROM g",
+                    &[&((call * 10_000) as i64)],
+                )
+                .await
+                .expect("load usage batch");
+                call += 2;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("loader");
+    }
+    let c = db.client().await;
+    c.batch_execute("VACUUM ANALYZE usage.records")
+        .await
+        .expect("analyze");
+}
+
+/// Median latency of `n` sequential GETs, in milliseconds.
+pub async fn median_get_ms(base: &str, path: &str, n: usize) -> f64 {
+    let client = reqwest::Client::new();
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = client
+            .get(format!("{base}{path}"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("GET");
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        let _ = r.bytes().await;
+        samples.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    median(&mut samples)
+}
+
+/// Median time of `n` runs of `sql`, in milliseconds.
+pub async fn median_sql_ms(db: &BenchDb, sql: &str, n: usize) -> f64 {
+    let c = db.client().await;
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        c.query(sql, &[]).await.expect("naive aggregate");
+        samples.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    median(&mut samples)
+}
