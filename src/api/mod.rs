@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod executions;
 pub mod health;
 pub mod keys;
 pub mod limits;
@@ -23,16 +24,20 @@ pub struct AppState {
     pub pool: Pool,
     pub config: Arc<Config>,
     pub started_at: Instant,
+    /// The live feed's in-process fan-out (fed by the relay the server starts).
+    pub hub: Arc<crate::feed::Hub>,
 }
 
 impl AppState {
     /// The one place an `AppState` is built (server and tests alike), so
     /// fields added later get their value here.
     pub fn new(pool: Pool, config: Config) -> AppState {
+        let hub = crate::feed::Hub::new(config.ws_queue, config.ws_max_connections);
         AppState {
             pool,
             config: Arc::new(config),
             started_at: Instant::now(),
+            hub,
         }
     }
 }
@@ -45,13 +50,25 @@ pub enum ApiTags {
     Keys,
     /// This deployment: status, counts, stop/start.
     Organism,
+    /// Node executions of graph runs (also pushed on the live feed).
+    Executions,
 }
 
 /// Every API of the service. Domains add their struct here.
-pub type Apis = (health::HealthApi, keys::KeysApi, organism::OrganismApi);
+pub type Apis = (
+    health::HealthApi,
+    keys::KeysApi,
+    organism::OrganismApi,
+    executions::ExecutionsApi,
+);
 
 fn apis() -> Apis {
-    (health::HealthApi, keys::KeysApi, organism::OrganismApi)
+    (
+        health::HealthApi,
+        keys::KeysApi,
+        organism::OrganismApi,
+        executions::ExecutionsApi,
+    )
 }
 
 /// The OpenAPI service (no state needed: also used to print the spec).
@@ -77,6 +94,9 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
     let max_body = state.config.max_body_bytes;
     Route::new()
         .nest("/", svc)
+        .at("/ws", poem::get(crate::feed::ws::ws_control))
+        .at("/ws/messages", poem::get(crate::feed::ws::ws_messages))
+        .at("/ws/executions", poem::get(crate::feed::ws::ws_executions))
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .with(limits::BodyLimit(max_body))

@@ -14,6 +14,7 @@ pub const SQL_FILES: &[(&str, &str)] = &[
     ("events.sql", include_str!("../../sql/events.sql")),
     ("auth.sql", include_str!("../../sql/auth.sql")),
     ("agents.sql", include_str!("../../sql/agents.sql")),
+    ("executions.sql", include_str!("../../sql/executions.sql")),
     ("reporting.sql", include_str!("../../sql/reporting.sql")),
 ];
 
