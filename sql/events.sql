@@ -74,7 +74,9 @@ $$;
 -- takes an id, so every id <= S belongs to a transaction that had an xid when
 -- S was read: finished then, or in that instant's running set (xip). Once all
 -- of those are finished, the rows with id <= S are final and can be read in
--- id order without gaps.
+-- id order without gaps. Consequence: a long-running write transaction in
+-- this database delays the feed until it ends (it never loses events).
+-- Prepared (two-phase) transactions are not supported around feed.emit.
 
 -- One event as the JSON the relay and replay hand to Rust.
 CREATE OR REPLACE FUNCTION feed.event_json(e feed.events)
@@ -125,6 +127,17 @@ BEGIN
             -- a new statement, so a snapshot taken after the sequence read
             SELECT array_agg(x::text::bigint) INTO v_xip
               FROM pg_snapshot_xip(pg_current_snapshot()) x;
+            -- Drop the xids known to run in other databases of the cluster
+            -- (they cannot hold ids of this table). Unknown ones are kept.
+            IF v_xip IS NOT NULL THEN
+                SELECT array_agg(x) INTO v_xip
+                  FROM unnest(v_xip) x
+                 WHERE NOT EXISTS (
+                       SELECT 1 FROM pg_stat_activity a
+                        WHERE a.backend_xid::text::bigint = x % 4294967296
+                          AND a.datname IS DISTINCT FROM current_database()
+                          AND a.datid IS NOT NULL);
+            END IF;
             IF v_xip IS NULL THEN
                 v_cut := v_seq;
                 v_seq := NULL;
