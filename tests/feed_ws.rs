@@ -43,15 +43,6 @@ async fn recv(ws: &mut Ws) -> Value {
     }
 }
 
-/// Skips frames until one satisfies `pred`.
-async fn recv_until(ws: &mut Ws, pred: impl Fn(&Value) -> bool) -> Value {
-    loop {
-        let v = recv(ws).await;
-        if pred(&v) {
-            return v;
-        }
-    }
-}
 
 /// A /ws client that got `connected`.
 async fn control(srv: &TestServer) -> (Ws, Value) {

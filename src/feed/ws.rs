@@ -108,8 +108,10 @@ impl Conn {
     }
 
     async fn close(&mut self, code: CloseCode, reason: &str) {
+        // A client kicked for not reading gets longer to take its close frame.
+        let wait = if code == CloseCode::Again { 5 } else { 1 };
         let _ = tokio::time::timeout(
-            Duration::from_secs(1),
+            Duration::from_secs(wait),
             self.sink
                 .send(Message::Close(Some((code, reason.to_string())))),
         )
@@ -199,7 +201,7 @@ async fn run(socket: WebSocketStream, state: AppState, auth: Auth, slot: ConnSlo
             msg = stream.next() => match msg {
                 None => Err(Stop::Gone),
                 Some(Err(e)) => {
-                    let too_big = e.to_string().to_lowercase().contains("size");
+                    let too_big = e.to_string().to_lowercase().contains("space limit");
                     if too_big {
                         conn.close(CloseCode::Size, "message too large").await;
                     }
