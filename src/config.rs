@@ -118,8 +118,11 @@ impl Config {
             Duration::from_millis(positive("AGENTPLANE_POLL_MS", 10, 60_000)? as u64);
         let ws_max_connections = positive("AGENTPLANE_WS_MAX_CONNECTIONS", 10_000, 1_000_000)?;
         let ws_queue = positive("AGENTPLANE_WS_QUEUE", 1024, 1_000_000)?;
-        let ws_max_command_bytes =
-            positive("AGENTPLANE_WS_MAX_COMMAND_BYTES", 64 * 1024, 64 * 1024 * 1024)?;
+        let ws_max_command_bytes = positive(
+            "AGENTPLANE_WS_MAX_COMMAND_BYTES",
+            64 * 1024,
+            64 * 1024 * 1024,
+        )?;
         let ws_idle_timeout = match get("AGENTPLANE_WS_IDLE_TIMEOUT") {
             None => Duration::from_secs(60),
             Some(v) => parse_duration(&v).ok_or_else(|| ConfigError {

@@ -29,17 +29,24 @@ async fn event_count(app: &TestApp, ty: &str) -> i64 {
 #[tokio::test]
 async fn node_execution_upsert_list_and_event() {
     let app = TestApp::new().await;
-    let (s, b) = app.put("/api/v1/executions/nodes/ne1", node("g1", "e1", "QUEUED")).await;
+    let (s, b) = app
+        .put("/api/v1/executions/nodes/ne1", node("g1", "e1", "QUEUED"))
+        .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["nodeExecId"], "ne1");
     assert_eq!(b["graphVersion"], 3);
     assert_eq!(b["status"], "QUEUED");
     assert_eq!(b["inputData"], json!({"x": 1}));
     assert_eq!(b["queueTime"], Value::Null);
-    assert!(b["addTime"].as_str().unwrap().starts_with("2026-01-02T03:04:05"));
+    assert!(b["addTime"]
+        .as_str()
+        .unwrap()
+        .starts_with("2026-01-02T03:04:05"));
 
     // the same PUT again changes nothing and emits nothing
-    let (s, _) = app.put("/api/v1/executions/nodes/ne1", node("g1", "e1", "QUEUED")).await;
+    let (s, _) = app
+        .put("/api/v1/executions/nodes/ne1", node("g1", "e1", "QUEUED"))
+        .await;
     assert_eq!(s, 200);
     assert_eq!(event_count(&app, "execution_event").await, 1);
 
@@ -67,16 +74,35 @@ async fn node_execution_upsert_list_and_event() {
     assert_eq!(body["graphExecId"], "e1");
     let data = &body["data"];
     for k in [
-        "graph_id", "graph_version", "graph_exec_id", "node_exec_id", "node_id", "block_id",
-        "status", "input_data", "output_data", "add_time", "queue_time", "start_time", "end_time",
+        "graph_id",
+        "graph_version",
+        "graph_exec_id",
+        "node_exec_id",
+        "node_id",
+        "block_id",
+        "status",
+        "input_data",
+        "output_data",
+        "add_time",
+        "queue_time",
+        "start_time",
+        "end_time",
     ] {
         assert!(data.get(k).is_some(), "{k} missing in {data}");
     }
     assert_eq!(data["status"], "RUNNING");
     assert_eq!(data["node_exec_id"], "ne1");
-    assert!(data["start_time"].as_str().unwrap().starts_with("2026-01-02T03:04:06"));
+    assert!(data["start_time"]
+        .as_str()
+        .unwrap()
+        .starts_with("2026-01-02T03:04:06"));
 
-    let (s, _) = app.put("/api/v1/executions/nodes/ne0", node("g1", "e1", "COMPLETED")).await;
+    let (s, _) = app
+        .put(
+            "/api/v1/executions/nodes/ne0",
+            node("g1", "e1", "COMPLETED"),
+        )
+        .await;
     assert_eq!(s, 200);
     let (s, b) = app.get("/api/v1/executions/e1/nodes").await;
     assert_eq!(s, 200, "{b}");
@@ -91,14 +117,21 @@ async fn node_execution_upsert_list_and_event() {
 async fn node_execution_bad_input_and_roles() {
     let app = TestApp::new().await;
     let mut bad_status = node("g1", "e1", "DONE");
-    let (s, b) = app.put("/api/v1/executions/nodes/ne1", bad_status.clone()).await;
+    let (s, b) = app
+        .put("/api/v1/executions/nodes/ne1", bad_status.clone())
+        .await;
     assert_eq!(s, 400, "{b}");
     error_code(&b);
     bad_status["status"] = json!("QUEUED");
     bad_status["graphId"] = json!("bad id!");
     let (s, _) = app.put("/api/v1/executions/nodes/ne1", bad_status).await;
     assert_eq!(s, 400);
-    let (s, _) = app.put("/api/v1/executions/nodes/bad%20id", node("g1", "e1", "QUEUED")).await;
+    let (s, _) = app
+        .put(
+            "/api/v1/executions/nodes/bad%20id",
+            node("g1", "e1", "QUEUED"),
+        )
+        .await;
     assert_eq!(s, 400);
     let mut no_time = node("g1", "e1", "QUEUED");
     no_time.as_object_mut().unwrap().remove("addTime");
@@ -113,20 +146,31 @@ async fn node_execution_bad_input_and_roles() {
     let reader = app.key("reader", None).await;
     let body = node("g1", "e1", "QUEUED");
     let (s, b) = app
-        .call("PUT", "/api/v1/executions/nodes/ne1", Some(&reader), Some(&body))
+        .call(
+            "PUT",
+            "/api/v1/executions/nodes/ne1",
+            Some(&reader),
+            Some(&body),
+        )
         .await;
     assert_eq!(s, 403, "{b}");
     let (s, _) = app
         .call("GET", "/api/v1/executions/e1/nodes", Some(&reader), None)
         .await;
     assert_eq!(s, 200);
-    let (s, _) = app.call("GET", "/api/v1/executions/e1/nodes", None, None).await;
+    let (s, _) = app
+        .call("GET", "/api/v1/executions/e1/nodes", None, None)
+        .await;
     assert_eq!(s, 401);
 
     // identity is fixed once created
-    let (s, _) = app.put("/api/v1/executions/nodes/ne1", node("g1", "e1", "QUEUED")).await;
+    let (s, _) = app
+        .put("/api/v1/executions/nodes/ne1", node("g1", "e1", "QUEUED"))
+        .await;
     assert_eq!(s, 200);
-    let (s, b) = app.put("/api/v1/executions/nodes/ne1", node("g2", "e1", "RUNNING")).await;
+    let (s, b) = app
+        .put("/api/v1/executions/nodes/ne1", node("g2", "e1", "RUNNING"))
+        .await;
     assert_eq!(s, 409, "{b}");
     assert_eq!(error_code(&b), "execution_mismatch");
     assert_eq!(event_count(&app, "execution_event").await, 1);
@@ -159,8 +203,13 @@ async fn relay_read_never_skips_a_late_commit() {
         .get(0);
     assert!(high > low);
     for _ in 0..3 {
-        let got = relay_poll(&relay, Some(start), &mut cursor, 100).await.unwrap();
-        assert!(got.is_empty(), "delivered past an open transaction: {got:?}");
+        let got = relay_poll(&relay, Some(start), &mut cursor, 100)
+            .await
+            .unwrap();
+        assert!(
+            got.is_empty(),
+            "delivered past an open transaction: {got:?}"
+        );
     }
     tx.commit().await.unwrap();
     let mut got: Vec<StoredEvent> = Vec::new();
@@ -168,7 +217,11 @@ async fn relay_read_never_skips_a_late_commit() {
     // the cut passes both (generous bound, not a timing assertion)
     for _ in 0..1000 {
         let after = got.last().map(|e| e.id).unwrap_or(start);
-        got.extend(relay_poll(&relay, Some(after), &mut cursor, 100).await.unwrap());
+        got.extend(
+            relay_poll(&relay, Some(after), &mut cursor, 100)
+                .await
+                .unwrap(),
+        );
         if got.len() >= 2 {
             break;
         }
@@ -197,9 +250,10 @@ async fn retention_prunes_in_batches_and_keeps_fresh_events() {
         .get(0);
     assert_eq!(n, 10);
     let pool = db.pool();
-    let rest = agentplane::feed::retention::prune_all(&pool, std::time::Duration::from_secs(7 * 86_400))
-        .await
-        .unwrap();
+    let rest =
+        agentplane::feed::retention::prune_all(&pool, std::time::Duration::from_secs(7 * 86_400))
+            .await
+            .unwrap();
     assert_eq!(rest, 15);
     let left: Vec<String> = c
         .query("SELECT type FROM feed.events ORDER BY id", &[])
@@ -254,7 +308,11 @@ async fn hub_filters_bounds_and_channels() {
         let user = if i % 2 == 0 { Some("u1") } else { Some("u2") };
         let agents: &[&str] = if i == 3 { &["a", "b"] } else { &["b"] };
         let graph = if i == 5 { Some("g1") } else { Some("g2") };
-        let ty = if i == 5 || i == 6 { "execution_event" } else { "credits.changed" };
+        let ty = if i == 5 || i == 6 {
+            "execution_event"
+        } else {
+            "credits.changed"
+        };
         hub.publish(&[ev(i, ty, user, agents, graph)]);
         while let Ok(e) = fast.rx.try_recv() {
             received.push(e.stored.id);

@@ -9,9 +9,8 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Generous bound for anything to arrive (not a timing assertion).
 const WAIT: Duration = Duration::from_secs(30);
@@ -42,7 +41,6 @@ async fn recv(ws: &mut Ws) -> Value {
         }
     }
 }
-
 
 /// A /ws client that got `connected`.
 async fn control(srv: &TestServer) -> (Ws, Value) {
@@ -75,9 +73,11 @@ async fn apply_agents_stub(db: &TestDb) {
     c.batch_execute(include_str!("fixtures/agents_stub.sql"))
         .await
         .expect("agents stub");
-    c.batch_execute("INSERT INTO agents.agents (name) VALUES ('echo'), ('other') ON CONFLICT DO NOTHING")
-        .await
-        .expect("agents");
+    c.batch_execute(
+        "INSERT INTO agents.agents (name) VALUES ('echo'), ('other') ON CONFLICT DO NOTHING",
+    )
+    .await
+    .expect("agents");
 }
 
 fn node(graph: &str, exec: &str, status: &str) -> Value {
@@ -111,9 +111,20 @@ async fn control_connect_subscribe_ping_errors() {
     assert!(hello["lastEventId"].is_i64());
     assert_eq!(hello["agents"].as_array().unwrap().len(), 2);
 
-    let ack = subscribe(&mut ws, json!({"cmd": "subscribe", "events": ["test.a"], "agents": []})).await;
+    let ack = subscribe(
+        &mut ws,
+        json!({"cmd": "subscribe", "events": ["test.a"], "agents": []}),
+    )
+    .await;
     assert_eq!(ack["filters"]["events"], json!(["test.a"]));
-    for k in ["agents", "threads", "payload_types", "events", "graphs", "users"] {
+    for k in [
+        "agents",
+        "threads",
+        "payload_types",
+        "events",
+        "graphs",
+        "users",
+    ] {
         assert!(ack["filters"][k].is_array(), "{k} missing in {ack}");
     }
 
@@ -157,7 +168,11 @@ async fn inject_over_ws() {
     let srv = TestServer::on(db, |_| {}).await;
     let (mut ws, _) = control(&srv).await;
     subscribe(&mut ws, json!({"cmd": "subscribe", "events": ["message"]})).await;
-    send(&mut ws, json!({"cmd": "inject", "to": "echo", "payload": {"text": "hi"}, "thread_id": "t-1"})).await;
+    send(
+        &mut ws,
+        json!({"cmd": "inject", "to": "echo", "payload": {"text": "hi"}, "thread_id": "t-1"}),
+    )
+    .await;
     let r = recv(&mut ws).await;
     assert_eq!(r["event"], "injected", "{r}");
     assert_eq!(r["thread_id"], "t-1");
@@ -170,7 +185,11 @@ async fn inject_over_ws() {
     assert_eq!(m["message"]["to"], "echo");
     assert_eq!(m["message"]["payload"], json!({"text": "hi"}));
 
-    send(&mut ws, json!({"cmd": "inject", "to": "nobody", "payload": {}})).await;
+    send(
+        &mut ws,
+        json!({"cmd": "inject", "to": "nobody", "payload": {}}),
+    )
+    .await;
     let e = recv(&mut ws).await;
     assert_eq!(e["event"], "error", "{e}");
     send(&mut ws, json!({"cmd": "inject", "payload": {}})).await;
@@ -180,7 +199,11 @@ async fn inject_over_ws() {
     let reader = reader_key(&srv).await;
     let mut rws = connect(&srv.ws_url_with("/ws", &reader)).await;
     assert_eq!(recv(&mut rws).await["event"], "connected");
-    send(&mut rws, json!({"cmd": "inject", "to": "echo", "payload": {}})).await;
+    send(
+        &mut rws,
+        json!({"cmd": "inject", "to": "echo", "payload": {}}),
+    )
+    .await;
     assert_eq!(recv(&mut rws).await["event"], "error");
 }
 
@@ -213,7 +236,8 @@ async fn auth_on_upgrade_and_user_bound_keys() {
         match tokio_tungstenite::connect_async(&url).await {
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
                 assert_eq!(resp.status().as_u16(), 401);
-                let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap_or(b"{}")).unwrap();
+                let body: Value =
+                    serde_json::from_slice(resp.body().as_deref().unwrap_or(b"{}")).unwrap();
                 assert_eq!(body["error"]["code"], "unauthorized", "{body}");
             }
             other => panic!("upgrade without a valid key: {other:?}"),
@@ -284,7 +308,15 @@ async fn messages_protocol_filters() {
     let m = recv(&mut ws).await;
     assert_eq!(m["id"], want, "{m}");
     assert_eq!(m["payload"], json!({"text": "right"}));
-    for k in ["id", "threadId", "from", "to", "payloadType", "payload", "timestamp"] {
+    for k in [
+        "id",
+        "threadId",
+        "from",
+        "to",
+        "payloadType",
+        "payload",
+        "timestamp",
+    ] {
         assert!(m.get(k).is_some(), "{k} missing in {m}");
     }
     assert_eq!(recv(&mut ws).await["id"], want2);
@@ -300,8 +332,15 @@ async fn executions_protocol_channels() {
 
     let mut ws = connect(&srv.ws_url("/ws/executions")).await;
     send(&mut ws, json!({"method": "heartbeat"})).await;
-    assert_eq!(recv(&mut ws).await, json!({"method": "heartbeat", "data": "pong", "success": true}));
-    send(&mut ws, json!({"method": "subscribe", "data": {"graph_id": "g1"}})).await;
+    assert_eq!(
+        recv(&mut ws).await,
+        json!({"method": "heartbeat", "data": "pong", "success": true})
+    );
+    send(
+        &mut ws,
+        json!({"method": "subscribe", "data": {"graph_id": "g1"}}),
+    )
+    .await;
     let ack = recv(&mut ws).await;
     assert_eq!(ack["method"], "subscribe");
     assert_eq!(ack["success"], true);
@@ -319,12 +358,25 @@ async fn executions_protocol_channels() {
     assert_eq!(d["graph_exec_id"], "e1");
     assert_eq!(d["status"], "RUNNING");
     assert_eq!(d["input_data"], json!({"in": 1}));
-    for k in ["graph_version", "node_id", "block_id", "output_data", "add_time", "queue_time", "start_time", "end_time"] {
+    for k in [
+        "graph_version",
+        "node_id",
+        "block_id",
+        "output_data",
+        "add_time",
+        "queue_time",
+        "start_time",
+        "end_time",
+    ] {
         assert!(d.get(k).is_some(), "{k} missing in {d}");
     }
 
     // by graph execution
-    send(&mut ws, json!({"method": "subscribe", "data": {"graph_exec_id": "e9"}})).await;
+    send(
+        &mut ws,
+        json!({"method": "subscribe", "data": {"graph_exec_id": "e9"}}),
+    )
+    .await;
     let ack = recv(&mut ws).await;
     let ch_exec = ack["channel"].as_str().unwrap().to_string();
     assert_ne!(ch_exec, ch);
@@ -344,14 +396,22 @@ async fn executions_protocol_channels() {
     put_node(&srv, "ne1", node("g1", "e1", "COMPLETED")).await;
     put_node(&srv, "ne9", node("g9", "e9", "COMPLETED")).await;
     // a sentinel on a fresh channel proves nothing else was queued before it
-    send(&mut ws, json!({"method": "subscribe", "data": {"graph_id": "g5"}})).await;
+    send(
+        &mut ws,
+        json!({"method": "subscribe", "data": {"graph_id": "g5"}}),
+    )
+    .await;
     assert_eq!(recv(&mut ws).await["method"], "subscribe");
     put_node(&srv, "ne5", node("g5", "e5", "QUEUED")).await;
     let ev = recv(&mut ws).await;
     assert_eq!(ev["data"]["node_exec_id"], "ne5", "{ev}");
 
     // bad messages
-    for bad in [json!({"method": "subscribe", "data": {}}), json!({"method": "x"}), json!([1])] {
+    for bad in [
+        json!({"method": "subscribe", "data": {}}),
+        json!({"method": "x"}),
+        json!([1]),
+    ] {
         send(&mut ws, bad).await;
         let e = recv(&mut ws).await;
         assert_eq!(e["method"], "error");

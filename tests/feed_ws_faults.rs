@@ -11,9 +11,8 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -110,10 +109,13 @@ async fn resume_with_since_gets_exactly_what_was_missed_then_live() {
         let mut ids = Vec::new();
         for i in 0..300i64 {
             ids.push(
-                c.query_one("SELECT feed.emit_data('test.r', jsonb_build_object('n', $1::bigint))", &[&i])
-                    .await
-                    .unwrap()
-                    .get::<_, i64>(0),
+                c.query_one(
+                    "SELECT feed.emit_data('test.r', jsonb_build_object('n', $1::bigint))",
+                    &[&i],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0),
             );
         }
         ids
@@ -137,10 +139,13 @@ async fn listener_killed_mid_stream_loses_and_repeats_nothing() {
         let mut ids = Vec::new();
         for i in 0..400i64 {
             ids.push(
-                c.query_one("SELECT feed.emit_data('test.f', jsonb_build_object('n', $1::bigint))", &[&i])
-                    .await
-                    .unwrap()
-                    .get::<_, i64>(0),
+                c.query_one(
+                    "SELECT feed.emit_data('test.f', jsonb_build_object('n', $1::bigint))",
+                    &[&i],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0),
             );
             if i % 50 == 0 {
                 tokio::task::yield_now().await;
@@ -178,7 +183,10 @@ async fn a_late_commit_is_delivered_in_id_order() {
     let mut late = srv.db.client().await;
     let tx = late.transaction().await.unwrap();
     let low: i64 = tx
-        .query_one("SELECT feed.emit_data('test.l', '{\"which\":\"late\"}')", &[])
+        .query_one(
+            "SELECT feed.emit_data('test.l', '{\"which\":\"late\"}')",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -208,8 +216,10 @@ async fn correct_with_notify_off() {
     let resp = reqwest::Client::new()
         .put(format!("http://{}/api/v1/executions/nodes/n1", srv.addr))
         .bearer_auth(ADMIN_KEY)
-        .json(&json!({"graphId": "g", "graphVersion": 1, "graphExecId": "e", "nodeId": "n",
-                      "blockId": "b", "status": "QUEUED", "addTime": "2026-01-01T00:00:00Z"}))
+        .json(
+            &json!({"graphId": "g", "graphVersion": 1, "graphExecId": "e", "nodeId": "n",
+                      "blockId": "b", "status": "QUEUED", "addTime": "2026-01-01T00:00:00Z"}),
+        )
         .send()
         .await
         .unwrap();
@@ -269,8 +279,17 @@ async fn a_stalled_client_does_not_hold_up_fifty_others() {
     }
     // the stalled client: a prefix in order, then all of it or 1013
     let (seen, code) = drain(&mut stalled).await;
-    assert_eq!(seen[..], ids[..seen.len()], "stalled client got events out of order");
-    assert!(seen.len() == ids.len() || code == Some(1013), "{} of {}, close {code:?}", seen.len(), ids.len());
+    assert_eq!(
+        seen[..],
+        ids[..seen.len()],
+        "stalled client got events out of order"
+    );
+    assert!(
+        seen.len() == ids.len() || code == Some(1013),
+        "{} of {}, close {code:?}",
+        seen.len(),
+        ids.len()
+    );
 }
 
 #[tokio::test]
@@ -350,15 +369,25 @@ async fn two_server_processes_share_one_feed() {
         None,
     )
     .await;
-    let mut exec_b = connect(&format!("ws://{}/ws/executions?token={ADMIN_KEY}", addrs[1])).await;
-    send(&mut exec_b, json!({"method": "subscribe", "data": {"graph_id": "g-two"}})).await;
+    let mut exec_b = connect(&format!(
+        "ws://{}/ws/executions?token={ADMIN_KEY}",
+        addrs[1]
+    ))
+    .await;
+    send(
+        &mut exec_b,
+        json!({"method": "subscribe", "data": {"graph_id": "g-two"}}),
+    )
+    .await;
     assert_eq!(recv(&mut exec_b).await["success"], true);
     // the change goes through server A
     let resp = http
         .put(format!("http://{}/api/v1/executions/nodes/x1", addrs[0]))
         .bearer_auth(ADMIN_KEY)
-        .json(&json!({"graphId": "g-two", "graphVersion": 1, "graphExecId": "e-two", "nodeId": "n",
-                      "blockId": "b", "status": "RUNNING", "addTime": "2026-01-01T00:00:00Z"}))
+        .json(
+            &json!({"graphId": "g-two", "graphVersion": 1, "graphExecId": "e-two", "nodeId": "n",
+                      "blockId": "b", "status": "RUNNING", "addTime": "2026-01-01T00:00:00Z"}),
+        )
         .send()
         .await
         .unwrap();
@@ -386,7 +415,9 @@ async fn retention_timer_prunes_old_events() {
     .unwrap();
     let srv = TestServer::on(db, |cfg| cfg.event_retention = Duration::from_secs(86_400)).await;
     let c = srv.db.client().await;
-    c.batch_execute("SELECT feed.emit('fresh', '{}')").await.unwrap();
+    c.batch_execute("SELECT feed.emit('fresh', '{}')")
+        .await
+        .unwrap();
     tokio::time::timeout(WAIT, async {
         loop {
             let n: i64 = c

@@ -106,7 +106,10 @@ impl ExecutionsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "nodeExecId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
+        #[oai(
+            name = "nodeExecId",
+            validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$")
+        )]
         node_exec_id: Path<String>,
         body: Json<NodeExecutionInput>,
     ) -> ApiResult<Json<NodeExecution>> {
@@ -142,7 +145,10 @@ impl ExecutionsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "graphExecId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
+        #[oai(
+            name = "graphExecId",
+            validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$")
+        )]
         graph_exec_id: Path<String>,
     ) -> ApiResult<Json<NodeExecutionList>> {
         auth.require(Role::Reader)?;

@@ -72,7 +72,10 @@ pub async fn read_range(
 ) -> Result<Vec<StoredEvent>, DbError> {
     let client = pool.get().await?;
     let row = client
-        .query_one("SELECT feed.read_range($1, $2, $3)", &[&after, &upto, &limit])
+        .query_one(
+            "SELECT feed.read_range($1, $2, $3)",
+            &[&after, &upto, &limit],
+        )
         .await?;
     decode_events(row.try_get(0)?)
 }

@@ -241,8 +241,7 @@ impl Hub {
             let mut targets: Vec<u64> = Vec::new();
             for (id, sub) in &inner.subs {
                 if let Interest::Filter(f) = &sub.interest {
-                    if f.matches(&ev.stored) && visible_to(sub.bound_user.as_deref(), &ev.stored)
-                    {
+                    if f.matches(&ev.stored) && visible_to(sub.bound_user.as_deref(), &ev.stored) {
                         targets.push(*id);
                     }
                 }

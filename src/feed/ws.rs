@@ -139,7 +139,10 @@ impl Conn {
                 };
                 let chans = [
                     ev.stored.graph_id.as_deref().map(super::graph_channel),
-                    ev.stored.graph_exec_id.as_deref().map(super::graph_exec_channel),
+                    ev.stored
+                        .graph_exec_id
+                        .as_deref()
+                        .map(super::graph_exec_channel),
                 ];
                 for ch in chans.into_iter().flatten() {
                     if self.channels.contains(&ch) {

@@ -23,7 +23,11 @@ impl Conn {
     pub(super) async fn messages_command(&mut self, text: &str) -> Result<(), Stop> {
         let v: Value = match serde_json::from_str(text) {
             Ok(v @ Value::Object(_)) => v,
-            Ok(_) => return self.send_json(error("a command must be a JSON object")).await,
+            Ok(_) => {
+                return self
+                    .send_json(error("a command must be a JSON object"))
+                    .await
+            }
             Err(e) => return self.send_json(error(format!("malformed JSON: {e}"))).await,
         };
         match v.get("cmd").and_then(Value::as_str).unwrap_or_default() {
@@ -73,8 +77,16 @@ impl Conn {
     pub(super) async fn executions_command(&mut self, text: &str) -> Result<(), Stop> {
         let v: Value = match serde_json::from_str(text) {
             Ok(v @ Value::Object(_)) => v,
-            Ok(_) => return self.send_json(exec_error("a message must be a JSON object")).await,
-            Err(e) => return self.send_json(exec_error(format!("malformed JSON: {e}"))).await,
+            Ok(_) => {
+                return self
+                    .send_json(exec_error("a message must be a JSON object"))
+                    .await
+            }
+            Err(e) => {
+                return self
+                    .send_json(exec_error(format!("malformed JSON: {e}")))
+                    .await
+            }
         };
         let method = v.get("method").and_then(Value::as_str).unwrap_or_default();
         match method {

@@ -73,7 +73,11 @@ impl Conn {
     pub(super) async fn control_command(&mut self, text: &str) -> Result<(), Stop> {
         let v: Value = match serde_json::from_str(text) {
             Ok(v @ Value::Object(_)) => v,
-            Ok(_) => return self.send_json(error("a command must be a JSON object")).await,
+            Ok(_) => {
+                return self
+                    .send_json(error("a command must be a JSON object"))
+                    .await
+            }
             Err(e) => return self.send_json(error(format!("malformed JSON: {e}"))).await,
         };
         let cmd = v.get("cmd").and_then(Value::as_str).unwrap_or_default();
