@@ -359,3 +359,45 @@ async fn hub_connection_limit() {
     drop(a);
     assert!(hub.try_connect().is_some());
 }
+
+#[test]
+fn feed_config_defaults_and_errors() {
+    use agentplane::config::Config;
+    let get = |vars: &'static [(&'static str, &'static str)]| {
+        Config::from_lookup(move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+    };
+    let c = get(&[]).unwrap();
+    assert_eq!(c.poll_interval.as_millis(), 10);
+    assert_eq!(c.ws_max_connections, 10_000);
+    assert_eq!(c.ws_queue, 1024);
+    assert_eq!(c.ws_max_command_bytes, 65_536);
+    assert_eq!(c.ws_idle_timeout.as_secs(), 60);
+    let c = get(&[
+        ("AGENTPLANE_POLL_MS", "25"),
+        ("AGENTPLANE_WS_MAX_CONNECTIONS", "5"),
+        ("AGENTPLANE_WS_QUEUE", "7"),
+        ("AGENTPLANE_WS_MAX_COMMAND_BYTES", "100"),
+        ("AGENTPLANE_WS_IDLE_TIMEOUT", "2m"),
+    ])
+    .unwrap();
+    assert_eq!(c.poll_interval.as_millis(), 25);
+    assert_eq!(c.ws_max_connections, 5);
+    assert_eq!(c.ws_queue, 7);
+    assert_eq!(c.ws_max_command_bytes, 100);
+    assert_eq!(c.ws_idle_timeout.as_secs(), 120);
+    for (var, bad) in [
+        ("AGENTPLANE_POLL_MS", "0"),
+        ("AGENTPLANE_POLL_MS", "fast"),
+        ("AGENTPLANE_WS_QUEUE", "-1"),
+        ("AGENTPLANE_WS_MAX_CONNECTIONS", "0"),
+        ("AGENTPLANE_WS_IDLE_TIMEOUT", "soon"),
+    ] {
+        let vars: &'static [(&'static str, &'static str)] = Box::leak(Box::new([(var, bad)]));
+        let e = get(vars).unwrap_err();
+        assert_eq!(e.var, var);
+    }
+}

@@ -421,3 +421,20 @@ async fn executions_protocol_channels() {
     ws.send(Message::Text("{".into())).await.unwrap();
     assert_eq!(recv(&mut ws).await["method"], "error");
 }
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_1001() {
+    let srv = TestServer::start().await;
+    let mut ws = connect(&srv.ws_url("/ws/executions")).await;
+    send(&mut ws, json!({"method": "heartbeat"})).await;
+    assert_eq!(recv(&mut ws).await["data"], "pong");
+    srv.stop().await;
+    let mut code = None;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+        if let Message::Close(c) = m {
+            code = c.map(|f| u16::from(f.code));
+            break;
+        }
+    }
+    assert_eq!(code, Some(1001));
+}
