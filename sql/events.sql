@@ -72,7 +72,9 @@ $$;
 -- instant, confirmed once every transaction that was running right after S
 -- was read has finished. feed.emit assigns the transaction's xid *before* it
 -- takes an id, so every id <= S belongs to a transaction that had an xid when
--- S was read: finished then, or in that instant's running set (xip). Once all
+-- S was read: finished then, or in the running set of a snapshot taken just
+-- after (its xip, plus every xid from its xmax up to the next unassigned
+-- one, which a snapshot does not list). Once all
 -- of those are finished, the rows with id <= S are final and can be read in
 -- id order without gaps. Consequence: a long-running write transaction in
 -- this database delays the feed until it ends (it never loses events).
@@ -108,6 +110,8 @@ DECLARE
     v_seq  bigint := p_pend_seq;
     v_xip  bigint[] := p_pend_xip;
     v_busy boolean;
+    v_snap pg_snapshot;
+    v_next bigint;
 BEGIN
     IF v_seq IS NOT NULL THEN
         SELECT bool_or(NOT pg_visible_in_snapshot(x::text::xid8, pg_current_snapshot()))
@@ -125,8 +129,22 @@ BEGIN
             v_seq := NULL;
         ELSE
             -- a new statement, so a snapshot taken after the sequence read
-            SELECT array_agg(x::text::bigint) INTO v_xip
-              FROM pg_snapshot_xip(pg_current_snapshot()) x;
+            v_snap := pg_current_snapshot();
+            SELECT array_agg(x::text::bigint) INTO v_xip FROM pg_snapshot_xip(v_snap) x;
+            -- A snapshot lists running xids only below its xmax (the latest
+            -- completed xid + 1); every xid assigned at or above it is still
+            -- running too. Add them: probe upwards until an xid that is not
+            -- assigned yet ("in the future").
+            v_next := pg_snapshot_xmax(v_snap)::text::bigint;
+            LOOP
+                BEGIN
+                    PERFORM pg_xact_status(v_next::text::xid8);
+                EXCEPTION WHEN OTHERS THEN
+                    EXIT;
+                END;
+                v_xip := coalesce(v_xip, '{}') || v_next;
+                v_next := v_next + 1;
+            END LOOP;
             -- Drop the xids known to run in other databases of the cluster
             -- (they cannot hold ids of this table). Unknown ones are kept.
             IF v_xip IS NOT NULL THEN

@@ -195,6 +195,19 @@ async fn relay_read_never_skips_a_late_commit() {
         .await
         .unwrap()
         .get(0);
+    // nothing after it has completed yet: the open transaction's xid is at
+    // or above the snapshot's xmax, where snapshots list no running xids
+    for _ in 0..3 {
+        let got = relay_poll(&relay, Some(start), &mut cursor, 100)
+            .await
+            .unwrap();
+        assert!(got.is_empty());
+        assert!(
+            cursor.cut < low,
+            "cut {} passed an open transaction's id {low}",
+            cursor.cut
+        );
+    }
     let other = db.client().await;
     let high: i64 = other
         .query_one("SELECT feed.emit('early', '{}')", &[])
@@ -210,6 +223,7 @@ async fn relay_read_never_skips_a_late_commit() {
             got.is_empty(),
             "delivered past an open transaction: {got:?}"
         );
+        assert!(cursor.cut < low);
     }
     tx.commit().await.unwrap();
     let mut got: Vec<StoredEvent> = Vec::new();

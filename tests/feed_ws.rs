@@ -329,6 +329,21 @@ async fn executions_protocol_channels() {
     let srv = TestServer::start().await;
     // no subscribers: nothing sent, no error
     put_node(&srv, "ne0", node("g1", "e0", "QUEUED")).await;
+    // (a subscription gets what the server publishes after it: let the relay
+    // publish ne0 first)
+    let c = srv.db.client().await;
+    let top: i64 = c
+        .query_one("SELECT max(id) FROM feed.events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while srv.state.hub.last_id().unwrap_or(0) < top {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
 
     let mut ws = connect(&srv.ws_url("/ws/executions")).await;
     send(&mut ws, json!({"method": "heartbeat"})).await;

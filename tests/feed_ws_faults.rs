@@ -74,9 +74,14 @@ async fn emit_n(db: &TestDb, ty: &str, n: i64) -> Vec<i64> {
 }
 
 async fn expect_ids(ws: &mut Ws, ids: &[i64]) {
-    for want in ids {
+    for (i, want) in ids.iter().enumerate() {
         let ev = recv(ws).await;
-        assert_eq!(ev["id"].as_i64(), Some(*want), "{ev}");
+        assert_eq!(
+            ev["id"].as_i64(),
+            Some(*want),
+            "event #{i} of {:?}..: got {ev}",
+            &ids[..ids.len().min(5)]
+        );
     }
 }
 
