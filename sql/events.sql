@@ -96,7 +96,6 @@ $$;
 -- Returns the new cut and checkpoint, and up to p_limit events in
 -- (p_after, cut] in id order. Each statement of this VOLATILE function runs
 -- with a fresh snapshot (READ COMMITTED), which the scheme relies on.
-DROP FUNCTION IF EXISTS feed.relay_poll(bigint, bigint, bigint, bigint[], int);
 CREATE OR REPLACE FUNCTION feed.relay_poll(
     p_after    bigint,
     p_cut      bigint,
