@@ -24,6 +24,18 @@ pub struct Config {
     pub pool_size: usize,
     /// `AGENTPLANE_NOTIFY` (`on`/`off`, default on): NOTIFY as a wake-up hint.
     pub notify: bool,
+    /// `AGENTPLANE_POLL_MS`, default 10: the feed relay's poll tick.
+    pub poll_interval: Duration,
+    /// `AGENTPLANE_WS_MAX_CONNECTIONS`, default 10000: WebSockets per server.
+    pub ws_max_connections: usize,
+    /// `AGENTPLANE_WS_QUEUE`, default 1024: events queued per WebSocket
+    /// before a client that does not keep up is closed with 1013.
+    pub ws_queue: usize,
+    /// `AGENTPLANE_WS_MAX_COMMAND_BYTES`, default 65536: largest client message.
+    pub ws_max_command_bytes: usize,
+    /// `AGENTPLANE_WS_IDLE_TIMEOUT`, default `60s`: a socket silent this long
+    /// (not even answering the server's pings) is closed.
+    pub ws_idle_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -90,6 +102,34 @@ impl Config {
                 })
             }
         };
+        let positive = |var: &'static str, default: usize, max: usize| match get(var) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| ConfigError {
+                    var,
+                    reason: format!("`{v}` is not an integer in 1..={max}"),
+                }),
+        };
+        let poll_interval =
+            Duration::from_millis(positive("AGENTPLANE_POLL_MS", 10, 60_000)? as u64);
+        let ws_max_connections = positive("AGENTPLANE_WS_MAX_CONNECTIONS", 10_000, 1_000_000)?;
+        let ws_queue = positive("AGENTPLANE_WS_QUEUE", 1024, 1_000_000)?;
+        let ws_max_command_bytes = positive(
+            "AGENTPLANE_WS_MAX_COMMAND_BYTES",
+            64 * 1024,
+            64 * 1024 * 1024,
+        )?;
+        let ws_idle_timeout = match get("AGENTPLANE_WS_IDLE_TIMEOUT") {
+            None => Duration::from_secs(60),
+            Some(v) => parse_duration(&v).ok_or_else(|| ConfigError {
+                var: "AGENTPLANE_WS_IDLE_TIMEOUT",
+                reason: format!("`{v}` is not a duration like 90s, 30m, 12h or 7d"),
+            })?,
+        };
         let organism = get("AGENTPLANE_ORGANISM").unwrap_or_else(|| "agentplane".into());
         Ok(Config {
             database_url: get("DATABASE_URL"),
@@ -103,6 +143,11 @@ impl Config {
                 .unwrap_or_else(|| ".agentplane".into()),
             pool_size,
             notify,
+            poll_interval,
+            ws_max_connections,
+            ws_queue,
+            ws_max_command_bytes,
+            ws_idle_timeout,
         })
     }
 }

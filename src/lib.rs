@@ -7,5 +7,6 @@
 pub mod api;
 pub mod config;
 pub mod db;
+pub mod feed;
 pub mod localpg;
 pub mod server;

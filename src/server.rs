@@ -4,6 +4,7 @@
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::db::{self, DbError};
+use crate::feed;
 use crate::localpg::{LocalCluster, LocalPgError};
 use std::time::Duration;
 
@@ -76,7 +77,7 @@ pub async fn migrate(config: &Config) -> Result<(), StartError> {
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let database = resolve_database(&config).await?;
     db::migrate::run(&database.url).await?;
-    let pool = db::pool(&database.url, config.pool_size)?;
+    let pool = db::pool_with(&database.url, config.pool_size, config.notify)?;
     check_open_mode(&config, &pool).await?;
     let state = AppState::new(pool.clone(), config.clone());
     let listener = tokio::net::TcpListener::bind(config.bind)
@@ -85,25 +86,59 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             addr: config.bind,
             source,
         })?;
+    let result = run(state, &database.url, listener, shutdown_signal()).await;
+    pool.close();
+    drop(database); // stops the self-managed cluster, if any
+    result
+}
+
+/// Serves `state` on `listener` with the feed relay and the retention
+/// pruner running, until `shutdown` resolves; then closes WebSockets (1001),
+/// finishes in-flight requests and stops the background tasks. Used by
+/// `serve` and by tests.
+pub async fn run(
+    state: AppState,
+    database_url: &str,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let config = state.config.clone();
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.bind,
         source,
     })?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let relay = tokio::spawn(feed::listener::run(
+        state.hub.clone(),
+        feed::listener::RelayConfig {
+            url: database_url.to_string(),
+            listen: config.notify,
+            poll: config.poll_interval,
+        },
+        stop_rx.clone(),
+    ));
+    let pruner = tokio::spawn(feed::retention::run(
+        state.pool.clone(),
+        config.event_retention,
+        stop_rx,
+    ));
     tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "agentplane is listening");
     let acceptor =
         poem::listener::TcpAcceptor::from_tokio(listener).map_err(|source| StartError::Bind {
             addr: config.bind,
             source,
         })?;
+    let hub = state.hub.clone();
+    let shutdown = async move {
+        shutdown.await;
+        hub.shutdown(); // WebSockets close with 1001 instead of holding the server up
+    };
     let result = poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            api::app(state),
-            shutdown_signal(),
-            Some(Duration::from_secs(10)),
-        )
+        .run_with_graceful_shutdown(api::app(state), shutdown, Some(Duration::from_secs(10)))
         .await;
-    pool.close();
-    drop(database); // stops the self-managed cluster, if any
+    let _ = stop_tx.send(true);
+    let _ = relay.await;
+    let _ = pruner.await;
     result.map_err(|e| StartError::Refused(format!("server error: {e}")))
 }
 

@@ -4,6 +4,7 @@ pub mod agents;
 pub mod auth;
 pub mod credits;
 pub mod error;
+pub mod executions;
 pub mod health;
 pub mod keys;
 pub mod limits;
@@ -29,16 +30,20 @@ pub struct AppState {
     pub pool: Pool,
     pub config: Arc<Config>,
     pub started_at: Instant,
+    /// The live feed's in-process fan-out (fed by the relay the server starts).
+    pub hub: Arc<crate::feed::Hub>,
 }
 
 impl AppState {
     /// The one place an `AppState` is built (server and tests alike), so
     /// fields added later get their value here.
     pub fn new(pool: Pool, config: Config) -> AppState {
+        let hub = crate::feed::Hub::new(config.ws_queue, config.ws_max_connections);
         AppState {
             pool,
             config: Arc::new(config),
             started_at: Instant::now(),
+            hub,
         }
     }
 }
@@ -71,6 +76,8 @@ pub enum ApiTags {
     Usage,
     /// Versioned per-model prices (USD per million tokens).
     ModelPrices,
+    /// Node executions of graph runs (also pushed on the live feed).
+    Executions,
 }
 
 /// Every API of the service. Domains add their struct here.
@@ -87,6 +94,7 @@ pub type Apis = (
     credits::BlockCostsApi,
     usage::UsageApi,
     usage::ModelPricesApi,
+    executions::ExecutionsApi,
 );
 
 fn apis() -> Apis {
@@ -103,6 +111,7 @@ fn apis() -> Apis {
         credits::BlockCostsApi,
         usage::UsageApi,
         usage::ModelPricesApi,
+        executions::ExecutionsApi,
     )
 }
 
@@ -129,6 +138,9 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
     let max_body = state.config.max_body_bytes;
     Route::new()
         .nest("/", svc)
+        .at("/ws", poem::get(crate::feed::ws::ws_control))
+        .at("/ws/messages", poem::get(crate::feed::ws::ws_messages))
+        .at("/ws/executions", poem::get(crate::feed::ws::ws_executions))
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .with(limits::BodyLimit(max_body))

@@ -17,6 +17,7 @@ pub const SQL_FILES: &[(&str, &str)] = &[
     ("usage.sql", include_str!("../../sql/usage.sql")),
     ("agents.sql", include_str!("../../sql/agents.sql")),
     ("variants.sql", include_str!("../../sql/variants.sql")),
+    ("executions.sql", include_str!("../../sql/executions.sql")),
     ("reporting.sql", include_str!("../../sql/reporting.sql")),
 ];
 

@@ -4,6 +4,8 @@
 pub mod agents;
 pub mod credits;
 pub mod error;
+pub mod executions;
+pub mod feed;
 pub mod keys;
 pub mod migrate;
 pub mod organism;
@@ -24,10 +26,29 @@ pub fn pg_config(url: &str, application_name: &str) -> Result<tokio_postgres::Co
     Ok(cfg)
 }
 
+/// Like [`pg_config`], and with `notify` false the session also runs with
+/// `agentplane.notify=off` (feed.emit then sends no NOTIFY; the relay polls).
+pub fn pg_config_with(
+    url: &str,
+    application_name: &str,
+    notify: bool,
+) -> Result<tokio_postgres::Config, DbError> {
+    let mut cfg = pg_config(url, application_name)?;
+    if !notify {
+        cfg.options("-c TimeZone=UTC -c agentplane.notify=off");
+    }
+    Ok(cfg)
+}
+
 /// A connection pool for request handlers. `Fast` recycling: our handlers
 /// never leave session state behind (no LISTEN on pooled connections).
 pub fn pool(url: &str, size: usize) -> Result<Pool, DbError> {
-    let cfg = pg_config(url, "agentplane")?;
+    pool_with(url, size, true)
+}
+
+/// [`pool`] whose sessions send NOTIFY from feed.emit only when `notify`.
+pub fn pool_with(url: &str, size: usize, notify: bool) -> Result<Pool, DbError> {
+    let cfg = pg_config_with(url, "agentplane", notify)?;
     let mgr = Manager::from_config(
         cfg,
         tokio_postgres::NoTls,

@@ -310,3 +310,88 @@ pub fn error_code(body: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("no code in {body}"))
 }
+
+/// A real server (HTTP + WebSocket + feed relay + pruner) on 127.0.0.1:0
+/// over its own database, stopped when dropped.
+pub struct TestServer {
+    pub db: TestDb,
+    pub state: AppState,
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server whose configuration `adjust` may change first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        Self::on(TestDb::new().await, adjust).await
+    }
+
+    /// A server over an existing database.
+    pub async fn on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = test_config(&db.url);
+        adjust(&mut config);
+        let pool = db::pool_with(&db.url, 16, config.notify).expect("pool");
+        let state = AppState::new(pool, config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let url = db.url.clone();
+        let st = state.clone();
+        let handle = tokio::spawn(async move {
+            agentplane::server::run(st, &url, listener, async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server");
+        });
+        // ready once the relay has started
+        tokio::time::timeout(std::time::Duration::from_secs(20), state.hub.watermark())
+            .await
+            .expect("feed relay did not start");
+        TestServer {
+            db,
+            state,
+            addr,
+            stop: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// `ws://ADDR{path}?token=ADMIN_KEY`.
+    pub fn ws_url(&self, path: &str) -> String {
+        self.ws_url_with(path, ADMIN_KEY)
+    }
+
+    pub fn ws_url_with(&self, path: &str, key: &str) -> String {
+        format!("ws://{}{}?token={}", self.addr, path, key)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(15), h).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The relay: one dedicated database connection per server process (never a
+//! pooled one) that LISTENs for wake-up hints and reads the event table.
+//!
+//! After every (re)connect, on every NOTIFY and on every poll tick it runs
+//! `feed.relay_poll`, which only ever hands out ids that are final, in id
+//! order; the relay publishes them to the hub and remembers the last one.
+//! A dropped connection is re-established with backoff and the relay
+//! catches up from where it was, so nothing is lost or repeated.
+
+use super::{Event, Hub, CHANNEL, LISTENER_APP_NAME};
+use crate::db::feed::{relay_poll, RelayCursor};
+use crate::db::{self, DbError};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::AsyncMessage;
+
+/// Events read per relay step.
+const PAGE: i32 = 1000;
+
+pub struct RelayConfig {
+    pub url: String,
+    /// LISTEN for NOTIFY hints (else poll only).
+    pub listen: bool,
+    pub poll: Duration,
+}
+
+/// Runs until `stop` turns true.
+pub async fn run(hub: Arc<Hub>, cfg: RelayConfig, mut stop: watch::Receiver<bool>) {
+    let mut state = RelayState::default();
+    let mut backoff = Duration::from_millis(50);
+    while !*stop.borrow() {
+        match session(&hub, &cfg, &mut state, &mut stop).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64,
+                    "feed listener connection lost; reconnecting");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[derive(Default)]
+struct RelayState {
+    /// The last id published; None until the first step.
+    last: Option<i64>,
+    cursor: RelayCursor,
+}
+
+/// One connection's lifetime. Ok(()) means "stopped on request".
+async fn session(
+    hub: &Arc<Hub>,
+    cfg: &RelayConfig,
+    state: &mut RelayState,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), DbError> {
+    let pg = db::pg_config(&cfg.url, LISTENER_APP_NAME)?;
+    let (client, mut conn) = pg.connect(tokio_postgres::NoTls).await?;
+    // Drive the connection ourselves: notifications only surface through
+    // poll_message. A full wake channel already holds a pending wake-up.
+    let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(msg) = messages.next().await {
+            match msg {
+                Ok(AsyncMessage::Notification(_)) => {
+                    let _ = wake_tx.try_send(());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "feed listener connection closed");
+                    break;
+                }
+            }
+        }
+        // wake_tx dropped here: the session sees the connection is gone.
+    });
+    let result = async {
+        if cfg.listen {
+            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        }
+        tracing::info!(listen = cfg.listen, "feed listener connected");
+        let settle = (cfg.poll / 4).max(Duration::from_millis(1));
+        loop {
+            step(hub, &client, state).await?;
+            let wait = if state.cursor.pending.is_some() || state.last.is_none() {
+                settle
+            } else {
+                cfg.poll
+            };
+            tokio::select! {
+                w = wake_rx.recv() => {
+                    if w.is_none() {
+                        // the driver ended: the connection is gone
+                        client.simple_query("SELECT 1").await?;
+                        return Err(DbError::Config("feed listener connection closed".into()));
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return Ok(()),
+            }
+            if *stop.borrow() {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    driver.abort();
+    result
+}
+
+/// Reads and publishes everything that is final now.
+async fn step(
+    hub: &Arc<Hub>,
+    client: &tokio_postgres::Client,
+    state: &mut RelayState,
+) -> Result<(), DbError> {
+    loop {
+        let events = relay_poll(client, state.last, &mut state.cursor, PAGE).await?;
+        let Some(last) = state.last else {
+            if state.cursor.pending.is_none() {
+                // Start: what is already in the table is history.
+                state.last = Some(state.cursor.cut);
+                hub.start_at(state.cursor.cut);
+            }
+            return Ok(());
+        };
+        let n = events.len();
+        let batch: Vec<Arc<Event>> = events
+            .into_iter()
+            .filter(|e| e.id > last)
+            .map(Event::new)
+            .collect();
+        if let Some(e) = batch.last() {
+            state.last = Some(e.stored.id);
+        }
+        hub.publish(&batch);
+        if n < PAGE as usize {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The two compatibility protocols: `/ws/messages` (MessageInfo objects)
+//! and `/ws/executions` (the graph-execution protocol, snake_case fields).
+
+use super::ws::{Conn, Stop};
+use super::ws_control::{error, string_list};
+use super::{graph_channel, graph_exec_channel, Filter, Interest};
+use serde_json::{json, Value};
+
+/// Channels one connection may hold.
+const MAX_CHANNELS: usize = 1000;
+
+fn exec_error(msg: impl Into<String>) -> Value {
+    json!({"method": "error", "success": false, "error": msg.into()})
+}
+
+fn ident(v: &str) -> bool {
+    (1..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:@/-".contains(&b))
+}
+
+impl Conn {
+    pub(super) async fn messages_command(&mut self, text: &str) -> Result<(), Stop> {
+        let v: Value = match serde_json::from_str(text) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => {
+                return self
+                    .send_json(error("a command must be a JSON object"))
+                    .await
+            }
+            Err(e) => return self.send_json(error(format!("malformed JSON: {e}"))).await,
+        };
+        match v.get("cmd").and_then(Value::as_str).unwrap_or_default() {
+            "subscribe" => {
+                let f = v.get("filter").cloned().unwrap_or(json!({}));
+                if !f.is_object() {
+                    return self.send_json(error("`filter` must be an object")).await;
+                }
+                let parsed = (|| -> Result<Filter, String> {
+                    Ok(Filter {
+                        agents: string_list(&f, "agents")?,
+                        threads: string_list(&f, "threads")?,
+                        payload_types: string_list(&f, "payload_types")?,
+                        events: vec!["message".into()],
+                        ..Filter::default()
+                    })
+                })();
+                let filter = match parsed {
+                    Ok(f) => f,
+                    Err(e) => return self.send_json(error(e)).await,
+                };
+                let echo = json!({
+                    "agents": filter.agents,
+                    "threads": filter.threads,
+                    "payload_types": filter.payload_types,
+                });
+                self.floor = self
+                    .state
+                    .hub
+                    .set_interest(&self.sub, Interest::Filter(filter));
+                self.send_json(json!({"event": "subscribed", "filter": echo}))
+                    .await
+            }
+            "unsubscribe" => {
+                self.floor = self.state.hub.set_interest(&self.sub, Interest::Nothing);
+                self.send_json(json!({"event": "unsubscribed"})).await
+            }
+            "ping" => self.send_json(json!({"event": "pong"})).await,
+            "" => self.send_json(error("missing `cmd`")).await,
+            other => {
+                self.send_json(error(format!("unknown command `{other}`")))
+                    .await
+            }
+        }
+    }
+
+    pub(super) async fn executions_command(&mut self, text: &str) -> Result<(), Stop> {
+        let v: Value = match serde_json::from_str(text) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => {
+                return self
+                    .send_json(exec_error("a message must be a JSON object"))
+                    .await
+            }
+            Err(e) => {
+                return self
+                    .send_json(exec_error(format!("malformed JSON: {e}")))
+                    .await
+            }
+        };
+        let method = v.get("method").and_then(Value::as_str).unwrap_or_default();
+        match method {
+            "heartbeat" => {
+                self.send_json(json!({"method": "heartbeat", "data": "pong", "success": true}))
+                    .await
+            }
+            "subscribe" | "unsubscribe" => {
+                let data = v.get("data").cloned().unwrap_or(Value::Null);
+                let channel = match (
+                    data.get("graph_exec_id").and_then(Value::as_str),
+                    data.get("graph_id").and_then(Value::as_str),
+                ) {
+                    (Some(e), _) if ident(e) => graph_exec_channel(e),
+                    (None, Some(g)) if ident(g) => graph_channel(g),
+                    _ => {
+                        return self
+                            .send_json(exec_error(
+                                "data must carry graph_id or graph_exec_id: 1-128 characters of [A-Za-z0-9._:@/-]",
+                            ))
+                            .await
+                    }
+                };
+                if method == "subscribe" {
+                    if self.channels.len() >= MAX_CHANNELS && !self.channels.contains(&channel) {
+                        return self
+                            .send_json(exec_error(format!(
+                                "at most {MAX_CHANNELS} channels per connection"
+                            )))
+                            .await;
+                    }
+                    self.channels.insert(channel.clone());
+                } else {
+                    self.channels.remove(&channel);
+                }
+                let interest = if self.channels.is_empty() {
+                    Interest::Nothing
+                } else {
+                    Interest::Channels(self.channels.clone())
+                };
+                self.state.hub.set_interest(&self.sub, interest);
+                self.send_json(json!({"method": method, "success": true, "channel": channel}))
+                    .await
+            }
+            "" => self.send_json(exec_error("missing `method`")).await,
+            other => {
+                self.send_json(exec_error(format!("unknown method `{other}`")))
+                    .await
+            }
+        }
+    }
+}
