@@ -2,6 +2,7 @@
 //! top-up, adjust, history, holds, block prices. The rules live in
 //! sql/credits.sql; this layer checks roles, user binding and shapes.
 
+use super::types::Text;
 use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db::{self, DbError};
 use chrono::{DateTime, Utc};
@@ -152,7 +153,7 @@ pub struct Credits {
 #[oai(rename_all = "camelCase")]
 pub struct SpendRequest {
     #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub block_id: String,
+    pub block_id: Text,
     /// The block's input (a JSON object); priced by the block's cost entries.
     pub input: Option<Value>,
     /// For `second` prices: charged per started second.
@@ -165,7 +166,7 @@ pub struct SpendRequest {
     /// False: the balance may go negative (debt is recorded).
     pub validate_balance: Option<bool>,
     #[oai(validator(min_length = 1, max_length = 255))]
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<Text>,
     pub metadata: Option<Value>,
     /// Effective time (admin/service only).
     pub at: Option<DateTime<Utc>>,
@@ -185,7 +186,7 @@ pub struct TopUpRequest {
     #[oai(validator(minimum(value = "1")))]
     pub amount: i64,
     #[oai(validator(min_length = 1, max_length = 255))]
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<Text>,
     pub metadata: Option<Value>,
     /// Effective time (admin/service only).
     pub at: Option<DateTime<Utc>>,
@@ -216,9 +217,9 @@ pub struct AdjustRequest {
     pub amount: i64,
     pub kind: AdjustKind,
     #[oai(validator(min_length = 1, max_length = 1000))]
-    pub reason: String,
+    pub reason: Text,
     #[oai(validator(min_length = 1, max_length = 255))]
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<Text>,
     pub metadata: Option<Value>,
     pub at: Option<DateTime<Utc>>,
 }
@@ -292,7 +293,7 @@ pub struct HoldRequest {
     #[oai(validator(minimum(value = "1")))]
     pub amount: Option<i64>,
     #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub block_id: Option<String>,
+    pub block_id: Option<Text>,
     pub input: Option<Value>,
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000000")))]
     pub duration_seconds: Option<f64>,
@@ -300,7 +301,7 @@ pub struct HoldRequest {
     #[oai(validator(minimum(value = "1"), maximum(value = "604800")))]
     pub ttl_seconds: Option<i32>,
     #[oai(validator(min_length = 1, max_length = 255))]
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<Text>,
 }
 
 #[derive(Debug, Object)]

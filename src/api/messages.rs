@@ -2,6 +2,7 @@
 //! (CONTRACT §4).
 
 use super::agents::decode;
+use super::types::Text;
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db;
 use chrono::{DateTime, Utc};
@@ -42,15 +43,15 @@ pub struct MessageList {
 #[oai(rename_all = "camelCase")]
 pub struct InjectRequest {
     #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub to: String,
+    pub to: Text,
     /// A JSON object.
     pub payload: serde_json::Value,
     #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub thread_id: Option<String>,
+    pub thread_id: Option<Text>,
     #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub from: Option<String>,
+    pub from: Option<Text>,
     #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub payload_type: Option<String>,
+    pub payload_type: Option<Text>,
 }
 
 #[derive(Debug, Object)]
@@ -65,13 +66,13 @@ pub struct Injected {
 #[oai(rename_all = "camelCase")]
 pub struct PostMessage {
     #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub thread_id: String,
+    pub thread_id: Text,
     #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub from: String,
+    pub from: Text,
     #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub to: String,
+    pub to: Text,
     #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub payload_type: String,
+    pub payload_type: Text,
     /// A JSON object.
     pub payload: serde_json::Value,
 }

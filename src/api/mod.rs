@@ -10,6 +10,7 @@ pub mod limits;
 pub mod messages;
 pub mod organism;
 pub mod threads;
+pub mod types;
 pub mod usage;
 pub mod variants;
 

@@ -1,6 +1,7 @@
 //! `/api/v1/model-prices` and `/api/v1/usage...`: LLM usage metering, totals
 //! and per-thread token budgets (CONTRACT §3). The rules live in sql/usage.sql.
 
+use super::types::{IdentCheck, Text};
 use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db::{self, usage::NewRecord, DbError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -12,26 +13,6 @@ use poem_openapi::{
     Object, OpenApi,
 };
 use serde_json::Value;
-
-/// Identifier check for body fields read in bulk (a batch holds up to 10,000
-/// records): poem-openapi's `pattern` validator compiles its regex on every
-/// value, which costs ~0.1 ms each. Same rule: 1-128 of `[A-Za-z0-9._:@/-]`.
-pub struct IdentCheck;
-
-impl std::fmt::Display for IdentCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("identifier: 1-128 characters of [A-Za-z0-9._:@/-]")
-    }
-}
-
-impl<T: AsRef<str>> poem_openapi::validation::Validator<T> for IdentCheck {
-    fn check(&self, value: &T) -> bool {
-        let s = value.as_ref();
-        (1..=128).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._:@/-".contains(&b))
-    }
-}
 
 /// Turns the JSON a usage.* SQL function returned into the typed response.
 fn parse<T: ParseFromJSON>(v: Value) -> Result<T, ApiError> {
@@ -63,7 +44,7 @@ pub struct ModelPriceList {
 #[oai(rename_all = "camelCase")]
 pub struct SetModelPrice {
     #[oai(validator(min_length = 1, max_length = 128))]
-    pub provider: String,
+    pub provider: Text,
     #[oai(validator(minimum(value = "0")))]
     pub prompt_per_million: f64,
     #[oai(validator(minimum(value = "0")))]
@@ -79,14 +60,14 @@ pub struct UsageRecordIn {
     /// Identifier (1-128 characters of `[A-Za-z0-9._:@/-]`), as are
     /// `agentId`, `model`, `userId` and `variantId`.
     #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub thread_id: String,
+    pub thread_id: Text,
     #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub agent_id: Option<String>,
+    pub agent_id: Option<Text>,
     #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub model: String,
+    pub model: Text,
     /// Defaults to the provider of the matching price.
     #[oai(validator(min_length = 1, max_length = 128))]
-    pub provider: Option<String>,
+    pub provider: Option<Text>,
     #[oai(validator(minimum(value = "0")))]
     pub prompt_tokens: i64,
     #[oai(validator(minimum(value = "0")))]
@@ -94,9 +75,9 @@ pub struct UsageRecordIn {
     #[oai(validator(minimum(value = "0")))]
     pub latency_ms: Option<i64>,
     #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub user_id: Option<String>,
+    pub user_id: Option<Text>,
     #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub variant_id: Option<String>,
+    pub variant_id: Option<Text>,
     /// Free JSON object.
     pub metadata: Option<Value>,
     /// When the call happened (default: now); also picks the price version.
@@ -106,15 +87,15 @@ pub struct UsageRecordIn {
 impl From<UsageRecordIn> for NewRecord {
     fn from(r: UsageRecordIn) -> NewRecord {
         NewRecord {
-            thread_id: r.thread_id,
-            agent_id: r.agent_id,
-            model: r.model,
-            provider: r.provider,
+            thread_id: r.thread_id.0,
+            agent_id: r.agent_id.map(String::from),
+            model: r.model.0,
+            provider: r.provider.map(String::from),
             prompt_tokens: r.prompt_tokens,
             completion_tokens: r.completion_tokens,
             latency_ms: r.latency_ms,
-            user_id: r.user_id,
-            variant_id: r.variant_id,
+            user_id: r.user_id.map(String::from),
+            variant_id: r.variant_id.map(String::from),
             metadata: r.metadata,
             at: r.at,
         }

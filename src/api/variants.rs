@@ -2,6 +2,7 @@
 //! agent variants (CONTRACT §5). The rules live in sql/variants.sql; this
 //! module checks shapes and roles and maps the JSON built by SQL to types.
 
+use super::types::Text;
 use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db::{self, DbError};
 use chrono::{DateTime, Utc};
@@ -9,67 +10,11 @@ use poem::web::Data;
 use poem_openapi::{
     param::{Path, Query},
     payload::Json,
-    registry::{MetaSchemaRef, Registry},
-    types::{MaybeUndefined, ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
+    types::{MaybeUndefined, ParseFromJSON, ToJSON},
     ApiResponse, Enum, Object, OpenApi,
 };
 use serde_json::Value;
-use std::borrow::Cow;
 use uuid::Uuid;
-
-/// A JSON string and nothing else: poem-openapi's `String` also accepts
-/// numbers and booleans, which would turn `{"name": 5}` into `"5"` instead
-/// of the 400 the contract asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Text(pub String);
-
-impl Type for Text {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = String;
-    type RawElementValueType = String;
-
-    fn name() -> Cow<'static, str> {
-        String::name()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        String::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        String::register(registry)
-    }
-
-    fn as_raw_value(&self) -> Option<&String> {
-        Some(&self.0)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
-
-impl ParseFromJSON for Text {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        match value.unwrap_or_default() {
-            Value::String(s) => Ok(Text(s)),
-            other => Err(ParseError::expected_type(other)),
-        }
-    }
-}
-
-impl ToJSON for Text {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::String(self.0.clone()))
-    }
-}
-
-impl std::ops::Deref for Text {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
 
 /// A variant: an alternative AgentConfig of one agent. A config field that
 /// is null falls back to the agent's value when the config is resolved.
