@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod block_costs;
 pub mod credits;
 pub mod error;
 pub mod health;
@@ -12,6 +13,7 @@ pub mod organism;
 pub mod threads;
 pub mod types;
 pub mod usage;
+pub mod users;
 pub mod variants;
 
 use crate::config::Config;
