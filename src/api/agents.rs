@@ -1,6 +1,7 @@
 //! `/api/v1/agents` and `/api/v1/capabilities`: the agent registry, runtime
 //! state reports, pause/resume (CONTRACT §4).
 
+use super::types::Text;
 use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db::{self, DbError};
 use chrono::{DateTime, Utc};
@@ -46,15 +47,15 @@ impl AgentState {
 #[oai(rename_all = "camelCase")]
 pub struct AgentConfig {
     #[oai(validator(max_length = 100000))]
-    pub model_provider: Option<String>,
+    pub model_provider: Option<Text>,
     #[oai(validator(max_length = 100000))]
-    pub model_name: Option<String>,
+    pub model_name: Option<Text>,
     #[oai(validator(max_length = 100000))]
-    pub system_prompt: Option<String>,
+    pub system_prompt: Option<Text>,
     #[oai(validator(max_length = 100000))]
-    pub user_prompt_template: Option<String>,
+    pub user_prompt_template: Option<Text>,
     #[oai(validator(max_length = 100000))]
-    pub prompt_version: Option<String>,
+    pub prompt_version: Option<Text>,
     /// 0–2.
     #[oai(validator(minimum(value = "0"), maximum(value = "2")))]
     pub temperature: Option<f64>,
@@ -82,19 +83,19 @@ pub struct AgentConfig {
 #[oai(rename_all = "camelCase")]
 pub struct AgentRegistration {
     #[oai(validator(max_length = 100000))]
-    pub description: Option<String>,
+    pub description: Option<Text>,
     pub is_agent: Option<bool>,
     /// Names of the agents this one talks to.
     #[oai(validator(max_items = 1000))]
-    pub peers: Option<Vec<String>>,
+    pub peers: Option<Vec<Text>>,
     #[oai(validator(max_length = 100000))]
-    pub payload_class: Option<String>,
+    pub payload_class: Option<Text>,
     #[oai(validator(max_length = 100000))]
-    pub root_tag: Option<String>,
+    pub root_tag: Option<Text>,
     #[oai(validator(max_length = 100000))]
-    pub schema_xsd: Option<String>,
+    pub schema_xsd: Option<Text>,
     #[oai(validator(max_length = 100000))]
-    pub example_xml: Option<String>,
+    pub example_xml: Option<Text>,
     pub config: Option<AgentConfig>,
 }
 
@@ -138,7 +139,7 @@ pub struct AgentConfigView {
 pub struct StateReport {
     pub state: AgentState,
     #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub current_thread: Option<String>,
+    pub current_thread: Option<Text>,
 }
 
 #[derive(Debug, Object)]

@@ -1,5 +1,6 @@
 //! `/api/v1/keys`: create, list, revoke API keys (admin).
 
+use super::types::Text;
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db;
 use chrono::{DateTime, Utc};
@@ -30,11 +31,11 @@ impl KeyRole {
 pub struct CreateKey {
     /// A label for people (1-200 characters).
     #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
+    pub name: Text,
     pub role: KeyRole,
     /// Bind the key to one user: it then sees and moves only that user's credits.
     #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub user_id: Option<String>,
+    pub user_id: Option<Text>,
 }
 
 #[derive(Debug, Object)]

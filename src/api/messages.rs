@@ -2,6 +2,7 @@
 //! (CONTRACT §4).
 
 use super::agents::decode;
+use super::types::Ident;
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db;
 use chrono::{DateTime, Utc};
@@ -41,16 +42,12 @@ pub struct MessageList {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct InjectRequest {
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub to: String,
+    pub to: Ident,
     /// A JSON object.
     pub payload: serde_json::Value,
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub thread_id: Option<String>,
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub from: Option<String>,
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub payload_type: Option<String>,
+    pub thread_id: Option<Ident>,
+    pub from: Option<Ident>,
+    pub payload_type: Option<Ident>,
 }
 
 #[derive(Debug, Object)]
@@ -64,14 +61,10 @@ pub struct Injected {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct PostMessage {
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub thread_id: String,
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub from: String,
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub to: String,
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub payload_type: String,
+    pub thread_id: Ident,
+    pub from: Ident,
+    pub to: Ident,
+    pub payload_type: Ident,
     /// A JSON object.
     pub payload: serde_json::Value,
 }

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod block_costs;
 pub mod credits;
 pub mod error;
 pub mod executions;
@@ -11,7 +12,9 @@ pub mod limits;
 pub mod messages;
 pub mod organism;
 pub mod threads;
+pub mod types;
 pub mod usage;
+pub mod users;
 pub mod variants;
 
 use crate::config::Config;
@@ -89,9 +92,9 @@ pub type Apis = (
     threads::ThreadsApi,
     messages::MessagesApi,
     variants::VariantsApi,
-    credits::UsersApi,
+    users::UsersApi,
     credits::CreditsApi,
-    credits::BlockCostsApi,
+    block_costs::BlockCostsApi,
     usage::UsageApi,
     usage::ModelPricesApi,
     executions::ExecutionsApi,
@@ -106,9 +109,9 @@ fn apis() -> Apis {
         threads::ThreadsApi,
         messages::MessagesApi,
         variants::VariantsApi,
-        credits::UsersApi,
+        users::UsersApi,
         credits::CreditsApi,
-        credits::BlockCostsApi,
+        block_costs::BlockCostsApi,
         usage::UsageApi,
         usage::ModelPricesApi,
         executions::ExecutionsApi,

@@ -2,6 +2,7 @@
 
 use super::agents::decode;
 use super::messages::MessageList;
+use super::types::Text;
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db;
 use chrono::{DateTime, Utc};
@@ -68,7 +69,7 @@ pub struct CompleteThread {
     pub status: EndStatus,
     /// What went wrong (kept with the thread).
     #[oai(validator(max_length = 100000))]
-    pub error: Option<String>,
+    pub error: Option<Text>,
 }
 
 #[derive(Debug, Object)]

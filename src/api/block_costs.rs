@@ -1,0 +1,140 @@
+//! `/api/v1/block-costs`: the prices of blocks, used by credits spend and
+//! holds (CONTRACT §2). The rules live in sql/credits.sql.
+
+use super::credits::typed;
+use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use crate::db;
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Json,
+    Enum, Object, OpenApi,
+};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum CostType {
+    /// `amount` per run.
+    Run,
+    /// `amount` per started KiB of the input's JSON text.
+    Byte,
+    /// `amount` per started second of `durationSeconds`.
+    Second,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CostEntry {
+    pub cost_type: CostType,
+    #[oai(validator(minimum(value = "0")))]
+    pub amount: i64,
+    /// Matches when contained in the block input (nested objects included;
+    /// null, missing and "" alike). Default `{}` matches everything.
+    pub filter: Option<Value>,
+}
+
+#[derive(Debug, Object)]
+pub struct PutBlockCosts {
+    /// Ordered: the first matching entry prices the run.
+    #[oai(validator(max_items = 100))]
+    pub costs: Vec<CostEntry>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct BlockCosts {
+    pub block_id: String,
+    pub costs: Vec<CostEntry>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct BlockCostList {
+    pub block_costs: Vec<BlockCosts>,
+    pub count: i64,
+    pub total: i64,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+pub struct BlockCostsApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::BlockCosts")]
+impl BlockCostsApi {
+    /// Set a block's prices (admin).
+    #[oai(
+        path = "/block-costs/:blockId",
+        method = "put",
+        operation_id = "putBlockCosts"
+    )]
+    async fn put(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(name = "blockId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] block_id: Path<
+            String,
+        >,
+        body: Json<PutBlockCosts>,
+    ) -> ApiResult<Json<BlockCosts>> {
+        auth.require(Role::Admin)?;
+        let costs: Vec<Value> = body
+            .costs
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "costType": match c.cost_type {
+                        CostType::Run => "run",
+                        CostType::Byte => "byte",
+                        CostType::Second => "second",
+                    },
+                    "amount": c.amount,
+                    "filter": c.filter.clone().unwrap_or(Value::Null),
+                })
+            })
+            .collect();
+        let v = db::credits::put_block_costs(&state.pool, &block_id, &Value::Array(costs)).await?;
+        Ok(Json(typed(v)?))
+    }
+
+    /// Every priced block.
+    #[oai(path = "/block-costs", method = "get", operation_id = "listBlockCosts")]
+    async fn list(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<i32>>,
+        #[oai(validator(minimum(value = "0")))] offset: Query<Option<i32>>,
+    ) -> ApiResult<Json<BlockCostList>> {
+        auth.require(Role::Reader)?;
+        let v = db::credits::list_block_costs(
+            &state.pool,
+            limit.0.unwrap_or(50),
+            offset.0.unwrap_or(0),
+        )
+        .await?;
+        Ok(Json(typed(v)?))
+    }
+
+    /// One block's prices (404 if none are set).
+    #[oai(
+        path = "/block-costs/:blockId",
+        method = "get",
+        operation_id = "getBlockCosts"
+    )]
+    async fn get(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(name = "blockId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] block_id: Path<
+            String,
+        >,
+    ) -> ApiResult<Json<BlockCosts>> {
+        auth.require(Role::Reader)?;
+        Ok(Json(typed(
+            db::credits::get_block_costs(&state.pool, &block_id).await?,
+        )?))
+    }
+}

@@ -1,0 +1,334 @@
+//! Credits (CONTRACT §2): balances, spend, top-up, adjust, history and
+//! holds. Users and refill policies live in `users`, block prices in
+//! `block_costs`. The rules live in sql/credits.sql; this layer checks roles,
+//! user binding and shapes.
+
+mod types;
+
+pub use types::*;
+
+// The API wiring in src/api/mod.rs names these through `credits::`.
+
+use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
+use crate::db::{self, DbError};
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Json,
+    types::ParseFromJSON,
+    OpenApi,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Turns the JSON a SQL function answered into the typed API object.
+pub(super) fn typed<T: ParseFromJSON>(v: Value) -> Result<T, ApiError> {
+    T::parse_from_json(Some(v)).map_err(|e| ApiError::from(DbError::decode(e.into_message())))
+}
+
+/// `at` is honoured for admin and service keys only.
+fn check_at<T>(auth: &Auth, at: &Option<T>) -> Result<(), ApiError> {
+    if at.is_some() && !auth.is_privileged() {
+        return Err(ApiError::forbidden(
+            "`at` is only honoured for admin and service keys",
+        ));
+    }
+    Ok(())
+}
+
+/// Role check, then the user binding of the key.
+pub(super) fn allow(auth: &Auth, role: Role, user_id: &str) -> Result<(), ApiError> {
+    auth.require(role)?;
+    auth.check_user(user_id)
+}
+
+pub struct CreditsApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Credits")]
+impl CreditsApi {
+    /// A user's balance for the month of `at` (default now); performs the lazy refill.
+    #[oai(
+        path = "/users/:userId/credits",
+        method = "get",
+        operation_id = "getCredits"
+    )]
+    async fn get_credits(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
+            String,
+        >,
+        /// Admin/service keys only.
+        at: Query<Option<DateTime<Utc>>>,
+    ) -> ApiResult<Json<Credits>> {
+        allow(&auth, Role::Reader, &user_id)?;
+        check_at(&auth, &at.0)?;
+        Ok(Json(typed(
+            db::credits::get_credits(&state.pool, &user_id, at.0).await?,
+        )?))
+    }
+
+    /// Charge a block run (or a fixed amount) to the user.
+    #[oai(
+        path = "/users/:userId/credits/spend",
+        method = "post",
+        operation_id = "spendCredits"
+    )]
+    async fn spend(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
+            String,
+        >,
+        body: Json<SpendRequest>,
+    ) -> ApiResult<Json<Spent>> {
+        allow(&auth, Role::Service, &user_id)?;
+        check_at(&auth, &body.at)?;
+        let s = db::credits::spend(
+            &state.pool,
+            &user_id,
+            &db::credits::SpendArgs {
+                block_id: &body.block_id,
+                input: body.input.as_ref(),
+                duration_seconds: body.duration_seconds,
+                amount: body.amount,
+                validate_balance: body.validate_balance.unwrap_or(true),
+                idempotency_key: body.idempotency_key.as_deref(),
+                metadata: body.metadata.as_ref(),
+                at: body.at,
+            },
+        )
+        .await?;
+        Ok(Json(Spent {
+            transaction_id: s.transaction_id,
+            cost: s.cost,
+            balance: s.balance,
+        }))
+    }
+
+    /// Add purchased credits.
+    #[oai(
+        path = "/users/:userId/credits/top-up",
+        method = "post",
+        operation_id = "topUpCredits"
+    )]
+    async fn top_up(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
+            String,
+        >,
+        body: Json<TopUpRequest>,
+    ) -> ApiResult<Json<Movement>> {
+        allow(&auth, Role::Service, &user_id)?;
+        check_at(&auth, &body.at)?;
+        let v = db::credits::top_up(
+            &state.pool,
+            &user_id,
+            body.amount,
+            body.idempotency_key.as_deref(),
+            body.metadata.as_ref(),
+            body.at,
+        )
+        .await?;
+        Ok(Json(typed(v)?))
+    }
+
+    /// Grant, refund or adjust credits (admin).
+    #[oai(
+        path = "/users/:userId/credits/adjust",
+        method = "post",
+        operation_id = "adjustCredits"
+    )]
+    async fn adjust(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
+            String,
+        >,
+        body: Json<AdjustRequest>,
+    ) -> ApiResult<Json<Movement>> {
+        allow(&auth, Role::Admin, &user_id)?;
+        if body.amount == 0 {
+            return Err(ApiError::bad_request(
+                "invalid_amount",
+                "amount must not be 0",
+            ));
+        }
+        let v = db::credits::adjust(
+            &state.pool,
+            &user_id,
+            body.amount,
+            body.kind.as_str(),
+            &body.reason,
+            body.idempotency_key.as_deref(),
+            body.metadata.as_ref(),
+            body.at,
+        )
+        .await?;
+        Ok(Json(typed(v)?))
+    }
+
+    /// The ledger, newest first by effective time then id (keyset paging).
+    #[oai(
+        path = "/users/:userId/credits/transactions",
+        method = "get",
+        operation_id = "listCreditTransactions"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn transactions(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
+            String,
+        >,
+        /// Effective at or after (inclusive).
+        from: Query<Option<DateTime<Utc>>>,
+        /// Effective before (exclusive).
+        to: Query<Option<DateTime<Utc>>>,
+        kind: Query<Option<TransactionKind>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<i32>>,
+        /// The last id seen (`nextAfter` of the previous page).
+        #[oai(validator(minimum(value = "1")))]
+        after: Query<Option<i64>>,
+    ) -> ApiResult<Json<TransactionList>> {
+        allow(&auth, Role::Reader, &user_id)?;
+        let v = db::credits::list_transactions(
+            &state.pool,
+            &user_id,
+            from.0,
+            to.0,
+            kind.0.map(TransactionKind::as_str),
+            limit.0.unwrap_or(50),
+            after.0,
+        )
+        .await?;
+        Ok(Json(typed(v)?))
+    }
+
+    /// Stop counting a transaction (admin); the balance follows.
+    #[oai(
+        path = "/users/:userId/credits/transactions/:transactionId/deactivate",
+        method = "post",
+        operation_id = "deactivateCreditTransaction"
+    )]
+    async fn deactivate(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
+            String,
+        >,
+        #[oai(name = "transactionId", validator(minimum(value = "1")))] transaction_id: Path<i64>,
+    ) -> ApiResult<Json<Transaction>> {
+        allow(&auth, Role::Admin, &user_id)?;
+        let v = db::credits::set_active(&state.pool, &user_id, transaction_id.0, false).await?;
+        Ok(Json(typed(v)?))
+    }
+
+    /// Count a deactivated transaction again (admin); the balance follows.
+    #[oai(
+        path = "/users/:userId/credits/transactions/:transactionId/activate",
+        method = "post",
+        operation_id = "activateCreditTransaction"
+    )]
+    async fn activate(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
+            String,
+        >,
+        #[oai(name = "transactionId", validator(minimum(value = "1")))] transaction_id: Path<i64>,
+    ) -> ApiResult<Json<Transaction>> {
+        allow(&auth, Role::Admin, &user_id)?;
+        let v = db::credits::set_active(&state.pool, &user_id, transaction_id.0, true).await?;
+        Ok(Json(typed(v)?))
+    }
+
+    /// Reserve credits (402 if not available); settle or release later.
+    #[oai(
+        path = "/users/:userId/credits/holds",
+        method = "post",
+        operation_id = "createCreditHold"
+    )]
+    async fn hold(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
+            String,
+        >,
+        body: Json<HoldRequest>,
+    ) -> ApiResult<HoldResponse> {
+        allow(&auth, Role::Service, &user_id)?;
+        let v = db::credits::hold(
+            &state.pool,
+            &user_id,
+            &db::credits::HoldArgs {
+                amount: body.amount,
+                block_id: body.block_id.as_deref(),
+                input: body.input.as_ref(),
+                duration_seconds: body.duration_seconds,
+                ttl_seconds: body.ttl_seconds,
+                idempotency_key: body.idempotency_key.as_deref(),
+            },
+        )
+        .await?;
+        Ok(HoldResponse::Created(Json(typed(v)?)))
+    }
+
+    /// Charge what was used; the rest of the hold is released.
+    #[oai(
+        path = "/users/:userId/credits/holds/:holdId/settle",
+        method = "post",
+        operation_id = "settleCreditHold"
+    )]
+    async fn settle(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
+            String,
+        >,
+        #[oai(name = "holdId")] hold_id: Path<Uuid>,
+        body: Json<SettleRequest>,
+    ) -> ApiResult<Json<Settled>> {
+        allow(&auth, Role::Service, &user_id)?;
+        let v = db::credits::settle(
+            &state.pool,
+            &user_id,
+            hold_id.0,
+            body.amount,
+            body.allow_debt.unwrap_or(false),
+        )
+        .await?;
+        Ok(Json(typed(v)?))
+    }
+
+    /// Give a hold back without charging.
+    #[oai(
+        path = "/users/:userId/credits/holds/:holdId/release",
+        method = "post",
+        operation_id = "releaseCreditHold"
+    )]
+    async fn release(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
+            String,
+        >,
+        #[oai(name = "holdId")] hold_id: Path<Uuid>,
+    ) -> ApiResult<Json<Released>> {
+        allow(&auth, Role::Service, &user_id)?;
+        let v = db::credits::release(&state.pool, &user_id, hold_id.0).await?;
+        Ok(Json(typed(v)?))
+    }
+}

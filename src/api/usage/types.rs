@@ -1,0 +1,279 @@
+//! Request and response bodies of the usage and model-price APIs.
+
+use crate::api::types::{IdentCheck, Text};
+use crate::db::usage::NewRecord;
+use chrono::{DateTime, NaiveDate, Utc};
+use poem_openapi::Object;
+use serde_json::Value;
+
+// ---- model prices ----------------------------------------------------------
+
+/// One model's price (USD per million tokens) and when it took effect.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ModelPrice {
+    /// Lower-case model prefix; a recorded model uses the longest matching prefix.
+    pub model: String,
+    pub provider: String,
+    pub prompt_per_million: f64,
+    pub completion_per_million: f64,
+    pub effective_from: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ModelPriceList {
+    pub model_prices: Vec<ModelPrice>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SetModelPrice {
+    #[oai(validator(min_length = 1, max_length = 128))]
+    pub provider: Text,
+    #[oai(validator(minimum(value = "0")))]
+    pub prompt_per_million: f64,
+    #[oai(validator(minimum(value = "0")))]
+    pub completion_per_million: f64,
+}
+
+// ---- records ---------------------------------------------------------------
+
+/// One LLM call.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UsageRecordIn {
+    /// Identifier (1-128 characters of `[A-Za-z0-9._:@/-]`), as are
+    /// `agentId`, `model`, `userId` and `variantId`.
+    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
+    pub thread_id: Text,
+    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
+    pub agent_id: Option<Text>,
+    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
+    pub model: Text,
+    /// Defaults to the provider of the matching price.
+    #[oai(validator(min_length = 1, max_length = 128))]
+    pub provider: Option<Text>,
+    #[oai(validator(minimum(value = "0")))]
+    pub prompt_tokens: i64,
+    #[oai(validator(minimum(value = "0")))]
+    pub completion_tokens: i64,
+    #[oai(validator(minimum(value = "0")))]
+    pub latency_ms: Option<i64>,
+    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
+    pub user_id: Option<Text>,
+    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
+    pub variant_id: Option<Text>,
+    /// Free JSON object.
+    pub metadata: Option<Value>,
+    /// When the call happened (default: now); also picks the price version.
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl From<UsageRecordIn> for NewRecord {
+    fn from(r: UsageRecordIn) -> NewRecord {
+        NewRecord {
+            thread_id: r.thread_id.0,
+            agent_id: r.agent_id.map(String::from),
+            model: r.model.0,
+            provider: r.provider.map(String::from),
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            latency_ms: r.latency_ms,
+            user_id: r.user_id.map(String::from),
+            variant_id: r.variant_id.map(String::from),
+            metadata: r.metadata,
+            at: r.at,
+        }
+    }
+}
+
+/// A thread's token budget.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ThreadBudget {
+    pub thread_id: String,
+    pub max_tokens: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    /// `maxTokens - totalTokens`, never below 0.
+    pub remaining: i64,
+    /// Percent of `maxTokens` used, to 1 decimal (may exceed 100).
+    pub percent_used: f64,
+    pub is_exhausted: bool,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RecordResult {
+    pub id: i64,
+    pub total_tokens: i64,
+    /// USD (6 decimals); null when the model has no price.
+    pub cost: Option<f64>,
+    pub budget: ThreadBudget,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RecordBatch {
+    /// Up to 10,000 records, written all or nothing.
+    #[oai(validator(max_items = 10000))]
+    pub records: Vec<UsageRecordIn>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct BatchResult {
+    pub inserted: i64,
+    /// USD sum of the priced records.
+    pub total_cost: f64,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct BudgetCheck {
+    /// Tokens the next call is expected to use (default 0).
+    #[oai(validator(minimum(value = "0")))]
+    pub estimated_tokens: Option<i64>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct BudgetCheckResult {
+    pub allowed: bool,
+    pub budget: ThreadBudget,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SetBudget {
+    #[oai(validator(minimum(value = "1")))]
+    pub max_tokens: i64,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ThreadBudgetList {
+    /// Highest `percentUsed` first.
+    pub threads: Vec<ThreadBudget>,
+    pub count: i64,
+    pub total: i64,
+    pub offset: i64,
+    pub limit: i64,
+    pub default_max_tokens: i64,
+}
+
+// ---- totals ----------------------------------------------------------------
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UsageTotals {
+    pub total_tokens: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub request_count: i64,
+    /// USD (4 decimals), priced records only.
+    pub total_cost: f64,
+    /// Mean over the records that gave a latency; 0 when none did.
+    pub avg_latency_ms: f64,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AgentUsage {
+    /// Null in `byAgent` for records without an agent.
+    pub agent_id: Option<String>,
+    pub total_tokens: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub request_count: i64,
+    pub total_cost: f64,
+    pub avg_latency_ms: f64,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ModelUsage {
+    /// The model as recorded, lower-cased.
+    pub model: String,
+    pub total_tokens: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub request_count: i64,
+    pub total_cost: f64,
+    pub avg_latency_ms: f64,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UsageSummary {
+    pub totals: UsageTotals,
+    pub by_agent: Vec<AgentUsage>,
+    pub by_model: Vec<ModelUsage>,
+    /// Threads with at least one record in the current epoch.
+    pub active_threads: i64,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UsageOverview {
+    pub usage: UsageSummary,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ResetResult {
+    pub success: bool,
+    pub message: String,
+    /// The new epoch's number.
+    pub epoch: i64,
+}
+
+// ---- history ---------------------------------------------------------------
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UsageRecord {
+    pub id: i64,
+    pub thread_id: String,
+    pub agent_id: Option<String>,
+    pub model: String,
+    pub provider: Option<String>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    pub latency_ms: Option<i64>,
+    pub cost: Option<f64>,
+    pub user_id: Option<String>,
+    pub variant_id: Option<String>,
+    pub metadata: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UsageHistory {
+    /// Newest first.
+    pub records: Vec<UsageRecord>,
+    pub count: i64,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next_after: Option<i64>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UsageDay {
+    /// UTC day.
+    pub date: NaiveDate,
+    pub total_tokens: i64,
+    pub request_count: i64,
+    pub total_cost: f64,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UsageDaily {
+    pub days: Vec<UsageDay>,
+    pub count: i64,
+}

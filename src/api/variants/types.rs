@@ -1,0 +1,276 @@
+//! Request and response bodies of the variants API.
+
+use crate::api::types::Text;
+use chrono::{DateTime, Utc};
+use poem_openapi::{payload::Json, types::MaybeUndefined, ApiResponse, Enum, Object};
+use uuid::Uuid;
+
+/// A variant: an alternative AgentConfig of one agent. A config field that
+/// is null falls back to the agent's value when the config is resolved.
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Variant {
+    pub id: Uuid,
+    pub agent_name: String,
+    pub name: String,
+    pub slug: String,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub model_provider: Option<String>,
+    pub model_name: Option<String>,
+    pub system_prompt: Option<String>,
+    pub user_prompt_template: Option<String>,
+    pub prompt_version: Option<String>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<i64>,
+    pub context_window: Option<i64>,
+    pub input_token_limit: Option<i64>,
+    pub token_budget: Option<i64>,
+    pub timeout_seconds: Option<i64>,
+    pub max_retries: Option<i64>,
+}
+
+#[derive(Debug, Object)]
+pub struct VariantList {
+    pub variants: Vec<Variant>,
+    pub count: i64,
+}
+
+/// A new variant. Config fields not given (or null) are copied from the agent.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateVariant {
+    /// Free text, 1-200 characters.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: Text,
+    /// Defaults to the slugified name. Must already be a slug: lowercase
+    /// ASCII letters and digits in runs joined by single `-`.
+    #[oai(validator(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 128))]
+    pub slug: Option<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub model_provider: Option<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub model_name: Option<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub system_prompt: Option<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub user_prompt_template: Option<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub prompt_version: Option<Text>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "2")))]
+    pub temperature: Option<f64>,
+    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    pub max_tokens: Option<i64>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
+    pub context_window: Option<i64>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
+    pub input_token_limit: Option<i64>,
+    #[oai(validator(minimum(value = "0")))]
+    pub token_budget: Option<i64>,
+    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    pub timeout_seconds: Option<i64>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "10")))]
+    pub max_retries: Option<i64>,
+}
+
+/// A partial update: only the fields given change; an explicit null clears a
+/// config field (it then falls back to the agent's value). Also the shape of
+/// clone `overrides` (where `name` is not accepted).
+#[derive(Debug, Default, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VariantPatch {
+    /// Not nullable; 1-200 characters. Not accepted in clone overrides.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: MaybeUndefined<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub model_provider: MaybeUndefined<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub model_name: MaybeUndefined<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub system_prompt: MaybeUndefined<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub user_prompt_template: MaybeUndefined<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub prompt_version: MaybeUndefined<Text>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "2")))]
+    pub temperature: MaybeUndefined<f64>,
+    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    pub max_tokens: MaybeUndefined<i64>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
+    pub context_window: MaybeUndefined<i64>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
+    pub input_token_limit: MaybeUndefined<i64>,
+    #[oai(validator(minimum(value = "0")))]
+    pub token_budget: MaybeUndefined<i64>,
+    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    pub timeout_seconds: MaybeUndefined<i64>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "10")))]
+    pub max_retries: MaybeUndefined<i64>,
+}
+
+/// Clone the agent's own config (no `source`) or another variant's.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CloneVariant {
+    /// The slug of the variant to clone; absent: the agent's own config.
+    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
+    pub source: Option<Text>,
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: Text,
+    #[oai(validator(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 128))]
+    pub slug: Option<Text>,
+    /// Config fields that differ from the source (null: fall back to the agent).
+    pub overrides: Option<VariantPatch>,
+}
+
+/// The result of a deletion or deactivation.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct VariantChange {
+    pub success: bool,
+    pub agent_name: String,
+    /// The variant deleted or deactivated (null when nothing was active).
+    pub variant_id: Option<Uuid>,
+    pub variant_slug: Option<String>,
+    /// False for a no-op (deactivating when none is active).
+    pub changed: bool,
+}
+
+/// The config a runtime should use now.
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ResolvedConfig {
+    pub agent_name: String,
+    /// The active variant; null when none is active (the agent's own config).
+    pub variant_id: Option<Uuid>,
+    pub variant_slug: Option<String>,
+    pub model_provider: Option<String>,
+    pub model_name: Option<String>,
+    pub system_prompt: Option<String>,
+    pub user_prompt_template: Option<String>,
+    pub prompt_version: Option<String>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<i64>,
+    pub context_window: Option<i64>,
+    pub input_token_limit: Option<i64>,
+    pub token_budget: Option<i64>,
+    pub timeout_seconds: Option<i64>,
+    pub max_retries: Option<i64>,
+}
+
+/// One run of the agent, as reported by its runtime.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PerformanceInput {
+    pub success: bool,
+    #[oai(validator(minimum(value = "0")))]
+    pub latency_ms: f64,
+    #[oai(validator(minimum(value = "0")))]
+    pub prompt_tokens: Option<i64>,
+    #[oai(validator(minimum(value = "0")))]
+    pub completion_tokens: Option<i64>,
+    /// USD (stored with 6 decimals).
+    #[oai(validator(minimum(value = "0"), maximum(value = "100000000000000", exclusive)))]
+    pub cost: Option<f64>,
+    pub quality_score: Option<f64>,
+    #[oai(validator(max_length = 100000))]
+    pub error: Option<Text>,
+    /// Attribute the run to this variant; absent: the variant active at `at`.
+    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
+    pub variant_slug: Option<Text>,
+    /// When the run happened; absent: now.
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PerformanceRecord {
+    pub id: i64,
+    pub agent_name: String,
+    /// The variant the run was attributed to (null: none).
+    pub variant_id: Option<Uuid>,
+    pub variant_slug: Option<String>,
+    pub success: bool,
+    pub latency_ms: f64,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub cost: Option<f64>,
+    pub quality_score: Option<f64>,
+    pub error: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Aggregates over a variant's runs in [start, end).
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct VariantMetrics {
+    pub agent_name: String,
+    pub variant_id: Uuid,
+    pub variant_slug: String,
+    pub variant_name: String,
+    pub is_active: bool,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub runs: i64,
+    /// Successes / runs; null when there are no runs.
+    pub success_rate: Option<f64>,
+    pub avg_latency_ms: Option<f64>,
+    /// Linear interpolation, as PostgreSQL's percentile_cont.
+    pub p50_latency_ms: Option<f64>,
+    pub p95_latency_ms: Option<f64>,
+    /// Prompt + completion tokens.
+    pub total_tokens: i64,
+    /// USD, 4 decimals.
+    pub total_cost: f64,
+    pub avg_quality_score: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct VariantHistoryPoint {
+    /// Start of the hour or day (UTC).
+    pub bucket_start: DateTime<Utc>,
+    pub runs: i64,
+    pub success_rate: Option<f64>,
+    pub avg_latency_ms: Option<f64>,
+    pub p50_latency_ms: Option<f64>,
+    pub p95_latency_ms: Option<f64>,
+    pub total_tokens: i64,
+    pub total_cost: f64,
+    pub avg_quality_score: Option<f64>,
+}
+
+/// One point per bucket that has runs, oldest first.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct VariantHistory {
+    pub agent_name: String,
+    pub variant_id: Uuid,
+    pub variant_slug: String,
+    pub bucket: String,
+    pub points: Vec<VariantHistoryPoint>,
+    pub count: i64,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct VariantComparison {
+    pub agent_name: String,
+    pub variants: Vec<VariantMetrics>,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum HistoryBucket {
+    Hour,
+    Day,
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedVariant {
+    /// The new variant.
+    #[oai(status = 201)]
+    Created(Json<Variant>),
+}
