@@ -32,11 +32,12 @@ impl BenchDb {
         let c = agentplane::db::connect(server_url, "bench")
             .await
             .expect("connect");
-        c.batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-        ))
-        .await
-        .expect("create bench database");
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .expect("drop old bench database");
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create bench database");
         BenchDb {
             server_url: server_url.into(),
             url: with_db(server_url, &name),
