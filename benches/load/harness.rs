@@ -264,3 +264,53 @@ pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
     let hi = pos.ceil() as usize;
     samples[lo] + (samples[hi] - samples[lo]) * (pos - lo as f64)
 }
+
+/// The same spend load driven by wrk (C, far lighter on the shared cores
+/// than an async Rust client), when wrk is installed. `lua_request` is the
+/// body of wrk's `request` function.
+pub fn wrk_load(base: &str, clients: usize, secs: u64, lua_request: &str) -> Option<LoadResult> {
+    // wrk prints its version and exits 1: reaching the next line means it runs
+    Command::new("wrk").arg("--version").output().ok()?;
+    let dir = std::env::temp_dir().join(format!("agentplane-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let script = dir.join("load.lua");
+    let lua = format!(
+        "wrk.method = \"POST\"\n\
+         wrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         wrk.headers[\"Authorization\"] = \"Bearer {ADMIN_KEY}\"\n\
+         local ok, bad = 0, 0\n\
+         request = function()\n{lua_request}\nend\n\
+         done = function(summary, latency, requests)\n\
+           io.write(string.format(\"WRK_RESULT %d %d %d\\n\", summary.requests, summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))\n\
+         end\n"
+    );
+    std::fs::write(&script, lua).ok()?;
+    let out = Command::new("wrk")
+        .args([
+            "-t",
+            "2",
+            "-c",
+            &clients.to_string(),
+            "-d",
+            &format!("{secs}s"),
+        ])
+        .arg("-s")
+        .arg(&script)
+        .arg(base)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("WRK_RESULT"))?;
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let (requests, non2xx, socket_errors) = (nums.first()?, nums.get(1)?, nums.get(2)?);
+    Some(LoadResult {
+        ok: requests - non2xx,
+        rejected: 0,
+        failed: non2xx + socket_errors,
+        secs: secs as f64,
+    })
+}

@@ -193,8 +193,28 @@ async fn run(k: Knobs) {
 }
 
 /// The spend load of figures 1, 3 and 4: each request spends on a random
-/// one of the 10,000 users (or all on the hot user).
+/// one of the 10,000 users (or all on the hot user). Driven by wrk when it
+/// is installed, else by the Rust client.
 async fn spend_load(base: &str, clients: usize, secs: u64, hot: bool) -> LoadResult {
+    let body =
+        r#"{\"blockId\":\"bench-block\",\"input\":{\"credentials\":{\"provider\":\"platform\"}}}"#;
+    let user = if hot {
+        "\"hot\"".to_string()
+    } else {
+        "\"bu\" .. math.random(1, 10000)".to_string()
+    };
+    let lua = format!(
+        "  return wrk.format(nil, \"/api/v1/users/\" .. {user} .. \"/credits/spend\", nil, \"{body}\")"
+    );
+    let (base_owned, lua_owned) = (base.to_string(), lua.clone());
+    let via_wrk =
+        tokio::task::spawn_blocking(move || wrk_load(&base_owned, clients, secs, &lua_owned))
+            .await
+            .ok()
+            .flatten();
+    if let Some(result) = via_wrk {
+        return result;
+    }
     http_load(base, clients, secs, move |w, seq| {
         let user = if hot {
             "hot".to_string()
