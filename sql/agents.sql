@@ -635,6 +635,22 @@ BEGIN
 END
 $$;
 
+-- The thread, locked, which must still be active: 404 thread_not_found,
+-- 409 thread_not_active (ending an ended thread).
+CREATE OR REPLACE FUNCTION agents.must_get_active_thread(p_id text)
+RETURNS agents.threads LANGUAGE plpgsql AS $$
+DECLARE
+    t agents.threads;
+BEGIN
+    t := agents.must_get_thread(p_id, true);
+    IF t.status <> 'active' THEN
+        PERFORM ap.raise(409, 'thread_not_active', format('thread %s is already %s', p_id, t.status),
+                         jsonb_build_object('threadId', p_id, 'status', t.status));
+    END IF;
+    RETURN t;
+END
+$$;
+
 -- GET /threads?status=&agent=: newest activity first.
 CREATE OR REPLACE FUNCTION agents.list_threads(p_status text, p_agent text,
                                                p_limit integer, p_offset integer)
@@ -696,11 +712,7 @@ BEGIN
         PERFORM ap.raise(400, 'invalid_status', 'status must be completed or error',
                          jsonb_build_object('status', p_status));
     END IF;
-    t := agents.must_get_thread(p_id, true);
-    IF t.status <> 'active' THEN
-        PERFORM ap.raise(409, 'thread_not_active', format('thread %s is already %s', p_id, t.status),
-                         jsonb_build_object('threadId', p_id, 'status', t.status));
-    END IF;
+    t := agents.must_get_active_thread(p_id);
     UPDATE agents.threads SET status = p_status, error = p_error, ended_at = now(),
            last_activity = now()
     WHERE id = p_id RETURNING * INTO t;
@@ -716,11 +728,7 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     t agents.threads;
 BEGIN
-    t := agents.must_get_thread(p_id, true);
-    IF t.status <> 'active' THEN
-        PERFORM ap.raise(409, 'thread_not_active', format('thread %s is already %s', p_id, t.status),
-                         jsonb_build_object('threadId', p_id, 'status', t.status));
-    END IF;
+    t := agents.must_get_active_thread(p_id);
     UPDATE agents.threads SET status = 'killed', ended_at = now(), last_activity = now()
     WHERE id = p_id RETURNING * INTO t;
     DELETE FROM agents.inbox WHERE thread_id = p_id;

@@ -5,42 +5,12 @@
 
 mod common;
 
+use common::ws::{connect, recv, send, Ws, WAIT};
 use common::{TestDb, TestServer, ADMIN_KEY};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn connect(url: &str) -> Ws {
-    tokio_tungstenite::connect_async(url)
-        .await
-        .unwrap_or_else(|e| panic!("connect {url}: {e}"))
-        .0
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string())).await.expect("send");
-}
-
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("nothing arrived")
-            .expect("socket closed")
-            .expect("socket error");
-        match msg {
-            Message::Text(t) => return serde_json::from_str(&t).expect("json"),
-            Message::Close(c) => panic!("closed: {c:?}"),
-            _ => continue,
-        }
-    }
-}
 
 /// /ws client subscribed to `events` (optionally since), returns lastEventId.
 async fn subscribed(url: &str, events: &[&str], since: Option<i64>) -> (Ws, i64) {

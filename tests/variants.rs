@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::variants::agent_config;
 use common::{error_code, TestApp};
 use serde_json::{json, Value};
 
@@ -22,29 +23,9 @@ const CONFIG_KEYS: [&str; 12] = [
     "maxRetries",
 ];
 
-/// The agent's own config used throughout (as API JSON).
-fn agent_config() -> Value {
-    json!({
-        "modelProvider": "openai", "modelName": "gpt-4o", "systemPrompt": "Be brief.",
-        "userPromptTemplate": "Q: {q}", "promptVersion": "v1", "temperature": 0.7,
-        "maxTokens": 1000, "contextWindow": 8000, "inputTokenLimit": 6000,
-        "tokenBudget": 100000, "timeoutSeconds": 30, "maxRetries": 2
-    })
-}
-
 /// Registers an agent directly in agents.agents (the registry API is another domain).
 async fn add_agent(app: &TestApp, name: &str) {
-    let c = app.db.client().await;
-    c.execute(
-        "INSERT INTO agents.agents (name, model_provider, model_name, system_prompt, \
-         user_prompt_template, prompt_version, temperature, max_tokens, context_window, \
-         input_token_limit, token_budget, timeout_seconds, max_retries) \
-         VALUES ($1, 'openai', 'gpt-4o', 'Be brief.', 'Q: {q}', 'v1', 0.7, 1000, 8000, 6000, \
-         100000, 30, 2)",
-        &[&name],
-    )
-    .await
-    .unwrap();
+    common::variants::add_agent(&app.db.client().await, name).await;
 }
 
 fn config_of(v: &Value) -> Value {

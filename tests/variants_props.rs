@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::variants::{add_agent, agent_config};
 use common::TestDb;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -26,28 +27,6 @@ const FIELDS: [(&str, &str); 12] = [
     ("timeoutSeconds", "pos"),
     ("maxRetries", "retries"),
 ];
-
-fn agent_config() -> Value {
-    json!({
-        "modelProvider": "openai", "modelName": "gpt-4o", "systemPrompt": "Be brief.",
-        "userPromptTemplate": "Q: {q}", "promptVersion": "v1", "temperature": 0.7,
-        "maxTokens": 1000, "contextWindow": 8000, "inputTokenLimit": 6000,
-        "tokenBudget": 100000, "timeoutSeconds": 30, "maxRetries": 2
-    })
-}
-
-async fn add_agent(c: &tokio_postgres::Client, name: &str) {
-    c.execute(
-        "INSERT INTO agents.agents (name, model_provider, model_name, system_prompt, \
-         user_prompt_template, prompt_version, temperature, max_tokens, context_window, \
-         input_token_limit, token_budget, timeout_seconds, max_retries) \
-         VALUES ($1, 'openai', 'gpt-4o', 'Be brief.', 'Q: {q}', 'v1', 0.7, 1000, 8000, 6000, \
-         100000, 30, 2)",
-        &[&name],
-    )
-    .await
-    .unwrap();
-}
 
 /// A valid value for a config field.
 fn field_value(kind: &str) -> BoxedStrategy<Value> {

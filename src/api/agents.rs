@@ -2,22 +2,11 @@
 //! state reports, pause/resume (CONTRACT §4).
 
 use super::types::Text;
-use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
-use crate::db::{self, DbError};
+use super::{encode, reply, ApiResult, ApiTags, AppState, Auth, Role};
+use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
-use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{param::Path, payload::Json, Enum, Object, OpenApi};
-
-/// Turns a SQL function's jsonb into the typed response object.
-pub(crate) fn decode<T: ParseFromJSON>(v: serde_json::Value) -> Result<T, ApiError> {
-    T::parse_from_json(Some(v)).map_err(|e| ApiError::from(DbError::decode(e.into_message())))
-}
-
-/// Serialises a typed request body into the jsonb a SQL function takes.
-pub(crate) fn encode<T: ToJSON>(v: &T) -> serde_json::Value {
-    v.to_json().unwrap_or(serde_json::Value::Null)
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
@@ -204,8 +193,7 @@ impl AgentsApi {
         body: Json<AgentRegistration>,
     ) -> ApiResult<Json<AgentInfo>> {
         auth.require(Role::Service)?;
-        let v = db::agents::register(&state.pool, &name.0, &encode(&body.0)).await?;
-        Ok(Json(decode(v)?))
+        reply(db::agents::register(&state.pool, &name.0, &encode(&body.0))).await
     }
 
     /// Remove an agent and its pending inbox (service). Message and thread
@@ -223,9 +211,7 @@ impl AgentsApi {
         name: Path<String>,
     ) -> ApiResult<Json<AgentRemoved>> {
         auth.require(Role::Service)?;
-        Ok(Json(decode(
-            db::agents::remove(&state.pool, &name.0).await?,
-        )?))
+        reply(db::agents::remove(&state.pool, &name.0)).await
     }
 
     /// Every registered agent, sorted by name.
@@ -237,7 +223,7 @@ impl AgentsApi {
     )]
     async fn list_agents(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<AgentList>> {
         auth.require(Role::Reader)?;
-        Ok(Json(decode(db::agents::list(&state.pool).await?)?))
+        reply(db::agents::list(&state.pool)).await
     }
 
     /// One agent.
@@ -254,7 +240,7 @@ impl AgentsApi {
         name: Path<String>,
     ) -> ApiResult<Json<AgentInfo>> {
         auth.require(Role::Reader)?;
-        Ok(Json(decode(db::agents::get(&state.pool, &name.0).await?)?))
+        reply(db::agents::get(&state.pool, &name.0)).await
     }
 
     /// An agent's registration and its own config.
@@ -271,9 +257,7 @@ impl AgentsApi {
         name: Path<String>,
     ) -> ApiResult<Json<AgentConfigView>> {
         auth.require(Role::Reader)?;
-        Ok(Json(decode(
-            db::agents::get_config(&state.pool, &name.0).await?,
-        )?))
+        reply(db::agents::get_config(&state.pool, &name.0)).await
     }
 
     /// A runtime reports its agent's state (service). Reporting `paused`
@@ -292,14 +276,13 @@ impl AgentsApi {
         body: Json<StateReport>,
     ) -> ApiResult<Json<AgentInfo>> {
         auth.require(Role::Service)?;
-        let v = db::agents::report_state(
+        reply(db::agents::report_state(
             &state.pool,
             &name.0,
             body.state.as_str(),
             body.current_thread.as_deref(),
-        )
-        .await?;
-        Ok(Json(decode(v)?))
+        ))
+        .await
     }
 
     /// Pause an agent (service): its inbox keeps filling but hands nothing out.
@@ -316,9 +299,7 @@ impl AgentsApi {
         name: Path<String>,
     ) -> ApiResult<Json<PauseResult>> {
         auth.require(Role::Service)?;
-        Ok(Json(decode(
-            db::agents::pause(&state.pool, &name.0).await?,
-        )?))
+        reply(db::agents::pause(&state.pool, &name.0)).await
     }
 
     /// Resume a paused agent (service): back to `idle`, claims deliver again.
@@ -335,9 +316,7 @@ impl AgentsApi {
         name: Path<String>,
     ) -> ApiResult<Json<PauseResult>> {
         auth.require(Role::Service)?;
-        Ok(Json(decode(
-            db::agents::resume(&state.pool, &name.0).await?,
-        )?))
+        reply(db::agents::resume(&state.pool, &name.0)).await
     }
 
     /// Capabilities of every registered agent, sorted by name.
@@ -353,7 +332,7 @@ impl AgentsApi {
         state: Data<&AppState>,
     ) -> ApiResult<Json<CapabilityList>> {
         auth.require(Role::Reader)?;
-        Ok(Json(decode(db::agents::capabilities(&state.pool).await?)?))
+        reply(db::agents::capabilities(&state.pool)).await
     }
 
     /// One capability, with payload class, schema and example.
@@ -370,8 +349,6 @@ impl AgentsApi {
         name: Path<String>,
     ) -> ApiResult<Json<CapabilityDetail>> {
         auth.require(Role::Reader)?;
-        Ok(Json(decode(
-            db::agents::capability(&state.pool, &name.0).await?,
-        )?))
+        reply(db::agents::capability(&state.pool, &name.0)).await
     }
 }

@@ -1,8 +1,7 @@
 //! `/api/v1/block-costs`: the prices of blocks, used by credits spend and
 //! holds (CONTRACT §2). The rules live in sql/credits.sql.
 
-use super::credits::typed;
-use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use super::{reply, ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -95,8 +94,12 @@ impl BlockCostsApi {
                 })
             })
             .collect();
-        let v = db::credits::put_block_costs(&state.pool, &block_id, &Value::Array(costs)).await?;
-        Ok(Json(typed(v)?))
+        reply(db::credits::put_block_costs(
+            &state.pool,
+            &block_id,
+            &Value::Array(costs),
+        ))
+        .await
     }
 
     /// Every priced block.
@@ -109,13 +112,12 @@ impl BlockCostsApi {
         #[oai(validator(minimum(value = "0")))] offset: Query<Option<i32>>,
     ) -> ApiResult<Json<BlockCostList>> {
         auth.require(Role::Reader)?;
-        let v = db::credits::list_block_costs(
+        reply(db::credits::list_block_costs(
             &state.pool,
             limit.0.unwrap_or(50),
             offset.0.unwrap_or(0),
-        )
-        .await?;
-        Ok(Json(typed(v)?))
+        ))
+        .await
     }
 
     /// One block's prices (404 if none are set).
@@ -133,8 +135,6 @@ impl BlockCostsApi {
         >,
     ) -> ApiResult<Json<BlockCosts>> {
         auth.require(Role::Reader)?;
-        Ok(Json(typed(
-            db::credits::get_block_costs(&state.pool, &block_id).await?,
-        )?))
+        reply(db::credits::get_block_costs(&state.pool, &block_id)).await
     }
 }

@@ -1,7 +1,7 @@
 //! `/api/v1/inject`, `/api/v1/messages` and the inbox: the message bus
 //! (CONTRACT §4).
 
-use super::agents::decode;
+use super::reply;
 use super::types::Ident;
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db;
@@ -112,16 +112,15 @@ impl MessagesApi {
     ) -> ApiResult<Json<Injected>> {
         auth.require(Role::Service)?;
         let b = &body.0;
-        let v = db::agents::inject(
+        reply(db::agents::inject(
             &state.pool,
             &b.to,
             &b.payload,
             b.thread_id.as_deref(),
             b.from.as_deref(),
             b.payload_type.as_deref(),
-        )
-        .await?;
-        Ok(Json(decode(v)?))
+        ))
+        .await
     }
 
     /// Send a message from one agent to another (service); same rules as
@@ -135,16 +134,15 @@ impl MessagesApi {
     ) -> ApiResult<Json<MessageInfo>> {
         auth.require(Role::Service)?;
         let b = &body.0;
-        let v = db::agents::post_message(
+        reply(db::agents::post_message(
             &state.pool,
             Some(&b.thread_id),
             &b.from,
             &b.to,
             &b.payload_type,
             &b.payload,
-        )
-        .await?;
-        Ok(Json(decode(v)?))
+        ))
+        .await
     }
 
     /// Messages, newest first; `agent` matches sender or receiver.
@@ -159,15 +157,14 @@ impl MessagesApi {
         #[oai(validator(minimum(value = "0")))] offset: Query<Option<i32>>,
     ) -> ApiResult<Json<MessageList>> {
         auth.require(Role::Reader)?;
-        let v = db::agents::list_messages(
+        reply(db::agents::list_messages(
             &state.pool,
             agent.0.as_deref(),
             thread_id.0.as_deref(),
             limit.0.unwrap_or(50),
             offset.0.unwrap_or(0),
-        )
-        .await?;
-        Ok(Json(decode(v)?))
+        ))
+        .await
     }
 
     /// Claim messages from an agent's inbox (service): each message goes to
@@ -186,14 +183,13 @@ impl MessagesApi {
         body: Json<ClaimRequest>,
     ) -> ApiResult<Json<Claimed>> {
         auth.require(Role::Service)?;
-        let v = db::agents::claim(
+        reply(db::agents::claim(
             &state.pool,
             &name.0,
             body.max.unwrap_or(10),
             body.visibility_seconds.unwrap_or(30),
-        )
-        .await?;
-        Ok(Json(decode(v)?))
+        ))
+        .await
     }
 
     /// Acknowledge a message (service): it leaves its receiver's inbox for
@@ -210,8 +206,6 @@ impl MessagesApi {
         #[oai(name = "messageId")] message_id: Path<Uuid>,
     ) -> ApiResult<Json<Acked>> {
         auth.require(Role::Service)?;
-        Ok(Json(decode(
-            db::agents::ack(&state.pool, message_id.0).await?,
-        )?))
+        reply(db::agents::ack(&state.pool, message_id.0)).await
     }
 }

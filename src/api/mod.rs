@@ -27,6 +27,27 @@ use std::time::Instant;
 pub use auth::{Auth, Role};
 pub use error::{ApiError, ApiResult};
 
+/// Turns the jsonb a SQL function answered into the typed response object
+/// (a mismatch is a decode error: 500).
+pub(crate) fn decode<T: poem_openapi::types::ParseFromJSON>(
+    v: serde_json::Value,
+) -> Result<T, ApiError> {
+    T::parse_from_json(Some(v))
+        .map_err(|e| ApiError::from(crate::db::DbError::decode(e.into_message())))
+}
+
+/// Awaits a SQL call and decodes its jsonb into the JSON response body.
+pub(crate) async fn reply<T: poem_openapi::types::ParseFromJSON>(
+    call: impl std::future::Future<Output = Result<serde_json::Value, crate::db::DbError>>,
+) -> ApiResult<poem_openapi::payload::Json<T>> {
+    Ok(poem_openapi::payload::Json(decode(call.await?)?))
+}
+
+/// Serialises a typed request body into the jsonb a SQL function takes.
+pub(crate) fn encode<T: poem_openapi::types::ToJSON>(v: &T) -> serde_json::Value {
+    v.to_json().unwrap_or(serde_json::Value::Null)
+}
+
 /// Shared by every handler (reached through poem's request data).
 #[derive(Clone)]
 pub struct AppState {

@@ -1,6 +1,6 @@
 //! `/api/v1/organism`: this deployment's status, config, stop/start.
 
-use super::agents::decode;
+use super::{decode, reply};
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db;
 use poem::web::Data;
@@ -110,7 +110,7 @@ impl OrganismApi {
     )]
     async fn stop(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<OrganismChange>> {
         auth.require(Role::Admin)?;
-        Ok(Json(decode(db::organism::stop(&state.pool).await?)?))
+        reply(db::organism::stop(&state.pool)).await
     }
 
     /// Start the organism again (admin).
@@ -121,6 +121,6 @@ impl OrganismApi {
     )]
     async fn start(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<OrganismChange>> {
         auth.require(Role::Admin)?;
-        Ok(Json(decode(db::organism::start(&state.pool).await?)?))
+        reply(db::organism::start(&state.pool)).await
     }
 }

@@ -1,8 +1,8 @@
 //! `/api/v1/threads`: conversations between agents (CONTRACT §4).
 
-use super::agents::decode;
 use super::messages::MessageList;
 use super::types::Text;
+use super::{decode, reply};
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db;
 use chrono::{DateTime, Utc};
@@ -96,15 +96,14 @@ impl ThreadsApi {
         #[oai(validator(minimum(value = "0")))] offset: Query<Option<i32>>,
     ) -> ApiResult<Json<ThreadList>> {
         auth.require(Role::Reader)?;
-        let v = db::agents::list_threads(
+        reply(db::agents::list_threads(
             &state.pool,
             status.0.map(|s| s.as_str()),
             agent.0.as_deref(),
             limit.0.unwrap_or(50),
             offset.0.unwrap_or(0),
-        )
-        .await?;
-        Ok(Json(decode(v)?))
+        ))
+        .await
     }
 
     /// One thread.
@@ -116,9 +115,7 @@ impl ThreadsApi {
         id: Path<String>,
     ) -> ApiResult<Json<ThreadInfo>> {
         auth.require(Role::Reader)?;
-        Ok(Json(decode(
-            db::agents::get_thread(&state.pool, &id.0).await?,
-        )?))
+        reply(db::agents::get_thread(&state.pool, &id.0)).await
     }
 
     /// A thread's messages, oldest first.
@@ -136,14 +133,13 @@ impl ThreadsApi {
         #[oai(validator(minimum(value = "0")))] offset: Query<Option<i32>>,
     ) -> ApiResult<Json<MessageList>> {
         auth.require(Role::Reader)?;
-        let v = db::agents::thread_messages(
+        reply(db::agents::thread_messages(
             &state.pool,
             &id.0,
             limit.0.unwrap_or(50),
             offset.0.unwrap_or(0),
-        )
-        .await?;
-        Ok(Json(decode(v)?))
+        ))
+        .await
     }
 
     /// End an active thread as `completed` or `error` (service); 409 when it
@@ -184,8 +180,6 @@ impl ThreadsApi {
         id: Path<String>,
     ) -> ApiResult<Json<ThreadKilled>> {
         auth.require(Role::Service)?;
-        Ok(Json(decode(
-            db::agents::kill_thread(&state.pool, &id.0).await?,
-        )?))
+        reply(db::agents::kill_thread(&state.pool, &id.0)).await
     }
 }

@@ -7,6 +7,64 @@ use poem_openapi::{
 use serde_json::Value;
 use std::borrow::Cow;
 
+/// The impls a strict string newtype shares with `String` (schema name,
+/// serialisation, conversions); only its schema and parsing differ, so each
+/// type passes its `schema_ref` here and writes its own `ParseFromJSON`.
+macro_rules! string_newtype {
+    ($ty:ident, $schema_ref:expr) => {
+        impl From<$ty> for String {
+            fn from(t: $ty) -> String {
+                t.0
+            }
+        }
+
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $ty {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Type for $ty {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = String;
+            type RawElementValueType = String;
+
+            fn name() -> Cow<'static, str> {
+                String::name()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                $schema_ref
+            }
+
+            fn register(registry: &mut Registry) {
+                String::register(registry)
+            }
+
+            fn as_raw_value(&self) -> Option<&String> {
+                Some(&self.0)
+            }
+
+            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+                Box::new(self.as_raw_value().into_iter())
+            }
+        }
+
+        impl ToJSON for $ty {
+            fn to_json(&self) -> Option<Value> {
+                Some(Value::String(self.0.clone()))
+            }
+        }
+    };
+}
+
 /// A JSON string and nothing else: poem-openapi's `String` also accepts
 /// numbers and booleans, which would turn `{"name": 5}` into `"5"` instead
 /// of the 400 the contract asks for (CONTRACT §0). Every string field of a
@@ -21,43 +79,7 @@ impl Text {
     }
 }
 
-impl From<Text> for String {
-    fn from(t: Text) -> String {
-        t.0
-    }
-}
-
-impl AsRef<str> for Text {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Type for Text {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = String;
-    type RawElementValueType = String;
-
-    fn name() -> Cow<'static, str> {
-        String::name()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        String::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        String::register(registry)
-    }
-
-    fn as_raw_value(&self) -> Option<&String> {
-        Some(&self.0)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
+string_newtype!(Text, String::schema_ref());
 
 impl ParseFromJSON for Text {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
@@ -65,19 +87,6 @@ impl ParseFromJSON for Text {
             Value::String(s) => Ok(Text(s)),
             other => Err(ParseError::expected_type(other)),
         }
-    }
-}
-
-impl ToJSON for Text {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::String(self.0.clone()))
-    }
-}
-
-impl std::ops::Deref for Text {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
     }
 }
 
@@ -112,40 +121,13 @@ pub struct Ident(pub String);
 /// The pattern `Ident` documents.
 pub const IDENT_PATTERN: &str = r"^[A-Za-z0-9._:@/-]{1,128}$";
 
-impl From<Ident> for String {
-    fn from(t: Ident) -> String {
-        t.0
-    }
-}
-
-impl Type for Ident {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = String;
-    type RawElementValueType = String;
-
-    fn name() -> Cow<'static, str> {
-        String::name()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            pattern: Some(IDENT_PATTERN.to_string()),
-            ..MetaSchema::new("string")
-        }))
-    }
-
-    fn register(registry: &mut Registry) {
-        String::register(registry)
-    }
-
-    fn as_raw_value(&self) -> Option<&String> {
-        Some(&self.0)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
+string_newtype!(
+    Ident,
+    MetaSchemaRef::Inline(Box::new(MetaSchema {
+        pattern: Some(IDENT_PATTERN.to_string()),
+        ..MetaSchema::new("string")
+    }))
+);
 
 impl ParseFromJSON for Ident {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
@@ -155,19 +137,6 @@ impl ParseFromJSON for Ident {
             Value::String(_) => Err(ParseError::custom(IdentCheck.to_string())),
             other => Err(ParseError::expected_type(other)),
         }
-    }
-}
-
-impl ToJSON for Ident {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::String(self.0.clone()))
-    }
-}
-
-impl std::ops::Deref for Ident {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
     }
 }
 

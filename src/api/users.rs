@@ -1,8 +1,8 @@
 //! `/api/v1/users/{userId}`: users and their refill policies (CONTRACT §2).
 //! The rules live in sql/credits.sql.
 
-use super::credits::{allow, typed};
-use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use super::credits::allow;
+use super::{reply, ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -68,15 +68,14 @@ impl UsersApi {
         body: Json<PutUser>,
     ) -> ApiResult<Json<User>> {
         allow(&auth, Role::Admin, &user_id)?;
-        let v = db::credits::put_user(
+        reply(db::credits::put_user(
             &state.pool,
             &user_id,
             body.refill_amount,
             body.refill_policy.as_str(),
             body.low_balance_thresholds.as_deref(),
-        )
-        .await?;
-        Ok(Json(typed(v)?))
+        ))
+        .await
     }
 
     /// A user's refill settings (404 if never touched).
@@ -90,8 +89,6 @@ impl UsersApi {
         >,
     ) -> ApiResult<Json<User>> {
         allow(&auth, Role::Reader, &user_id)?;
-        Ok(Json(typed(
-            db::credits::get_user(&state.pool, &user_id).await?,
-        )?))
+        reply(db::credits::get_user(&state.pool, &user_id)).await
     }
 }

@@ -7,7 +7,6 @@
 //! that are final (see `feed.relay_poll` in sql/events.sql), so every
 //! instance delivers every event, once, in id order.
 
-pub mod deps;
 pub mod hub;
 pub mod listener;
 pub mod retention;

@@ -2,7 +2,7 @@
 //! `since` replay, unsubscribe, ping, inject).
 
 use super::ws::{Conn, Stop};
-use super::{deps, visible_to, Event, Filter, Interest};
+use super::{visible_to, Event, Filter, Interest};
 use crate::api::Role;
 use crate::db;
 use serde_json::{json, Value};
@@ -46,7 +46,7 @@ fn opt_str(v: &Value, key: &str) -> Result<Option<String>, String> {
 
 impl Conn {
     pub(super) async fn send_connected(&mut self) -> Result<(), Stop> {
-        let snapshot = match deps::feed_snapshot(&self.state.pool).await {
+        let snapshot = match db::agents::feed_snapshot(&self.state.pool).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "feed snapshot failed; sending an empty one");
@@ -210,7 +210,7 @@ impl Conn {
             Ok(p) => p,
             Err(e) => return self.send_json(error(e)).await,
         };
-        let result = deps::inject(
+        let result = db::agents::inject(
             &self.state.pool,
             &to,
             &payload,

@@ -11,6 +11,9 @@ use serde_json::Value;
 use std::sync::OnceLock;
 use tokio::sync::OnceCell;
 
+pub mod variants;
+pub mod ws;
+
 /// The admin secret every test app is configured with.
 pub const ADMIN_KEY: &str = "test-admin-key";
 

@@ -9,22 +9,31 @@ pub use types::*;
 
 // The API wiring in src/api/mod.rs names these through `credits::`.
 
-use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
-use crate::db::{self, DbError};
+use super::{decode, reply, ApiError, ApiResult, ApiTags, AppState, Auth, Role};
+use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
     param::{Path, Query},
     payload::Json,
-    types::ParseFromJSON,
     OpenApi,
 };
-use serde_json::Value;
 use uuid::Uuid;
 
-/// Turns the JSON a SQL function answered into the typed API object.
-pub(super) fn typed<T: ParseFromJSON>(v: Value) -> Result<T, ApiError> {
-    T::parse_from_json(Some(v)).map_err(|e| ApiError::from(DbError::decode(e.into_message())))
+/// Deactivate and activate differ only in the flag.
+async fn set_active(
+    state: &AppState,
+    user_id: &str,
+    transaction_id: i64,
+    active: bool,
+) -> ApiResult<Json<Transaction>> {
+    reply(db::credits::set_active(
+        &state.pool,
+        user_id,
+        transaction_id,
+        active,
+    ))
+    .await
 }
 
 /// `at` is honoured for admin and service keys only.
@@ -65,9 +74,7 @@ impl CreditsApi {
     ) -> ApiResult<Json<Credits>> {
         allow(&auth, Role::Reader, &user_id)?;
         check_at(&auth, &at.0)?;
-        Ok(Json(typed(
-            db::credits::get_credits(&state.pool, &user_id, at.0).await?,
-        )?))
+        reply(db::credits::get_credits(&state.pool, &user_id, at.0)).await
     }
 
     /// Charge a block run (or a fixed amount) to the user.
@@ -126,16 +133,15 @@ impl CreditsApi {
     ) -> ApiResult<Json<Movement>> {
         allow(&auth, Role::Service, &user_id)?;
         check_at(&auth, &body.at)?;
-        let v = db::credits::top_up(
+        reply(db::credits::top_up(
             &state.pool,
             &user_id,
             body.amount,
             body.idempotency_key.as_deref(),
             body.metadata.as_ref(),
             body.at,
-        )
-        .await?;
-        Ok(Json(typed(v)?))
+        ))
+        .await
     }
 
     /// Grant, refund or adjust credits (admin).
@@ -160,7 +166,7 @@ impl CreditsApi {
                 "amount must not be 0",
             ));
         }
-        let v = db::credits::adjust(
+        reply(db::credits::adjust(
             &state.pool,
             &user_id,
             body.amount,
@@ -169,9 +175,8 @@ impl CreditsApi {
             body.idempotency_key.as_deref(),
             body.metadata.as_ref(),
             body.at,
-        )
-        .await?;
-        Ok(Json(typed(v)?))
+        ))
+        .await
     }
 
     /// The ledger, newest first by effective time then id (keyset paging).
@@ -199,7 +204,7 @@ impl CreditsApi {
         after: Query<Option<i64>>,
     ) -> ApiResult<Json<TransactionList>> {
         allow(&auth, Role::Reader, &user_id)?;
-        let v = db::credits::list_transactions(
+        reply(db::credits::list_transactions(
             &state.pool,
             &user_id,
             from.0,
@@ -207,9 +212,8 @@ impl CreditsApi {
             kind.0.map(TransactionKind::as_str),
             limit.0.unwrap_or(50),
             after.0,
-        )
-        .await?;
-        Ok(Json(typed(v)?))
+        ))
+        .await
     }
 
     /// Stop counting a transaction (admin); the balance follows.
@@ -228,8 +232,7 @@ impl CreditsApi {
         #[oai(name = "transactionId", validator(minimum(value = "1")))] transaction_id: Path<i64>,
     ) -> ApiResult<Json<Transaction>> {
         allow(&auth, Role::Admin, &user_id)?;
-        let v = db::credits::set_active(&state.pool, &user_id, transaction_id.0, false).await?;
-        Ok(Json(typed(v)?))
+        set_active(&state, &user_id, transaction_id.0, false).await
     }
 
     /// Count a deactivated transaction again (admin); the balance follows.
@@ -248,8 +251,7 @@ impl CreditsApi {
         #[oai(name = "transactionId", validator(minimum(value = "1")))] transaction_id: Path<i64>,
     ) -> ApiResult<Json<Transaction>> {
         allow(&auth, Role::Admin, &user_id)?;
-        let v = db::credits::set_active(&state.pool, &user_id, transaction_id.0, true).await?;
-        Ok(Json(typed(v)?))
+        set_active(&state, &user_id, transaction_id.0, true).await
     }
 
     /// Reserve credits (402 if not available); settle or release later.
@@ -281,7 +283,7 @@ impl CreditsApi {
             },
         )
         .await?;
-        Ok(HoldResponse::Created(Json(typed(v)?)))
+        Ok(HoldResponse::Created(Json(decode(v)?)))
     }
 
     /// Charge what was used; the rest of the hold is released.
@@ -301,15 +303,14 @@ impl CreditsApi {
         body: Json<SettleRequest>,
     ) -> ApiResult<Json<Settled>> {
         allow(&auth, Role::Service, &user_id)?;
-        let v = db::credits::settle(
+        reply(db::credits::settle(
             &state.pool,
             &user_id,
             hold_id.0,
             body.amount,
             body.allow_debt.unwrap_or(false),
-        )
-        .await?;
-        Ok(Json(typed(v)?))
+        ))
+        .await
     }
 
     /// Give a hold back without charging.
@@ -328,7 +329,6 @@ impl CreditsApi {
         #[oai(name = "holdId")] hold_id: Path<Uuid>,
     ) -> ApiResult<Json<Released>> {
         allow(&auth, Role::Service, &user_id)?;
-        let v = db::credits::release(&state.pool, &user_id, hold_id.0).await?;
-        Ok(Json(typed(v)?))
+        reply(db::credits::release(&state.pool, &user_id, hold_id.0)).await
     }
 }

@@ -184,12 +184,9 @@ pub struct UsageTotals {
 pub struct AgentUsage {
     /// Null in `byAgent` for records without an agent.
     pub agent_id: Option<String>,
-    pub total_tokens: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub request_count: i64,
-    pub total_cost: f64,
-    pub avg_latency_ms: f64,
+    /// The same totals as the summary's, for this one.
+    #[oai(flatten)]
+    pub totals: UsageTotals,
 }
 
 #[derive(Debug, Object)]
@@ -197,12 +194,9 @@ pub struct AgentUsage {
 pub struct ModelUsage {
     /// The model as recorded, lower-cased.
     pub model: String,
-    pub total_tokens: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub request_count: i64,
-    pub total_cost: f64,
-    pub avg_latency_ms: f64,
+    /// The same totals as the summary's, for this one.
+    #[oai(flatten)]
+    pub totals: UsageTotals,
 }
 
 #[derive(Debug, Object)]

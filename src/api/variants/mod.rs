@@ -6,22 +6,16 @@ mod types;
 
 pub use types::*;
 
-use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
+use super::{decode, reply, ApiError, ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db::{self, DbError};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
     param::{Path, Query},
     payload::Json,
-    types::{ParseFromJSON, ToJSON},
+    types::ToJSON,
     OpenApi,
 };
-use serde_json::Value;
-
-/// Turns the JSON built by SQL into the API type.
-fn decode<T: ParseFromJSON>(value: Value) -> Result<T, ApiError> {
-    T::parse_from_json(Some(value)).map_err(|e| ApiError::from(DbError::decode(e.into_message())))
-}
 
 type Client = deadpool_postgres::Object;
 
@@ -47,7 +41,7 @@ impl VariantsApi {
     ) -> ApiResult<Json<VariantList>> {
         auth.require(Role::Reader)?;
         let c = client(&state).await?;
-        decode(db::variants::list(&**c, &name).await?).map(Json)
+        reply(db::variants::list(&**c, &name)).await
     }
 
     /// Create a variant; config fields not given are copied from the agent.
@@ -88,7 +82,7 @@ impl VariantsApi {
     ) -> ApiResult<Json<VariantComparison>> {
         auth.require(Role::Reader)?;
         let c = client(&state).await?;
-        decode(db::variants::compare(&**c, &name, start.0, end.0).await?).map(Json)
+        reply(db::variants::compare(&**c, &name, start.0, end.0)).await
     }
 
     /// Clone the agent's config or another variant, with overrides.
@@ -150,7 +144,7 @@ impl VariantsApi {
     ) -> ApiResult<Json<VariantChange>> {
         auth.require(Role::Service)?;
         let c = client(&state).await?;
-        decode(db::variants::deactivate(&**c, &name).await?).map(Json)
+        reply(db::variants::deactivate(&**c, &name)).await
     }
 
     /// One variant.
@@ -168,7 +162,7 @@ impl VariantsApi {
     ) -> ApiResult<Json<Variant>> {
         auth.require(Role::Reader)?;
         let c = client(&state).await?;
-        decode(db::variants::get(&**c, &name, &slug).await?).map(Json)
+        reply(db::variants::get(&**c, &name, &slug)).await
     }
 
     /// Change only the fields given; an explicit null clears a config field.
@@ -196,7 +190,7 @@ impl VariantsApi {
         }
         let patch = body.0.to_json().unwrap_or_else(|| serde_json::json!({}));
         let c = client(&state).await?;
-        decode(db::variants::patch(&**c, &name, &slug, &patch).await?).map(Json)
+        reply(db::variants::patch(&**c, &name, &slug, &patch)).await
     }
 
     /// Delete a variant (409 while it is active).
@@ -214,7 +208,7 @@ impl VariantsApi {
     ) -> ApiResult<Json<VariantChange>> {
         auth.require(Role::Service)?;
         let c = client(&state).await?;
-        decode(db::variants::delete(&**c, &name, &slug).await?).map(Json)
+        reply(db::variants::delete(&**c, &name, &slug)).await
     }
 
     /// Make this variant the agent's only active one (a no-op if it already is).
@@ -232,7 +226,7 @@ impl VariantsApi {
     ) -> ApiResult<Json<Variant>> {
         auth.require(Role::Service)?;
         let c = client(&state).await?;
-        decode(db::variants::activate(&**c, &name, &slug).await?).map(Json)
+        reply(db::variants::activate(&**c, &name, &slug)).await
     }
 
     /// A variant's metrics over [start, end).
@@ -254,7 +248,7 @@ impl VariantsApi {
     ) -> ApiResult<Json<VariantMetrics>> {
         auth.require(Role::Reader)?;
         let c = client(&state).await?;
-        decode(db::variants::metrics(&**c, &name, &slug, start.0, end.0).await?).map(Json)
+        reply(db::variants::metrics(&**c, &name, &slug, start.0, end.0)).await
     }
 
     /// A variant's metrics per hour or day (UTC); default `day`.
@@ -282,7 +276,10 @@ impl VariantsApi {
             HistoryBucket::Day => "day",
         };
         let c = client(&state).await?;
-        decode(db::variants::history(&**c, &name, &slug, bucket, start.0, end.0).await?).map(Json)
+        reply(db::variants::history(
+            &**c, &name, &slug, bucket, start.0, end.0,
+        ))
+        .await
     }
 
     /// The config to run with: the active variant's, null fields falling back
@@ -300,7 +297,7 @@ impl VariantsApi {
     ) -> ApiResult<Json<ResolvedConfig>> {
         auth.require(Role::Reader)?;
         let c = client(&state).await?;
-        decode(db::variants::resolved_config(&**c, &name).await?).map(Json)
+        reply(db::variants::resolved_config(&**c, &name)).await
     }
 
     /// Record one run: against `variantSlug`, else the variant active at `at`.
@@ -330,6 +327,6 @@ impl VariantsApi {
             at: b.at,
         };
         let c = client(&state).await?;
-        decode(db::variants::log_performance(&**c, &name, &input).await?).map(Json)
+        reply(db::variants::log_performance(&**c, &name, &input)).await
     }
 }

@@ -5,18 +5,10 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{payload::Json, types::MaybeUndefined, ApiResponse, Enum, Object};
 use uuid::Uuid;
 
-/// A variant: an alternative AgentConfig of one agent. A config field that
-/// is null falls back to the agent's value when the config is resolved.
+/// The AgentConfig fields as stored (null: not set).
 #[derive(Debug, Clone, PartialEq, Object)]
 #[oai(rename_all = "camelCase")]
-pub struct Variant {
-    pub id: Uuid,
-    pub agent_name: String,
-    pub name: String,
-    pub slug: String,
-    pub is_active: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+pub struct ConfigValues {
     pub model_provider: Option<String>,
     pub model_name: Option<String>,
     pub system_prompt: Option<String>,
@@ -29,6 +21,22 @@ pub struct Variant {
     pub token_budget: Option<i64>,
     pub timeout_seconds: Option<i64>,
     pub max_retries: Option<i64>,
+}
+
+/// A variant: an alternative AgentConfig of one agent. A config field that
+/// is null falls back to the agent's value when the config is resolved.
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Variant {
+    pub id: Uuid,
+    pub agent_name: String,
+    pub name: String,
+    pub slug: String,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[oai(flatten)]
+    pub config: ConfigValues,
 }
 
 #[derive(Debug, Object)]
@@ -145,18 +153,8 @@ pub struct ResolvedConfig {
     /// The active variant; null when none is active (the agent's own config).
     pub variant_id: Option<Uuid>,
     pub variant_slug: Option<String>,
-    pub model_provider: Option<String>,
-    pub model_name: Option<String>,
-    pub system_prompt: Option<String>,
-    pub user_prompt_template: Option<String>,
-    pub prompt_version: Option<String>,
-    pub temperature: Option<f64>,
-    pub max_tokens: Option<i64>,
-    pub context_window: Option<i64>,
-    pub input_token_limit: Option<i64>,
-    pub token_budget: Option<i64>,
-    pub timeout_seconds: Option<i64>,
-    pub max_retries: Option<i64>,
+    #[oai(flatten)]
+    pub config: ConfigValues,
 }
 
 /// One run of the agent, as reported by its runtime.
