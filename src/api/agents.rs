@@ -51,9 +51,9 @@ pub struct AgentConfig {
     /// ≥ 1.
     #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
     pub max_tokens: Option<i64>,
-    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
     pub context_window: Option<i64>,
-    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
     pub input_token_limit: Option<i64>,
     #[oai(validator(minimum(value = "0")))]
     pub token_budget: Option<i64>,
