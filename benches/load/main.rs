@@ -66,12 +66,16 @@ async fn run(k: Knobs) {
     setup::credits(&db).await;
     setup::minimal_spend(&db).await;
 
-    // Figure 2: the spend function vs a minimal spend, both under pgbench.
+    // Figure 2: the spend function vs a minimal spend, both under pgbench,
+    // alternated twice (best of each) to damp the noise of a shared machine.
     let spend_script = "\\set u random(1, 10000)\n\
         SELECT * FROM credits.spend('bu' || :u, 'bench-block', '{\"credentials\":{\"provider\":\"platform\"}}');\n";
     let minimal_script = "\\set u random(1, 10000)\nSELECT bench.min_spend('bu' || :u, 1);\n";
-    let pg_minimal = pgbench(&db.url, minimal_script, k.clients, k.secs);
-    let pg_spend = pgbench(&db.url, spend_script, k.clients, k.secs);
+    let (mut pg_minimal, mut pg_spend) = (0f64, 0f64);
+    for _ in 0..2 {
+        pg_minimal = pg_minimal.max(pgbench(&db.url, minimal_script, k.clients, k.secs));
+        pg_spend = pg_spend.max(pgbench(&db.url, spend_script, k.clients, k.secs));
+    }
     rows.push(Row {
         figure: "2 spend fn vs minimal spend (pgbench)",
         measured: format!("{pg_spend:.0} tx/s"),
@@ -93,16 +97,18 @@ async fn run(k: Knobs) {
         pass: http_rate / pg_spend >= 0.6 && http.failed == 0,
     });
 
-    // Figure 3: one hot user vs figure 1, then the ledger must still add up.
+    // Figure 3: one hot user vs figure 1; then the ledger must still add up,
+    // and a user with 1,000 credits under the same contention never overdraws.
     let hot = spend_load(&server.base, k.clients, k.secs, true).await;
-    let (consistent, detail) = setup::hot_user_consistent(&db, hot.ok).await;
+    let (consistent, detail) = setup::hot_user_consistent(&db).await;
+    let (no_overdraft, probe) = setup::overdraft_probe(&db, &server.base).await;
     rows.push(Row {
         figure: "3 one hot user vs figure 1",
-        measured: format!("{:.0} req/s; {detail}", hot.per_sec()),
+        measured: format!("{:.0} req/s; {detail}; {probe}", hot.per_sec()),
         baseline: format!("{http_rate:.0} req/s"),
         ratio: hot.per_sec() / http_rate,
-        target: ">= 0.4, ledger = balance",
-        pass: hot.per_sec() / http_rate >= 0.4 && consistent && hot.failed == 0,
+        target: ">= 0.4, no overdraft, ledger = balance",
+        pass: hot.per_sec() / http_rate >= 0.4 && consistent && no_overdraft && hot.failed == 0,
     });
     server.stop();
 

@@ -40,25 +40,71 @@ pub async fn minimal_spend(db: &BenchDb) {
     .expect("minimal spend set-up");
 }
 
-/// After the hot-user run: the balance is what the successes left, never
-/// below 0, and equal to the sum of the counted ledger rows.
-pub async fn hot_user_consistent(db: &BenchDb, successes: u64) -> (bool, String) {
-    let c = db.client().await;
-    let row = c
+/// After the hot-user run (and a pause for requests still in flight when the
+/// load generator stopped): in one snapshot, the balance equals the sum of
+/// the counted ledger rows and the refill minus one credit per usage row.
+pub async fn hot_user_consistent(db: &BenchDb) -> (bool, String) {
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let mut c = db.client().await;
+    let tx = c
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .expect("tx");
+    let row = tx
         .query_one(
-            "SELECT (credits.get_credits('hot')->>'balance')::bigint,
+            "SELECT (SELECT balance FROM reporting.user_balances WHERE user_id = 'hot'),
                     (SELECT sum(amount)::bigint FROM reporting.credit_ledger
-                      WHERE user_id = 'hot' AND is_active AND period = credits.month_of(now()))",
+                      WHERE user_id = 'hot' AND is_active AND period = credits.month_of(now())),
+                    (SELECT count(*) FROM reporting.credit_ledger
+                      WHERE user_id = 'hot' AND kind = 'usage')",
             &[],
         )
         .await
         .expect("hot user balance");
-    let (balance, ledger): (i64, i64) = (row.get(0), row.get(1));
-    let expected = 1_000_000_000 - successes as i64;
-    let ok = balance == ledger && balance == expected && balance >= 0;
+    let (balance, ledger, spends): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let ok = balance == ledger && balance == 1_000_000_000 - spends && balance >= 0;
     (
         ok,
-        format!("balance {balance}, ledger sum {ledger}, expected {expected}"),
+        format!("balance {balance} = ledger sum {ledger} = 1e9 - {spends} spends"),
+    )
+}
+
+/// No overdraft under contention: 32 clients spend 1 credit at a time on a
+/// user holding 1,000 for 3 seconds. Exactly 1,000 may succeed, the rest get
+/// 402, and the balance ends at 0 with the ledger agreeing.
+pub async fn overdraft_probe(db: &BenchDb, base: &str) -> (bool, String) {
+    let c = db.client().await;
+    c.batch_execute(
+        "SELECT credits.put_user('scarce', 1000, 'reset', '{}'); SELECT credits.get_credits('scarce');",
+    )
+    .await
+    .expect("scarce user");
+    let res = http_load(base, 32, 3, |_, _| {
+        (
+            "/api/v1/users/scarce/credits/spend".to_string(),
+            serde_json::json!({"blockId": "bench-block", "input": {"credentials": {"provider": "platform"}}}),
+        )
+    })
+    .await;
+    let row = c
+        .query_one(
+            "SELECT (SELECT balance FROM reporting.user_balances WHERE user_id = 'scarce'),
+                    (SELECT sum(amount)::bigint FROM reporting.credit_ledger
+                      WHERE user_id = 'scarce' AND is_active AND period = credits.month_of(now()))",
+            &[],
+        )
+        .await
+        .expect("scarce balance");
+    let (balance, ledger): (i64, i64) = (row.get(0), row.get(1));
+    let ok = res.ok == 1000 && balance == 0 && ledger == 0 && res.failed == 0;
+    (
+        ok,
+        format!(
+            "{} ok, {} refused (402), balance {balance}, ledger {ledger}",
+            res.ok, res.rejected
+        ),
     )
 }
 
