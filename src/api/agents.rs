@@ -3,6 +3,7 @@
 
 use super::types::Text;
 use super::{encode, reply, ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::types::Ident;
 use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -127,8 +128,7 @@ pub struct AgentConfigView {
 #[oai(rename_all = "camelCase")]
 pub struct StateReport {
     pub state: AgentState,
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub current_thread: Option<Text>,
+    pub current_thread: Option<Ident>,
 }
 
 #[derive(Debug, Object)]
@@ -189,7 +189,7 @@ impl AgentsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
+        name: Path<Ident>,
         body: Json<AgentRegistration>,
     ) -> ApiResult<Json<AgentInfo>> {
         auth.require(Role::Service)?;

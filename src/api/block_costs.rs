@@ -2,6 +2,7 @@
 //! holds (CONTRACT §2). The rules live in sql/credits.sql.
 
 use super::{reply, ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::types::Ident;
 use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -73,9 +74,7 @@ impl BlockCostsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "blockId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] block_id: Path<
-            String,
-        >,
+        #[oai(name = "blockId")] block_id: Path<Ident>,
         body: Json<PutBlockCosts>,
     ) -> ApiResult<Json<BlockCosts>> {
         auth.require(Role::Admin)?;
@@ -130,9 +129,7 @@ impl BlockCostsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "blockId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] block_id: Path<
-            String,
-        >,
+        #[oai(name = "blockId")] block_id: Path<Ident>,
     ) -> ApiResult<Json<BlockCosts>> {
         auth.require(Role::Reader)?;
         reply(db::credits::get_block_costs(&state.pool, &block_id)).await

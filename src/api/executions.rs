@@ -1,6 +1,7 @@
 //! `/api/v1/executions`: node executions of graph runs (CONTRACT §6).
 
 use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::types::Ident;
 use crate::db::{self, executions::NodeUpsert, DbError};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -37,16 +38,12 @@ impl NodeStatus {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct NodeExecutionInput {
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub graph_id: String,
+    pub graph_id: Ident,
     #[oai(validator(minimum(value = "0")))]
     pub graph_version: i32,
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub graph_exec_id: String,
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub node_id: String,
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub block_id: String,
+    pub graph_exec_id: Ident,
+    pub node_id: Ident,
+    pub block_id: Ident,
     pub status: NodeStatus,
     /// Free JSON (default `{}`).
     pub input_data: Option<Value>,
@@ -106,22 +103,18 @@ impl ExecutionsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(
-            name = "nodeExecId",
-            validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$")
-        )]
-        node_exec_id: Path<String>,
+        #[oai(name = "nodeExecId")] node_exec_id: Path<Ident>,
         body: Json<NodeExecutionInput>,
     ) -> ApiResult<Json<NodeExecution>> {
         auth.require(Role::Service)?;
         let b = body.0;
         let n = NodeUpsert {
-            node_exec_id: node_exec_id.0,
-            graph_id: b.graph_id,
+            node_exec_id: node_exec_id.0.into(),
+            graph_id: b.graph_id.into(),
             graph_version: b.graph_version,
-            graph_exec_id: b.graph_exec_id,
-            node_id: b.node_id,
-            block_id: b.block_id,
+            graph_exec_id: b.graph_exec_id.into(),
+            node_id: b.node_id.into(),
+            block_id: b.block_id.into(),
             status: b.status.as_str().to_string(),
             input_data: b.input_data.unwrap_or_else(|| serde_json::json!({})),
             output_data: b.output_data.unwrap_or_else(|| serde_json::json!({})),
@@ -145,11 +138,7 @@ impl ExecutionsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(
-            name = "graphExecId",
-            validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$")
-        )]
-        graph_exec_id: Path<String>,
+        #[oai(name = "graphExecId")] graph_exec_id: Path<Ident>,
     ) -> ApiResult<Json<NodeExecutionList>> {
         auth.require(Role::Reader)?;
         let v = db::executions::list_nodes(&state.pool, &graph_exec_id.0).await?;

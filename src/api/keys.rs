@@ -2,6 +2,7 @@
 
 use super::types::Text;
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::types::Ident;
 use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -34,8 +35,7 @@ pub struct CreateKey {
     pub name: Text,
     pub role: KeyRole,
     /// Bind the key to one user: it then sees and moves only that user's credits.
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub user_id: Option<Text>,
+    pub user_id: Option<Ident>,
 }
 
 #[derive(Debug, Object)]

@@ -140,11 +140,36 @@ impl ParseFromJSON for Ident {
     }
 }
 
+/// Path and query parameters: the same check, so an identifier in a URL
+/// costs no regex either (poem-openapi's `pattern` validator compiles its
+/// regex on every request).
+impl poem_openapi::types::ParseFromParameter for Ident {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        use poem_openapi::validation::Validator;
+        if IdentCheck.check(&value) {
+            Ok(Ident(value.to_string()))
+        } else {
+            Err(ParseError::custom(IdentCheck.to_string()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use poem_openapi::validation::Validator;
     use serde_json::json;
+
+    #[test]
+    fn ident_parameters_follow_the_identifier_rule() {
+        use poem_openapi::types::ParseFromParameter;
+        for ok in ["a", "user-1", "a.b_c:d@e/f", &"x".repeat(128)] {
+            assert!(Ident::parse_from_parameter(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "é", "a?b", &"x".repeat(129)] {
+            assert!(Ident::parse_from_parameter(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn text_takes_only_strings() {

@@ -3,6 +3,7 @@
 
 use super::credits::allow;
 use super::{reply, ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::types::Ident;
 use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -62,9 +63,7 @@ impl UsersApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
-            String,
-        >,
+        #[oai(name = "userId")] user_id: Path<Ident>,
         body: Json<PutUser>,
     ) -> ApiResult<Json<User>> {
         allow(&auth, Role::Admin, &user_id)?;
@@ -84,9 +83,7 @@ impl UsersApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
-            String,
-        >,
+        #[oai(name = "userId")] user_id: Path<Ident>,
     ) -> ApiResult<Json<User>> {
         allow(&auth, Role::Reader, &user_id)?;
         reply(db::credits::get_user(&state.pool, &user_id)).await

@@ -10,6 +10,7 @@ pub use types::*;
 // The API wiring in src/api/mod.rs names these through `credits::`.
 
 use super::{decode, reply, ApiError, ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::types::Ident;
 use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -66,9 +67,7 @@ impl CreditsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
-            String,
-        >,
+        #[oai(name = "userId")] user_id: Path<Ident>,
         /// Admin/service keys only.
         at: Query<Option<DateTime<Utc>>>,
     ) -> ApiResult<Json<Credits>> {
@@ -87,9 +86,7 @@ impl CreditsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
-            String,
-        >,
+        #[oai(name = "userId")] user_id: Path<Ident>,
         body: Json<SpendRequest>,
     ) -> ApiResult<Json<Spent>> {
         allow(&auth, Role::Service, &user_id)?;
@@ -126,9 +123,7 @@ impl CreditsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
-            String,
-        >,
+        #[oai(name = "userId")] user_id: Path<Ident>,
         body: Json<TopUpRequest>,
     ) -> ApiResult<Json<Movement>> {
         allow(&auth, Role::Service, &user_id)?;
@@ -154,9 +149,7 @@ impl CreditsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
-            String,
-        >,
+        #[oai(name = "userId")] user_id: Path<Ident>,
         body: Json<AdjustRequest>,
     ) -> ApiResult<Json<Movement>> {
         allow(&auth, Role::Admin, &user_id)?;
@@ -190,9 +183,7 @@ impl CreditsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
-            String,
-        >,
+        #[oai(name = "userId")] user_id: Path<Ident>,
         /// Effective at or after (inclusive).
         from: Query<Option<DateTime<Utc>>>,
         /// Effective before (exclusive).
@@ -226,9 +217,7 @@ impl CreditsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
-            String,
-        >,
+        #[oai(name = "userId")] user_id: Path<Ident>,
         #[oai(name = "transactionId", validator(minimum(value = "1")))] transaction_id: Path<i64>,
     ) -> ApiResult<Json<Transaction>> {
         allow(&auth, Role::Admin, &user_id)?;
@@ -245,9 +234,7 @@ impl CreditsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
-            String,
-        >,
+        #[oai(name = "userId")] user_id: Path<Ident>,
         #[oai(name = "transactionId", validator(minimum(value = "1")))] transaction_id: Path<i64>,
     ) -> ApiResult<Json<Transaction>> {
         allow(&auth, Role::Admin, &user_id)?;
@@ -264,9 +251,7 @@ impl CreditsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
-            String,
-        >,
+        #[oai(name = "userId")] user_id: Path<Ident>,
         body: Json<HoldRequest>,
     ) -> ApiResult<HoldResponse> {
         allow(&auth, Role::Service, &user_id)?;
@@ -296,9 +281,7 @@ impl CreditsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
-            String,
-        >,
+        #[oai(name = "userId")] user_id: Path<Ident>,
         #[oai(name = "holdId")] hold_id: Path<Uuid>,
         body: Json<SettleRequest>,
     ) -> ApiResult<Json<Settled>> {
@@ -323,9 +306,7 @@ impl CreditsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "userId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] user_id: Path<
-            String,
-        >,
+        #[oai(name = "userId")] user_id: Path<Ident>,
         #[oai(name = "holdId")] hold_id: Path<Uuid>,
     ) -> ApiResult<Json<Released>> {
         allow(&auth, Role::Service, &user_id)?;

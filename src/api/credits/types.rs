@@ -1,5 +1,6 @@
 //! Request and response bodies of the credits API.
 
+use crate::api::types::Ident;
 use crate::api::types::Text;
 use chrono::{DateTime, Utc};
 use poem_openapi::{payload::Json, ApiResponse, Enum, Object};
@@ -29,8 +30,7 @@ pub struct Credits {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct SpendRequest {
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub block_id: Text,
+    pub block_id: Ident,
     /// The block's input (a JSON object); priced by the block's cost entries.
     pub input: Option<Value>,
     /// For `second` prices: charged per started second.
@@ -169,8 +169,7 @@ pub struct HoldRequest {
     /// Reserve this amount, or give `blockId` + `input` to reserve the block's price.
     #[oai(validator(minimum(value = "1")))]
     pub amount: Option<i64>,
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub block_id: Option<Text>,
+    pub block_id: Option<Ident>,
     pub input: Option<Value>,
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000000")))]
     pub duration_seconds: Option<f64>,

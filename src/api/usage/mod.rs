@@ -6,6 +6,7 @@ mod types;
 pub use types::*;
 
 use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::types::Ident;
 use crate::db::{self, usage::NewRecord, DbError};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -51,7 +52,7 @@ impl ModelPricesApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] model: Path<String>,
+        model: Path<Ident>,
         body: Json<SetModelPrice>,
     ) -> ApiResult<Json<ModelPrice>> {
         auth.require(Role::Admin)?;
@@ -112,8 +113,7 @@ impl UsageApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "threadId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-        thread_id: Path<String>,
+        #[oai(name = "threadId")] thread_id: Path<Ident>,
         body: Json<BudgetCheck>,
     ) -> ApiResult<Json<BudgetCheckResult>> {
         auth.require(Role::Service)?;
@@ -157,8 +157,7 @@ impl UsageApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "threadId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-        thread_id: Path<String>,
+        #[oai(name = "threadId")] thread_id: Path<Ident>,
     ) -> ApiResult<Json<ThreadBudget>> {
         auth.require(Role::Reader)?;
         parse(db::usage::get_budget(&state.pool, &thread_id).await?).map(Json)
@@ -174,8 +173,7 @@ impl UsageApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "threadId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-        thread_id: Path<String>,
+        #[oai(name = "threadId")] thread_id: Path<Ident>,
         body: Json<SetBudget>,
     ) -> ApiResult<Json<ThreadBudget>> {
         auth.require(Role::Service)?;
@@ -192,9 +190,7 @@ impl UsageApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(name = "agentId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] agent_id: Path<
-            String,
-        >,
+        #[oai(name = "agentId")] agent_id: Path<Ident>,
     ) -> ApiResult<Json<AgentUsage>> {
         auth.require(Role::Reader)?;
         parse(db::usage::agent_totals(&state.pool, &agent_id).await?).map(Json)
@@ -210,7 +206,7 @@ impl UsageApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] model: Path<String>,
+        model: Path<Ident>,
     ) -> ApiResult<Json<ModelUsage>> {
         auth.require(Role::Reader)?;
         parse(db::usage::model_totals(&state.pool, &model).await?).map(Json)
@@ -239,11 +235,9 @@ impl UsageApi {
         start: Query<Option<DateTime<Utc>>>,
         /// Exclusive (RFC 3339).
         end: Query<Option<DateTime<Utc>>>,
-        #[oai(name = "agentId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-        agent_id: Query<Option<String>>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] model: Query<Option<String>>,
-        #[oai(name = "threadId", validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-        thread_id: Query<Option<String>>,
+        #[oai(name = "agentId")] agent_id: Query<Option<Ident>>,
+        model: Query<Option<Ident>>,
+        #[oai(name = "threadId")] thread_id: Query<Option<Ident>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<i32>>,
         /// The last id seen (`nextAfter` of the previous page).
         after: Query<Option<i64>>,
@@ -252,9 +246,9 @@ impl UsageApi {
         let q = db::usage::HistoryQuery {
             start: start.0,
             end: end.0,
-            agent_id: agent_id.0,
-            model: model.0,
-            thread_id: thread_id.0,
+            agent_id: agent_id.0.map(Into::into),
+            model: model.0.map(Into::into),
+            thread_id: thread_id.0.map(Into::into),
             limit: limit.0.unwrap_or(50),
             after: after.0,
         };

@@ -7,6 +7,7 @@ mod types;
 pub use types::*;
 
 use super::{decode, reply, ApiError, ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::types::Ident;
 use crate::db::{self, DbError};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -37,7 +38,7 @@ impl VariantsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
+        name: Path<Ident>,
     ) -> ApiResult<Json<VariantList>> {
         auth.require(Role::Reader)?;
         let c = client(&state).await?;
@@ -54,7 +55,7 @@ impl VariantsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
+        name: Path<Ident>,
         body: Json<CreateVariant>,
     ) -> ApiResult<CreatedVariant> {
         auth.require(Role::Service)?;
@@ -74,7 +75,7 @@ impl VariantsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
+        name: Path<Ident>,
         /// Runs at or after this time.
         start: Query<Option<DateTime<Utc>>>,
         /// Runs before this time.
@@ -95,7 +96,7 @@ impl VariantsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
+        name: Path<Ident>,
         body: Json<CloneVariant>,
     ) -> ApiResult<CreatedVariant> {
         auth.require(Role::Service)?;
@@ -140,7 +141,7 @@ impl VariantsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
+        name: Path<Ident>,
     ) -> ApiResult<Json<VariantChange>> {
         auth.require(Role::Service)?;
         let c = client(&state).await?;
@@ -157,8 +158,8 @@ impl VariantsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] slug: Path<String>,
+        name: Path<Ident>,
+        slug: Path<Ident>,
     ) -> ApiResult<Json<Variant>> {
         auth.require(Role::Reader)?;
         let c = client(&state).await?;
@@ -175,8 +176,8 @@ impl VariantsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] slug: Path<String>,
+        name: Path<Ident>,
+        slug: Path<Ident>,
         body: Json<VariantPatch>,
     ) -> ApiResult<Json<Variant>> {
         auth.require(Role::Service)?;
@@ -203,8 +204,8 @@ impl VariantsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] slug: Path<String>,
+        name: Path<Ident>,
+        slug: Path<Ident>,
     ) -> ApiResult<Json<VariantChange>> {
         auth.require(Role::Service)?;
         let c = client(&state).await?;
@@ -221,8 +222,8 @@ impl VariantsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] slug: Path<String>,
+        name: Path<Ident>,
+        slug: Path<Ident>,
     ) -> ApiResult<Json<Variant>> {
         auth.require(Role::Service)?;
         let c = client(&state).await?;
@@ -239,8 +240,8 @@ impl VariantsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] slug: Path<String>,
+        name: Path<Ident>,
+        slug: Path<Ident>,
         /// Runs at or after this time.
         start: Query<Option<DateTime<Utc>>>,
         /// Runs before this time.
@@ -262,8 +263,8 @@ impl VariantsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] slug: Path<String>,
+        name: Path<Ident>,
+        slug: Path<Ident>,
         bucket: Query<Option<HistoryBucket>>,
         /// Runs at or after this time.
         start: Query<Option<DateTime<Utc>>>,
@@ -293,7 +294,7 @@ impl VariantsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
+        name: Path<Ident>,
     ) -> ApiResult<Json<ResolvedConfig>> {
         auth.require(Role::Reader)?;
         let c = client(&state).await?;
@@ -310,7 +311,7 @@ impl VariantsApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))] name: Path<String>,
+        name: Path<Ident>,
         body: Json<PerformanceInput>,
     ) -> ApiResult<Json<PerformanceRecord>> {
         auth.require(Role::Service)?;

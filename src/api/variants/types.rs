@@ -1,5 +1,6 @@
 //! Request and response bodies of the variants API.
 
+use crate::api::types::Ident;
 use crate::api::types::Text;
 use chrono::{DateTime, Utc};
 use poem_openapi::{payload::Json, types::MaybeUndefined, ApiResponse, Enum, Object};
@@ -122,8 +123,7 @@ pub struct VariantPatch {
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CloneVariant {
     /// The slug of the variant to clone; absent: the agent's own config.
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub source: Option<Text>,
+    pub source: Option<Ident>,
     #[oai(validator(min_length = 1, max_length = 200))]
     pub name: Text,
     #[oai(validator(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 128))]
@@ -175,8 +175,7 @@ pub struct PerformanceInput {
     #[oai(validator(max_length = 100000))]
     pub error: Option<Text>,
     /// Attribute the run to this variant; absent: the variant active at `at`.
-    #[oai(validator(pattern = r"^[A-Za-z0-9._:@/-]{1,128}$"))]
-    pub variant_slug: Option<Text>,
+    pub variant_slug: Option<Ident>,
     /// When the run happened; absent: now.
     pub at: Option<DateTime<Utc>>,
 }
