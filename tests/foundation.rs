@@ -387,3 +387,46 @@ fn self_managed_cluster_starts_and_stops() {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The spec's operations are exactly CONTRACT's list (shared/design/endpoints.txt,
+/// copied into tests/endpoints.txt), and every `{placeholder}` of a path is a
+/// declared path parameter — generated SDKs break otherwise.
+#[test]
+fn spec_paths_match_the_contract_and_their_parameters() {
+    let spec: serde_json::Value = serde_json::from_str(&agentplane::api::spec_json()).unwrap();
+    let mut ops = std::collections::BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            ops.insert(format!("{} {path}", method.to_uppercase()));
+            let declared: Vec<&str> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p["in"] == "path")
+                        .filter_map(|p| p["name"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for segment in path.split('/') {
+                if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    assert!(
+                        declared.contains(&name),
+                        "{method} {path}: {{{name}}} is not a parameter"
+                    );
+                }
+            }
+        }
+    }
+    let wanted: std::collections::BTreeSet<String> = include_str!("endpoints.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    let missing: Vec<_> = wanted.difference(&ops).collect();
+    let extra: Vec<_> = ops.difference(&wanted).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, not in the contract {extra:?}"
+    );
+}

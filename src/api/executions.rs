@@ -95,7 +95,7 @@ impl ExecutionsApi {
     /// nothing. A node execution's graph, version, graph execution, node and
     /// block are fixed once created (409 otherwise).
     #[oai(
-        path = "/executions/nodes/:node_exec_id",
+        path = "/executions/nodes/:nodeExecId",
         method = "put",
         operation_id = "upsertNodeExecution"
     )]
@@ -130,7 +130,7 @@ impl ExecutionsApi {
     /// The node executions of one graph execution, in the order they were
     /// added (empty for an unknown id).
     #[oai(
-        path = "/executions/:graph_exec_id/nodes",
+        path = "/executions/:graphExecId/nodes",
         method = "get",
         operation_id = "listNodeExecutions"
     )]

@@ -105,7 +105,7 @@ impl UsageApi {
     /// The check before an LLM call: 200 when the estimate fits the thread's
     /// budget, else 429 `budget_exhausted` with `details.budget`.
     #[oai(
-        path = "/usage/threads/:thread_id/check",
+        path = "/usage/threads/:threadId/check",
         method = "post",
         operation_id = "checkThreadBudget"
     )]
@@ -149,7 +149,7 @@ impl UsageApi {
 
     /// A thread's budget; 404 when the thread has none yet.
     #[oai(
-        path = "/usage/threads/:thread_id",
+        path = "/usage/threads/:threadId",
         method = "get",
         operation_id = "getThreadBudget"
     )]
@@ -165,7 +165,7 @@ impl UsageApi {
 
     /// Set a thread's `maxTokens` (creates the budget if needed).
     #[oai(
-        path = "/usage/threads/:thread_id",
+        path = "/usage/threads/:threadId",
         method = "put",
         operation_id = "setThreadBudget"
     )]
@@ -182,7 +182,7 @@ impl UsageApi {
 
     /// One agent's totals in the current epoch (zeros when it has none).
     #[oai(
-        path = "/usage/agents/:agent_id",
+        path = "/usage/agents/:agentId",
         method = "get",
         operation_id = "getAgentUsage"
     )]
