@@ -1,12 +1,12 @@
 //! `/api/v1/executions`: node executions of graph runs (CONTRACT §6).
 
-use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
+use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::reply;
 use crate::api::types::Ident;
-use crate::db::{self, executions::NodeUpsert, DbError};
+use crate::db::{self, executions::NodeUpsert};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::Path;
-use poem_openapi::types::ParseFromJSON;
 use poem_openapi::{payload::Json, Enum, Object, OpenApi};
 use serde_json::Value;
 
@@ -81,11 +81,6 @@ pub struct NodeExecutionList {
     pub count: i64,
 }
 
-fn parse<T: ParseFromJSON>(v: Value) -> Result<T, ApiError> {
-    T::parse_from_json(Some(v))
-        .map_err(|e| ApiError::from(DbError::decode(format!("node execution: {}", e.message()))))
-}
-
 pub struct ExecutionsApi;
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Executions")]
@@ -123,8 +118,7 @@ impl ExecutionsApi {
             start_time: b.start_time,
             end_time: b.end_time,
         };
-        let v = db::executions::upsert_node(&state.pool, &n).await?;
-        Ok(Json(parse(v)?))
+        reply(db::executions::upsert_node(&state.pool, &n)).await
     }
 
     /// The node executions of one graph execution, in the order they were
@@ -141,7 +135,6 @@ impl ExecutionsApi {
         #[oai(name = "graphExecId")] graph_exec_id: Path<Ident>,
     ) -> ApiResult<Json<NodeExecutionList>> {
         auth.require(Role::Reader)?;
-        let v = db::executions::list_nodes(&state.pool, &graph_exec_id.0).await?;
-        Ok(Json(parse(v)?))
+        reply(db::executions::list_nodes(&state.pool, &graph_exec_id.0)).await
     }
 }

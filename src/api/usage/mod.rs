@@ -5,24 +5,17 @@ mod types;
 
 pub use types::*;
 
-use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
+use super::{ApiResult, ApiTags, AppState, Auth, Role};
 use crate::api::types::Ident;
-use crate::db::{self, usage::NewRecord, DbError};
+use crate::api::{decode, reply};
+use crate::db::{self, usage::NewRecord};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
     param::{Path, Query},
     payload::Json,
-    types::ParseFromJSON,
     OpenApi,
 };
-use serde_json::Value;
-
-/// Turns the JSON a usage.* SQL function returned into the typed response.
-fn parse<T: ParseFromJSON>(v: Value) -> Result<T, ApiError> {
-    T::parse_from_json(Some(v))
-        .map_err(|e| ApiError::from(DbError::decode(format!("usage response: {}", e.message()))))
-}
 
 // ---- operations ------------------------------------------------------------
 
@@ -38,7 +31,7 @@ impl ModelPricesApi {
     )]
     async fn list(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<ModelPriceList>> {
         auth.require(Role::Reader)?;
-        parse(db::usage::list_prices(&state.pool).await?).map(Json)
+        reply(db::usage::list_prices(&state.pool)).await
     }
 
     /// Set a model's price (admin): a new version effective from now; records
@@ -64,7 +57,7 @@ impl ModelPricesApi {
             body.completion_per_million,
         )
         .await?;
-        parse(v).map(Json)
+        Ok(Json(decode(v)?))
     }
 }
 
@@ -82,7 +75,7 @@ impl UsageApi {
     ) -> ApiResult<Json<RecordResult>> {
         auth.require(Role::Service)?;
         let r: NewRecord = body.0.into();
-        parse(db::usage::record(&state.pool, &r).await?).map(Json)
+        reply(db::usage::record(&state.pool, &r)).await
     }
 
     /// Record up to 10,000 LLM calls at once, all or nothing.
@@ -99,7 +92,7 @@ impl UsageApi {
     ) -> ApiResult<Json<BatchResult>> {
         auth.require(Role::Service)?;
         let records: Vec<NewRecord> = body.0.records.into_iter().map(Into::into).collect();
-        parse(db::usage::record_batch(&state.pool, &records).await?).map(Json)
+        reply(db::usage::record_batch(&state.pool, &records)).await
     }
 
     /// The check before an LLM call: 200 when the estimate fits the thread's
@@ -118,14 +111,14 @@ impl UsageApi {
     ) -> ApiResult<Json<BudgetCheckResult>> {
         auth.require(Role::Service)?;
         let est = body.estimated_tokens.unwrap_or(0);
-        parse(db::usage::check_budget(&state.pool, &thread_id, est).await?).map(Json)
+        reply(db::usage::check_budget(&state.pool, &thread_id, est)).await
     }
 
     /// Usage totals of the current epoch, by agent and by model.
     #[oai(path = "/usage", method = "get", operation_id = "getUsageOverview")]
     async fn overview(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<UsageOverview>> {
         auth.require(Role::Reader)?;
-        parse(db::usage::overview(&state.pool).await?).map(Json)
+        reply(db::usage::overview(&state.pool)).await
     }
 
     /// Thread budgets, highest `percentUsed` first.
@@ -144,7 +137,7 @@ impl UsageApi {
         auth.require(Role::Reader)?;
         let v = db::usage::list_budgets(&state.pool, limit.0.unwrap_or(50), offset.0.unwrap_or(0))
             .await?;
-        parse(v).map(Json)
+        Ok(Json(decode(v)?))
     }
 
     /// A thread's budget; 404 when the thread has none yet.
@@ -160,7 +153,7 @@ impl UsageApi {
         #[oai(name = "threadId")] thread_id: Path<Ident>,
     ) -> ApiResult<Json<ThreadBudget>> {
         auth.require(Role::Reader)?;
-        parse(db::usage::get_budget(&state.pool, &thread_id).await?).map(Json)
+        reply(db::usage::get_budget(&state.pool, &thread_id)).await
     }
 
     /// Set a thread's `maxTokens` (creates the budget if needed).
@@ -177,7 +170,12 @@ impl UsageApi {
         body: Json<SetBudget>,
     ) -> ApiResult<Json<ThreadBudget>> {
         auth.require(Role::Service)?;
-        parse(db::usage::set_budget(&state.pool, &thread_id, body.max_tokens).await?).map(Json)
+        reply(db::usage::set_budget(
+            &state.pool,
+            &thread_id,
+            body.max_tokens,
+        ))
+        .await
     }
 
     /// One agent's totals in the current epoch (zeros when it has none).
@@ -193,7 +191,7 @@ impl UsageApi {
         #[oai(name = "agentId")] agent_id: Path<Ident>,
     ) -> ApiResult<Json<AgentUsage>> {
         auth.require(Role::Reader)?;
-        parse(db::usage::agent_totals(&state.pool, &agent_id).await?).map(Json)
+        reply(db::usage::agent_totals(&state.pool, &agent_id)).await
     }
 
     /// One model's totals in the current epoch (zeros when it has none).
@@ -209,7 +207,7 @@ impl UsageApi {
         model: Path<Ident>,
     ) -> ApiResult<Json<ModelUsage>> {
         auth.require(Role::Reader)?;
-        parse(db::usage::model_totals(&state.pool, &model).await?).map(Json)
+        reply(db::usage::model_totals(&state.pool, &model)).await
     }
 
     /// Start a new usage epoch (admin): totals count from zero again; no
@@ -217,7 +215,7 @@ impl UsageApi {
     #[oai(path = "/usage/reset", method = "post", operation_id = "resetUsage")]
     async fn reset(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<ResetResult>> {
         auth.require(Role::Admin)?;
-        parse(db::usage::reset(&state.pool).await?).map(Json)
+        reply(db::usage::reset(&state.pool)).await
     }
 
     /// Usage records, newest first, across every epoch; keyset paging with `after`.
@@ -252,7 +250,7 @@ impl UsageApi {
             limit: limit.0.unwrap_or(50),
             after: after.0,
         };
-        parse(db::usage::history(&state.pool, &q).await?).map(Json)
+        reply(db::usage::history(&state.pool, &q)).await
     }
 
     /// Daily totals (UTC days), across every epoch.
@@ -267,6 +265,6 @@ impl UsageApi {
         end: Query<Option<DateTime<Utc>>>,
     ) -> ApiResult<Json<UsageDaily>> {
         auth.require(Role::Reader)?;
-        parse(db::usage::daily(&state.pool, start.0, end.0).await?).map(Json)
+        reply(db::usage::daily(&state.pool, start.0, end.0)).await
     }
 }
