@@ -2,40 +2,34 @@
 //! `agents.*` SQL functions (sql/agents.sql). Each returns the function's
 //! jsonb, already in the API's camelCase shape.
 
-use super::DbError;
+use super::{call_json, DbError};
 use deadpool_postgres::Pool;
 use serde_json::Value;
-use tokio_postgres::types::ToSql;
 use uuid::Uuid;
-
-async fn call(pool: &Pool, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Value, DbError> {
-    let client = pool.get().await?;
-    Ok(client.query_one(sql, params).await?.try_get(0)?)
-}
 
 /// `agents.register(name, body)`: register or update; returns AgentInfo.
 pub async fn register(pool: &Pool, name: &str, body: &Value) -> Result<Value, DbError> {
-    call(pool, "SELECT agents.register($1, $2)", &[&name, body]).await
+    call_json(pool, "SELECT agents.register($1, $2)", &[&name, body]).await
 }
 
 /// `agents.remove(name)`: `{success, name}`; 404 when unknown.
 pub async fn remove(pool: &Pool, name: &str) -> Result<Value, DbError> {
-    call(pool, "SELECT agents.remove($1)", &[&name]).await
+    call_json(pool, "SELECT agents.remove($1)", &[&name]).await
 }
 
 /// AgentInfo of one agent; 404 when unknown.
 pub async fn get(pool: &Pool, name: &str) -> Result<Value, DbError> {
-    call(pool, "SELECT agents.get($1)", &[&name]).await
+    call_json(pool, "SELECT agents.get($1)", &[&name]).await
 }
 
 /// `{agents:[AgentInfo], count}` sorted by name.
 pub async fn list(pool: &Pool) -> Result<Value, DbError> {
-    call(pool, "SELECT agents.list()", &[]).await
+    call_json(pool, "SELECT agents.list()", &[]).await
 }
 
 /// `{name, description, isAgent, peers, payloadClass, config}`.
 pub async fn get_config(pool: &Pool, name: &str) -> Result<Value, DbError> {
-    call(pool, "SELECT agents.get_config($1)", &[&name]).await
+    call_json(pool, "SELECT agents.get_config($1)", &[&name]).await
 }
 
 /// A runtime's state report; returns AgentInfo.
@@ -45,7 +39,7 @@ pub async fn report_state(
     state: &str,
     current_thread: Option<&str>,
 ) -> Result<Value, DbError> {
-    call(
+    call_json(
         pool,
         "SELECT agents.report_state($1, $2, $3)",
         &[&name, &state, &current_thread],
@@ -54,20 +48,20 @@ pub async fn report_state(
 }
 
 pub async fn pause(pool: &Pool, name: &str) -> Result<Value, DbError> {
-    call(pool, "SELECT agents.pause($1)", &[&name]).await
+    call_json(pool, "SELECT agents.pause($1)", &[&name]).await
 }
 
 pub async fn resume(pool: &Pool, name: &str) -> Result<Value, DbError> {
-    call(pool, "SELECT agents.resume($1)", &[&name]).await
+    call_json(pool, "SELECT agents.resume($1)", &[&name]).await
 }
 
 /// `{capabilities:[...], count}` sorted by name.
 pub async fn capabilities(pool: &Pool) -> Result<Value, DbError> {
-    call(pool, "SELECT agents.capabilities()", &[]).await
+    call_json(pool, "SELECT agents.capabilities()", &[]).await
 }
 
 pub async fn capability(pool: &Pool, name: &str) -> Result<Value, DbError> {
-    call(pool, "SELECT agents.capability($1)", &[&name]).await
+    call_json(pool, "SELECT agents.capability($1)", &[&name]).await
 }
 
 /// `agents.inject(...)` → `{"threadId", "messageId"}`. Defaults: `from` =
@@ -82,7 +76,7 @@ pub async fn inject(
     from: Option<&str>,
     payload_type: Option<&str>,
 ) -> Result<Value, DbError> {
-    call(
+    call_json(
         pool,
         "SELECT agents.inject($1, $2, $3, $4, $5)",
         &[&to, payload, &thread_id, &from, &payload_type],
@@ -99,7 +93,7 @@ pub async fn post_message(
     payload_type: &str,
     payload: &Value,
 ) -> Result<Value, DbError> {
-    call(
+    call_json(
         pool,
         "SELECT agents.post_message($1, $2, $3, $4, $5)",
         &[&thread_id, &from, &to, &payload_type, payload],
@@ -114,7 +108,7 @@ pub async fn claim(
     max: i32,
     visibility_seconds: i32,
 ) -> Result<Value, DbError> {
-    call(
+    call_json(
         pool,
         "SELECT agents.claim($1, $2, $3)",
         &[&agent, &max, &visibility_seconds],
@@ -124,7 +118,7 @@ pub async fn claim(
 
 /// Acknowledges a message: `{success, messageId, acked}`.
 pub async fn ack(pool: &Pool, message_id: Uuid) -> Result<Value, DbError> {
-    call(pool, "SELECT agents.ack($1)", &[&message_id]).await
+    call_json(pool, "SELECT agents.ack($1)", &[&message_id]).await
 }
 
 pub async fn list_messages(
@@ -134,7 +128,7 @@ pub async fn list_messages(
     limit: i32,
     offset: i32,
 ) -> Result<Value, DbError> {
-    call(
+    call_json(
         pool,
         "SELECT agents.list_messages($1, $2, $3, $4)",
         &[&agent, &thread_id, &limit, &offset],
@@ -149,7 +143,7 @@ pub async fn list_threads(
     limit: i32,
     offset: i32,
 ) -> Result<Value, DbError> {
-    call(
+    call_json(
         pool,
         "SELECT agents.list_threads($1, $2, $3, $4)",
         &[&status, &agent, &limit, &offset],
@@ -158,7 +152,7 @@ pub async fn list_threads(
 }
 
 pub async fn get_thread(pool: &Pool, id: &str) -> Result<Value, DbError> {
-    call(pool, "SELECT agents.get_thread($1)", &[&id]).await
+    call_json(pool, "SELECT agents.get_thread($1)", &[&id]).await
 }
 
 pub async fn thread_messages(
@@ -167,7 +161,7 @@ pub async fn thread_messages(
     limit: i32,
     offset: i32,
 ) -> Result<Value, DbError> {
-    call(
+    call_json(
         pool,
         "SELECT agents.thread_messages($1, $2, $3)",
         &[&id, &limit, &offset],
@@ -181,7 +175,7 @@ pub async fn complete_thread(
     status: &str,
     error: Option<&str>,
 ) -> Result<Value, DbError> {
-    call(
+    call_json(
         pool,
         "SELECT agents.complete_thread($1, $2, $3)",
         &[&id, &status, &error],
@@ -190,12 +184,12 @@ pub async fn complete_thread(
 }
 
 pub async fn kill_thread(pool: &Pool, id: &str) -> Result<Value, DbError> {
-    call(pool, "SELECT agents.kill_thread($1)", &[&id]).await
+    call_json(pool, "SELECT agents.kill_thread($1)", &[&id]).await
 }
 
 /// `{organism:{status, agentCount, activeThreads, totalMessages}, agents:[AgentInfo],
 /// threads:[ThreadInfo ≤100, newest activity first]}` for the WebSocket
 /// `connected` message.
 pub async fn feed_snapshot(pool: &Pool) -> Result<Value, DbError> {
-    call(pool, "SELECT agents.feed_snapshot()", &[]).await
+    call_json(pool, "SELECT agents.feed_snapshot()", &[]).await
 }

@@ -1,19 +1,11 @@
 //! Credits: thin calls to the credits.* SQL functions (sql/credits.sql).
 //! Most functions answer JSON already in the API's camelCase shape.
 
-use super::DbError;
+use super::{call_json, DbError};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde_json::Value;
-use tokio_postgres::types::ToSql;
 use uuid::Uuid;
-
-/// Runs `sql` (a prepared, cached statement) and returns its one JSON column.
-async fn json(pool: &Pool, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Value, DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(sql).await?;
-    Ok(client.query_one(&stmt, params).await?.try_get(0)?)
-}
 
 /// What a spend answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +64,7 @@ pub async fn put_user(
     refill_policy: &str,
     thresholds: Option<&[i64]>,
 ) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT credits.put_user($1, $2, $3, $4)",
         &[&user_id, &refill_amount, &refill_policy, &thresholds],
@@ -81,7 +73,7 @@ pub async fn put_user(
 }
 
 pub async fn get_user(pool: &Pool, user_id: &str) -> Result<Value, DbError> {
-    json(pool, "SELECT credits.get_user($1)", &[&user_id]).await
+    call_json(pool, "SELECT credits.get_user($1)", &[&user_id]).await
 }
 
 pub async fn get_credits(
@@ -89,7 +81,7 @@ pub async fn get_credits(
     user_id: &str,
     at: Option<DateTime<Utc>>,
 ) -> Result<Value, DbError> {
-    json(pool, "SELECT credits.get_credits($1, $2)", &[&user_id, &at]).await
+    call_json(pool, "SELECT credits.get_credits($1, $2)", &[&user_id, &at]).await
 }
 
 pub async fn top_up(
@@ -100,7 +92,7 @@ pub async fn top_up(
     metadata: Option<&Value>,
     at: Option<DateTime<Utc>>,
 ) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT credits.top_up($1, $2, $3, $4, $5)",
         &[&user_id, &amount, &idempotency_key, &metadata, &at],
@@ -119,7 +111,7 @@ pub async fn adjust(
     metadata: Option<&Value>,
     at: Option<DateTime<Utc>>,
 ) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT credits.adjust($1, $2, $3, $4, $5, $6, $7)",
         &[
@@ -144,7 +136,7 @@ pub async fn list_transactions(
     limit: i32,
     after: Option<i64>,
 ) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT credits.list_transactions($1, $2, $3, $4, $5, $6)",
         &[&user_id, &from, &to, &kind, &limit, &after],
@@ -158,7 +150,7 @@ pub async fn set_active(
     transaction_id: i64,
     active: bool,
 ) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT credits.set_active($1, $2, $3)",
         &[&user_id, &transaction_id, &active],
@@ -179,7 +171,7 @@ pub struct HoldArgs<'a> {
 
 pub async fn hold(pool: &Pool, user_id: &str, a: &HoldArgs<'_>) -> Result<Value, DbError> {
     let id = Uuid::new_v4();
-    json(
+    call_json(
         pool,
         "SELECT credits.hold($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
@@ -203,7 +195,7 @@ pub async fn settle(
     amount: i64,
     allow_debt: bool,
 ) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT credits.settle($1, $2, $3, $4)",
         &[&user_id, &hold_id, &amount, &allow_debt],
@@ -212,7 +204,7 @@ pub async fn settle(
 }
 
 pub async fn release(pool: &Pool, user_id: &str, hold_id: Uuid) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT credits.release($1, $2)",
         &[&user_id, &hold_id],
@@ -221,7 +213,7 @@ pub async fn release(pool: &Pool, user_id: &str, hold_id: Uuid) -> Result<Value,
 }
 
 pub async fn put_block_costs(pool: &Pool, block_id: &str, costs: &Value) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT credits.put_block_costs($1, $2)",
         &[&block_id, &costs],
@@ -230,11 +222,11 @@ pub async fn put_block_costs(pool: &Pool, block_id: &str, costs: &Value) -> Resu
 }
 
 pub async fn get_block_costs(pool: &Pool, block_id: &str) -> Result<Value, DbError> {
-    json(pool, "SELECT credits.get_block_costs($1)", &[&block_id]).await
+    call_json(pool, "SELECT credits.get_block_costs($1)", &[&block_id]).await
 }
 
 pub async fn list_block_costs(pool: &Pool, limit: i32, offset: i32) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT credits.list_block_costs($1, $2)",
         &[&limit, &offset],

@@ -77,3 +77,15 @@ pub async fn connect(url: &str, application_name: &str) -> Result<tokio_postgres
     });
     Ok(client)
 }
+
+/// Runs `sql` (a cached prepared statement: one round trip per call) and
+/// returns its one jsonb column. The shape most domain functions answer in.
+pub(crate) async fn call_json(
+    pool: &Pool,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<serde_json::Value, DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(sql).await?;
+    Ok(client.query_one(&stmt, params).await?.try_get(0)?)
+}

@@ -1,11 +1,10 @@
 //! Usage metering and thread budgets: thin calls to the usage.* SQL functions
 //! (sql/usage.sql). Every function returns the API's JSON shape.
 
-use super::DbError;
+use super::{call_json, DbError};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde_json::Value;
-use tokio_postgres::types::ToSql;
 
 /// One usage record as the SQL writer takes it.
 #[derive(Debug, Clone, Default)]
@@ -23,14 +22,9 @@ pub struct NewRecord {
     pub at: Option<DateTime<Utc>>,
 }
 
-async fn json(pool: &Pool, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Value, DbError> {
-    let client = pool.get().await?;
-    Ok(client.query_one(sql, params).await?.try_get(0)?)
-}
-
 /// `usage.list_prices()` → `{modelPrices}`
 pub async fn list_prices(pool: &Pool) -> Result<Value, DbError> {
-    json(pool, "SELECT usage.list_prices()", &[]).await
+    call_json(pool, "SELECT usage.list_prices()", &[]).await
 }
 
 /// `usage.set_price(model, provider, prompt, completion)` → the new version.
@@ -41,7 +35,7 @@ pub async fn set_price(
     prompt_per_million: f64,
     completion_per_million: f64,
 ) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT usage.set_price($1, $2, $3::float8::numeric, $4::float8::numeric)",
         &[
@@ -56,7 +50,7 @@ pub async fn set_price(
 
 /// `usage.record(...)` → `{id, totalTokens, cost, budget}`
 pub async fn record(pool: &Pool, r: &NewRecord) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT usage.record($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         &[
@@ -89,7 +83,7 @@ pub async fn record_batch(pool: &Pool, records: &[NewRecord]) -> Result<Value, D
     let variants: Vec<Option<&str>> = records.iter().map(|r| r.variant_id.as_deref()).collect();
     let metadata: Vec<Option<&Value>> = records.iter().map(|r| r.metadata.as_ref()).collect();
     let at: Vec<Option<DateTime<Utc>>> = records.iter().map(|r| r.at).collect();
-    json(
+    call_json(
         pool,
         "SELECT usage.record_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         &[
@@ -111,7 +105,7 @@ pub async fn record_batch(pool: &Pool, records: &[NewRecord]) -> Result<Value, D
 
 /// `usage.check_budget(thread, estimated)` → `{allowed, budget}` or 429.
 pub async fn check_budget(pool: &Pool, thread_id: &str, estimated: i64) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT usage.check_budget($1, $2)",
         &[&thread_id, &estimated],
@@ -121,12 +115,12 @@ pub async fn check_budget(pool: &Pool, thread_id: &str, estimated: i64) -> Resul
 
 /// `usage.get_budget(thread)` → ThreadBudget or 404.
 pub async fn get_budget(pool: &Pool, thread_id: &str) -> Result<Value, DbError> {
-    json(pool, "SELECT usage.get_budget($1)", &[&thread_id]).await
+    call_json(pool, "SELECT usage.get_budget($1)", &[&thread_id]).await
 }
 
 /// `usage.set_budget(thread, maxTokens)` → ThreadBudget.
 pub async fn set_budget(pool: &Pool, thread_id: &str, max_tokens: i64) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT usage.set_budget($1, $2)",
         &[&thread_id, &max_tokens],
@@ -136,7 +130,7 @@ pub async fn set_budget(pool: &Pool, thread_id: &str, max_tokens: i64) -> Result
 
 /// `usage.list_budgets(limit, offset)` → `{threads, count, total, offset, limit, defaultMaxTokens}`.
 pub async fn list_budgets(pool: &Pool, limit: i32, offset: i32) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT usage.list_budgets($1, $2)",
         &[&limit, &offset],
@@ -146,20 +140,20 @@ pub async fn list_budgets(pool: &Pool, limit: i32, offset: i32) -> Result<Value,
 
 /// `usage.overview()` → `{usage:{totals, byAgent, byModel, activeThreads}}`.
 pub async fn overview(pool: &Pool) -> Result<Value, DbError> {
-    json(pool, "SELECT usage.overview()", &[]).await
+    call_json(pool, "SELECT usage.overview()", &[]).await
 }
 
 pub async fn agent_totals(pool: &Pool, agent_id: &str) -> Result<Value, DbError> {
-    json(pool, "SELECT usage.agent_totals($1)", &[&agent_id]).await
+    call_json(pool, "SELECT usage.agent_totals($1)", &[&agent_id]).await
 }
 
 pub async fn model_totals(pool: &Pool, model: &str) -> Result<Value, DbError> {
-    json(pool, "SELECT usage.model_totals($1)", &[&model]).await
+    call_json(pool, "SELECT usage.model_totals($1)", &[&model]).await
 }
 
 /// `usage.reset()` → `{success, message, epoch}`.
 pub async fn reset(pool: &Pool) -> Result<Value, DbError> {
-    json(pool, "SELECT usage.reset()", &[]).await
+    call_json(pool, "SELECT usage.reset()", &[]).await
 }
 
 /// Filters of the history.
@@ -176,7 +170,7 @@ pub struct HistoryQuery {
 
 /// `usage.history(...)` → `{records, count, nextAfter}`.
 pub async fn history(pool: &Pool, q: &HistoryQuery) -> Result<Value, DbError> {
-    json(
+    call_json(
         pool,
         "SELECT usage.history($1, $2, $3, $4, $5, $6, $7)",
         &[
@@ -198,5 +192,5 @@ pub async fn daily(
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
 ) -> Result<Value, DbError> {
-    json(pool, "SELECT usage.daily($1, $2)", &[&start, &end]).await
+    call_json(pool, "SELECT usage.daily($1, $2)", &[&start, &end]).await
 }
