@@ -823,7 +823,9 @@ BEGIN
     WHERE user_id = p_user_id AND bucket = v_tx.bucket;
     SELECT * INTO v_user FROM credits.users WHERE user_id = p_user_id;
     IF v_user.low_balance_thresholds <> '{}' THEN
-        PERFORM credits._low_balance(p_user_id, credits.month_of(now()),
+        -- the alert belongs to the period of the row whose state changed,
+        -- as for every other movement (credits._post)
+        PERFORM credits._low_balance(p_user_id, v_tx.period,
                                      v_user.low_balance_thresholds, v_balance,
                                      v_balance + v_delta);
     END IF;

@@ -144,8 +144,8 @@ pub async fn authenticate(state: &AppState, req: &Request) -> Result<Auth, ApiEr
         });
     };
     let hash = hash_key(&secret);
-    if let Some(admin) = &state.config.admin_key {
-        if hash_key(admin) == hash {
+    if let Some(admin_hash) = &state.admin_key_hash {
+        if **admin_hash == *hash {
             return Ok(Auth {
                 role: Some(Role::Admin),
                 user_id: None,

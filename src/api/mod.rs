@@ -56,6 +56,8 @@ pub struct AppState {
     pub started_at: Instant,
     /// The live feed's in-process fan-out (fed by the relay the server starts).
     pub hub: Arc<crate::feed::Hub>,
+    /// SHA-256 of `AGENTPLANE_ADMIN_KEY`, hashed once rather than per request.
+    pub admin_key_hash: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -63,11 +65,16 @@ impl AppState {
     /// fields added later get their value here.
     pub fn new(pool: Pool, config: Config) -> AppState {
         let hub = crate::feed::Hub::new(config.ws_queue, config.ws_max_connections);
+        let admin_key_hash = config
+            .admin_key
+            .as_deref()
+            .map(|k| auth::hash_key(k).into());
         AppState {
             pool,
             config: Arc::new(config),
             started_at: Instant::now(),
             hub,
+            admin_key_hash,
         }
     }
 }

@@ -14,9 +14,8 @@ fn exec_error(msg: impl Into<String>) -> Value {
 }
 
 fn ident(v: &str) -> bool {
-    (1..=128).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:@/-".contains(&b))
+    use poem_openapi::validation::Validator;
+    crate::api::types::IdentCheck.check(&v)
 }
 
 impl Conn {

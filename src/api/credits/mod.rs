@@ -153,12 +153,6 @@ impl CreditsApi {
         body: Json<AdjustRequest>,
     ) -> ApiResult<Json<Movement>> {
         allow(&auth, Role::Admin, &user_id)?;
-        if body.amount == 0 {
-            return Err(ApiError::bad_request(
-                "invalid_amount",
-                "amount must not be 0",
-            ));
-        }
         reply(db::credits::adjust(
             &state.pool,
             &user_id,
