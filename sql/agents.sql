@@ -443,6 +443,7 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v_thread agents.threads;
     m agents.messages;
+    v_info jsonb;
 BEGIN
     PERFORM ap.check_ident('to', p_to);
     PERFORM ap.check_ident('from', p_from);
@@ -482,10 +483,11 @@ BEGIN
     RETURNING * INTO m;
     INSERT INTO agents.inbox (agent, message_id, thread_id, seq, enqueued_at, visible_at)
     VALUES (p_to, m.id, m.thread_id, m.seq, m.created_at, m.created_at);
-    PERFORM feed.emit('message', jsonb_build_object('message', agents.message_json(m)),
+    v_info := agents.message_json(m);  -- built once: the event and the answer
+    PERFORM feed.emit('message', jsonb_build_object('message', v_info),
                       p_agents => ARRAY[p_from, p_to], p_thread_id => p_thread_id,
                       p_payload_type => p_payload_type);
-    RETURN agents.message_json(m);
+    RETURN v_info;
 END
 $$;
 

@@ -19,24 +19,25 @@ use std::str::FromStr;
 
 /// Parses a URL and pins the session settings every agentplane connection uses.
 pub fn pg_config(url: &str, application_name: &str) -> Result<tokio_postgres::Config, DbError> {
-    let mut cfg = tokio_postgres::Config::from_str(url)
-        .map_err(|e| DbError::Config(format!("invalid DATABASE_URL: {e}")))?;
-    cfg.application_name(application_name);
-    cfg.options("-c TimeZone=UTC");
-    Ok(cfg)
+    pg_config_with(url, application_name, true)
 }
 
 /// Like [`pg_config`], and with `notify` false the session also runs with
 /// `agentplane.notify=off` (feed.emit then sends no NOTIFY; the relay polls).
+/// The one place the session options are written.
 pub fn pg_config_with(
     url: &str,
     application_name: &str,
     notify: bool,
 ) -> Result<tokio_postgres::Config, DbError> {
-    let mut cfg = pg_config(url, application_name)?;
+    let mut cfg = tokio_postgres::Config::from_str(url)
+        .map_err(|e| DbError::Config(format!("invalid DATABASE_URL: {e}")))?;
+    cfg.application_name(application_name);
+    let mut options = String::from("-c TimeZone=UTC");
     if !notify {
-        cfg.options("-c TimeZone=UTC -c agentplane.notify=off");
+        options.push_str(" -c agentplane.notify=off");
     }
+    cfg.options(&options);
     Ok(cfg)
 }
 
