@@ -41,6 +41,21 @@ $$;
 
 -- The common shape for event types other than message/agent_state/
 -- thread_updated: `data` plus whichever subject keys apply, at the top level.
+-- The body of such an event.
+CREATE OR REPLACE FUNCTION feed.data_body(
+    p_data          jsonb,
+    p_user_id       text DEFAULT NULL,
+    p_agent         text DEFAULT NULL,
+    p_thread_id     text DEFAULT NULL,
+    p_graph_id      text DEFAULT NULL,
+    p_graph_exec_id text DEFAULT NULL)
+RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+               'userId', p_user_id, 'agent', p_agent, 'threadId', p_thread_id,
+               'graphId', p_graph_id, 'graphExecId', p_graph_exec_id))
+           || jsonb_build_object('data', coalesce(p_data, '{}'::jsonb))
+$$;
+
 CREATE OR REPLACE FUNCTION feed.emit_data(
     p_type          text,
     p_data          jsonb,
@@ -52,10 +67,7 @@ CREATE OR REPLACE FUNCTION feed.emit_data(
 RETURNS bigint LANGUAGE sql AS $$
     SELECT feed.emit(
         p_type,
-        jsonb_strip_nulls(jsonb_build_object(
-            'userId', p_user_id, 'agent', p_agent, 'threadId', p_thread_id,
-            'graphId', p_graph_id, 'graphExecId', p_graph_exec_id))
-          || jsonb_build_object('data', coalesce(p_data, '{}'::jsonb)),
+        feed.data_body(p_data, p_user_id, p_agent, p_thread_id, p_graph_id, p_graph_exec_id),
         p_user_id,
         CASE WHEN p_agent IS NULL THEN '{}'::text[] ELSE ARRAY[p_agent] END,
         p_thread_id, NULL, p_graph_id, p_graph_exec_id)

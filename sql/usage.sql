@@ -107,7 +107,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION usage.budget_json(p_thread_id text, p_max bigint,
                                              p_prompt bigint, p_completion bigint)
-RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'threadId', p_thread_id,
         'maxTokens', p_max,
@@ -526,7 +526,7 @@ $$;
 CREATE OR REPLACE FUNCTION usage.totals_json(p_prompt numeric, p_completion numeric,
                                              p_count numeric, p_cost numeric,
                                              p_latency_sum numeric, p_latency_count numeric)
-RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'totalTokens', coalesce(p_prompt, 0) + coalesce(p_completion, 0),
         'promptTokens', coalesce(p_prompt, 0),
@@ -625,7 +625,7 @@ $$;
 -- History and daily series --------------------------------------------------------
 
 CREATE OR REPLACE FUNCTION usage.record_json(r usage.records)
-RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'id', r.id, 'threadId', r.thread_id, 'agentId', r.agent_id, 'model', r.model,
         'provider', r.provider, 'promptTokens', r.prompt_tokens,

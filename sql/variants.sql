@@ -532,7 +532,7 @@ $$;
 CREATE OR REPLACE FUNCTION variants.metrics_json(p_runs bigint, p_successes bigint,
     p_avg_latency double precision, p_p50 double precision, p_p95 double precision,
     p_tokens numeric, p_cost numeric, p_quality double precision)
-RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'runs', p_runs,
         'successRate', CASE WHEN p_runs > 0 THEN p_successes::double precision / p_runs END,
