@@ -26,22 +26,114 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
         'messageCount', a.message_count)
 $$;
 
--- AgentConfig (CONTRACT §5 field names).
-CREATE OR REPLACE FUNCTION agents.config_json(a agents.agents)
-RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
-        'modelProvider', a.model_provider,
-        'modelName', a.model_name,
-        'systemPrompt', a.system_prompt,
-        'userPromptTemplate', a.user_prompt_template,
-        'promptVersion', a.prompt_version,
-        'temperature', a.temperature,
-        'maxTokens', a.max_tokens,
-        'contextWindow', a.context_window,
-        'inputTokenLimit', a.input_token_limit,
-        'tokenBudget', a.token_budget,
-        'timeoutSeconds', a.timeout_seconds,
-        'maxRetries', a.max_retries)
+-- AgentConfig (CONTRACT §5): the one definition of its fields and rules,
+-- used by agents.register and by every variants function. Agents and variants
+-- store it in columns of the same names.
+
+-- (the former per-column agents.config_json(agents.agents): one field list)
+DROP FUNCTION IF EXISTS agents.config_json(agents.agents);
+
+-- The AgentConfig fields: JSON key, column, kind.
+CREATE OR REPLACE FUNCTION agents.config_fields()
+RETURNS TABLE (key text, col text, kind text) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    VALUES ('modelProvider',      'model_provider',       'text'),
+           ('modelName',          'model_name',           'text'),
+           ('systemPrompt',       'system_prompt',        'text'),
+           ('userPromptTemplate', 'user_prompt_template', 'text'),
+           ('promptVersion',      'prompt_version',       'text'),
+           ('temperature',        'temperature',          'temperature'),
+           ('maxTokens',          'max_tokens',           'int_pos'),
+           ('contextWindow',      'context_window',       'int_nonneg'),
+           ('inputTokenLimit',    'input_token_limit',    'int_nonneg'),
+           ('tokenBudget',        'token_budget',         'bigint_nonneg'),
+           ('timeoutSeconds',     'timeout_seconds',      'int_pos'),
+           ('maxRetries',         'max_retries',          'retries')
+$$;
+
+-- Validates config fields given as camelCase JSON and returns them keyed by
+-- column, values normalised (integers as integers). Keys in p_extra are
+-- skipped; any other unknown key, a wrong type or an out-of-range value is a
+-- 400. JSON null is kept as null (the caller decides what it means).
+CREATE OR REPLACE FUNCTION agents.normalize_config(p jsonb, p_extra text[] DEFAULT '{}')
+RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    r record;
+    f record;
+    v_num numeric;
+    v_out jsonb := '{}';
+    v_bad text;
+BEGIN
+    IF p IS NULL THEN
+        RETURN v_out;
+    END IF;
+    IF jsonb_typeof(p) <> 'object' THEN
+        PERFORM ap.raise(400, 'invalid_body', 'the config must be a JSON object');
+    END IF;
+    FOR r IN SELECT e.key, e.value FROM jsonb_each(p) e LOOP
+        CONTINUE WHEN r.key = ANY (p_extra);
+        SELECT * INTO f FROM agents.config_fields() c WHERE c.key = r.key;
+        IF NOT FOUND THEN
+            PERFORM ap.raise(400, 'unknown_field', format('%s is not a config field', r.key),
+                             jsonb_build_object('field', r.key));
+        END IF;
+        IF jsonb_typeof(r.value) = 'null' THEN
+            v_out := v_out || jsonb_build_object(f.col, NULL);
+            CONTINUE;
+        END IF;
+        v_bad := NULL;
+        IF f.kind = 'text' THEN
+            IF jsonb_typeof(r.value) <> 'string' THEN
+                v_bad := 'must be a string or null';
+            ELSIF length(r.value #>> '{}') > 100000 THEN
+                v_bad := 'must be at most 100000 characters';
+            ELSE
+                v_out := v_out || jsonb_build_object(f.col, r.value);
+            END IF;
+        ELSIF jsonb_typeof(r.value) <> 'number' THEN
+            v_bad := 'must be a number or null';
+        ELSE
+            v_num := (r.value #>> '{}')::numeric;
+            IF f.kind = 'temperature' THEN
+                IF v_num < 0 OR v_num > 2 THEN
+                    v_bad := 'must be between 0 and 2';
+                ELSE
+                    v_out := v_out || jsonb_build_object(f.col, v_num::double precision);
+                END IF;
+            ELSIF v_num <> trunc(v_num) THEN
+                v_bad := 'must be an integer';
+            ELSIF f.kind = 'int_pos' AND (v_num < 1 OR v_num > 2147483647) THEN
+                v_bad := 'must be an integer from 1 to 2147483647';
+            ELSIF f.kind = 'int_nonneg' AND (v_num < 0 OR v_num > 2147483647) THEN
+                v_bad := 'must be an integer from 0 to 2147483647';
+            ELSIF f.kind = 'bigint_nonneg' AND (v_num < 0 OR v_num > 9223372036854775807) THEN
+                v_bad := 'must be an integer from 0 to 9223372036854775807';
+            ELSIF f.kind = 'retries' AND (v_num < 0 OR v_num > 10) THEN
+                v_bad := 'must be an integer from 0 to 10';
+            ELSE
+                v_out := v_out || jsonb_build_object(f.col, v_num::bigint);
+            END IF;
+        END IF;
+        IF v_bad IS NOT NULL THEN
+            PERFORM ap.raise(400, 'invalid_field', format('%s %s', r.key, v_bad),
+                             jsonb_build_object('field', r.key));
+        END IF;
+    END LOOP;
+    RETURN v_out;
+END
+$$;
+
+-- The config columns of any row (agent or variant) as column-keyed JSON.
+CREATE OR REPLACE FUNCTION agents.config_of(p_row jsonb)
+RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(jsonb_object_agg(c.col, p_row -> c.col), '{}')
+    FROM agents.config_fields() c
+$$;
+
+-- A row's config columns as camelCase JSON.
+CREATE OR REPLACE FUNCTION agents.config_json(p_row jsonb)
+RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(jsonb_object_agg(c.key, coalesce(p_row -> c.col, 'null'::jsonb)), '{}')
+    FROM agents.config_fields() c
 $$;
 
 CREATE OR REPLACE FUNCTION agents.thread_json(t agents.threads)
@@ -192,6 +284,7 @@ CREATE OR REPLACE FUNCTION agents.register(p_name text, p_body jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     a agents.agents;
+    c agents.agents;
     v_cfg jsonb := p_body -> 'config';
     v_peers text[];
     v_is_agent boolean;
@@ -227,6 +320,11 @@ BEGIN
     IF jsonb_typeof(v_cfg) = 'null' THEN
         v_cfg := NULL;
     END IF;
+    IF v_cfg IS NOT NULL THEN
+        -- the AgentConfig rules (400 naming the bad field), before anything
+        -- is written; fields not given become null
+        c := jsonb_populate_record(NULL::agents.agents, agents.normalize_config(v_cfg));
+    END IF;
 
     INSERT INTO agents.agents AS t (name, description, is_agent, peers, payload_class,
                                     root_tag, schema_xsd, example_xml, last_activity)
@@ -252,18 +350,18 @@ BEGIN
 
     IF v_cfg IS NOT NULL THEN
         UPDATE agents.agents SET
-            model_provider       = agents.opt_text(v_cfg, 'modelProvider'),
-            model_name           = agents.opt_text(v_cfg, 'modelName'),
-            system_prompt        = agents.opt_text(v_cfg, 'systemPrompt'),
-            user_prompt_template = agents.opt_text(v_cfg, 'userPromptTemplate'),
-            prompt_version       = agents.opt_text(v_cfg, 'promptVersion'),
-            temperature          = (v_cfg ->> 'temperature')::double precision,
-            max_tokens           = (v_cfg ->> 'maxTokens')::integer,
-            context_window       = (v_cfg ->> 'contextWindow')::integer,
-            input_token_limit    = (v_cfg ->> 'inputTokenLimit')::integer,
-            token_budget         = (v_cfg ->> 'tokenBudget')::bigint,
-            timeout_seconds      = (v_cfg ->> 'timeoutSeconds')::integer,
-            max_retries          = (v_cfg ->> 'maxRetries')::integer
+            model_provider       = c.model_provider,
+            model_name           = c.model_name,
+            system_prompt        = c.system_prompt,
+            user_prompt_template = c.user_prompt_template,
+            prompt_version       = c.prompt_version,
+            temperature          = c.temperature,
+            max_tokens           = c.max_tokens,
+            context_window       = c.context_window,
+            input_token_limit    = c.input_token_limit,
+            token_budget         = c.token_budget,
+            timeout_seconds      = c.timeout_seconds,
+            max_retries          = c.max_retries
         WHERE name = p_name
         RETURNING * INTO a;
     END IF;
@@ -307,7 +405,7 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'name', a.name, 'description', a.description, 'isAgent', a.is_agent,
         'peers', to_jsonb(a.peers), 'payloadClass', a.payload_class,
-        'config', agents.config_json(a))
+        'config', agents.config_json(to_jsonb(a)))
     FROM agents.must_get(p_name) a
 $$;
 

@@ -1,9 +1,10 @@
 -- Usage metering and per-thread token budgets (CONTRACT §3).
 --
 -- Writes go through usage._ingest, which is set-based: one call takes a whole
--- batch as parallel arrays, prices it with one join, inserts the records with
--- one INSERT, and updates budgets and rollups with one aggregated upsert each
--- (rows locked in key order, so concurrent batches never deadlock).
+-- batch as parallel arrays, prices each distinct (model, time) once, inserts
+-- the records with one INSERT, and updates budgets and rollups with one
+-- aggregated upsert each (rows locked in key order, so concurrent batches
+-- never deadlock).
 -- Reads of totals come from the rollups, never from a scan of the records.
 
 -- Constants -----------------------------------------------------------------
@@ -24,21 +25,36 @@ RETURNS integer LANGUAGE sql STABLE AS $$ SELECT max(id) FROM usage.epochs $$;
 
 -- Prices ----------------------------------------------------------------------
 
--- The price version that applies to `p_model` at `p_at`: the longest price key
--- that is a prefix of the lower-cased model, its newest version effective at
--- that time. NULL (all fields) when no key matches.
-CREATE OR REPLACE FUNCTION usage.price_at(p_model text, p_at timestamptz)
-RETURNS usage.model_prices LANGUAGE sql STABLE AS $$
+-- The price key of a model: the longest key that is a prefix of the
+-- lower-cased model (claude-sonnet-4-20250514 → claude-sonnet-4). NULL when
+-- none matches.
+CREATE OR REPLACE FUNCTION usage.price_key(p_model text)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT k.model
+    FROM (SELECT DISTINCT model FROM usage.model_prices) k
+    WHERE starts_with(lower(p_model), k.model)
+    ORDER BY length(k.model) DESC
+    LIMIT 1
+$$;
+
+-- The version of price key `p_key` in effect at `p_at` (newest effective at
+-- that time); no row when there is none. A set-returning SQL function, so it
+-- is inlined where it is joined: one index probe per row.
+CREATE OR REPLACE FUNCTION usage.price_version(p_key text, p_at timestamptz)
+RETURNS SETOF usage.model_prices LANGUAGE sql STABLE AS $$
     SELECT p.*
     FROM usage.model_prices p
-    WHERE p.model = (SELECT k.model
-                     FROM (SELECT DISTINCT model FROM usage.model_prices) k
-                     WHERE starts_with(lower(p_model), k.model)
-                     ORDER BY length(k.model) DESC
-                     LIMIT 1)
+    WHERE p.model = p_key
       AND p.effective_from <= p_at
     ORDER BY p.effective_from DESC, p.id DESC
     LIMIT 1
+$$;
+
+-- The price version that applies to `p_model` at `p_at`: its price key's
+-- version in effect at that time. NULL (all fields) when no key matches.
+CREATE OR REPLACE FUNCTION usage.price_at(p_model text, p_at timestamptz)
+RETURNS usage.model_prices LANGUAGE sql STABLE AS $$
+    SELECT * FROM usage.price_version(usage.price_key(p_model), p_at)
 $$;
 
 CREATE OR REPLACE FUNCTION usage.price_json(p usage.model_prices)
@@ -268,11 +284,7 @@ DECLARE
     v_bad record;
     v_chars_bad boolean;
     v_all_now boolean;
-    v_keys text[];
-    v_pid bigint[];
-    v_prov text[];
-    v_ppm numeric[];
-    v_cpm numeric[];
+    v_price jsonb;
     v_events bigint;
 BEGIN
     IF n > usage.max_batch() THEN
@@ -346,30 +358,42 @@ BEGIN
     PERFORM pg_advisory_xact_lock_shared(usage.epoch_lock_key());
     v_epoch := usage.current_epoch();
 
-    -- Price: one lookup per distinct (model, time), kept in small arrays; each
-    -- record finds its entry with array_position (no join, no sort, so the
-    -- records keep the batch's order). When no record has `at` (the usual
-    -- case) the key is the model alone.
+    -- Price: each distinct model's price key is found once, then each
+    -- distinct (model, time) the key's version in effect (one index probe).
+    -- `v_price` maps a (model, time) key to that version (JSON null when the
+    -- model has none); a jsonb object finds a key by binary search, so every
+    -- record looks its price up in O(log keys), with no join and no sort: the
+    -- records keep the batch's order. (Not arrays indexed by position: in a
+    -- query, subscripting an array of variable-width values walks it from the
+    -- start.) When no record has `at` (the usual case) the key is the model
+    -- alone.
     v_all_now := cardinality(array_remove(p_at, NULL)) = 0;
-    SELECT array_agg(d.k), array_agg(p.id), array_agg(p.provider),
-           array_agg(p.prompt_per_million), array_agg(p.completion_per_million)
-    INTO v_keys, v_pid, v_prov, v_ppm, v_cpm
-    FROM (SELECT DISTINCT
-                 lower(r.m COLLATE "C") || CASE WHEN v_all_now THEN '' ELSE '|' || coalesce(r.at, now())::text END AS k,
-                 lower(r.m COLLATE "C") AS lm, coalesce(r.at, now()) AS at
-          FROM unnest(p_models, p_at) AS r(m, at)) d
-    LEFT JOIN LATERAL usage.price_at(d.lm, d.at) p ON true;
+    WITH d AS (
+        SELECT DISTINCT lower(r.m COLLATE "C") AS lm, coalesce(r.at, now()) AS ts
+        FROM unnest(p_models, p_at) AS r(m, at)),
+    k AS MATERIALIZED (
+        SELECT m.lm, usage.price_key(m.lm) AS pk FROM (SELECT DISTINCT lm FROM d) m)
+    SELECT jsonb_object_agg(
+               d.lm || CASE WHEN v_all_now THEN '' ELSE '|' || d.ts::text END,
+               CASE WHEN p.id IS NOT NULL THEN
+                   jsonb_build_object('id', p.id, 'provider', p.provider,
+                                      'ppm', p.prompt_per_million, 'cpm', p.completion_per_million)
+               END)
+    INTO v_price
+    FROM d JOIN k USING (lm)
+    LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true;
 
     -- One statement: insert, then one aggregated upsert per budget/rollup
     -- table. The upserts lock rows in key order and take the tables in the
     -- same order in every call, so concurrent batches queue but never deadlock.
     WITH src AS MATERIALIZED (
-        SELECT r.t, r.a, r.m, r.lm, coalesce(r.pv, v_prov[r.i]) AS pv, r.pt, r.ct, r.l,
-               round((r.pt * v_ppm[r.i] + r.ct * v_cpm[r.i]) / 1000000, 6) AS c, v_pid[r.i] AS pid,
+        SELECT r.t, r.a, r.m, r.lm, coalesce(r.pv, r.p ->> 'provider') AS pv, r.pt, r.ct, r.l,
+               round((r.pt * (r.p -> 'ppm')::numeric + r.ct * (r.p -> 'cpm')::numeric) / 1000000, 6) AS c,
+               (r.p -> 'id')::bigint AS pid,
                r.u, r.v, coalesce(r.md, '{}'::jsonb) AS md, coalesce(r.at, now()) AS at
         FROM (SELECT x.*, lower(x.m COLLATE "C") AS lm,
-                     array_position(v_keys, lower(x.m COLLATE "C") || CASE WHEN v_all_now THEN ''
-                                    ELSE '|' || coalesce(x.at, now())::text END) AS i
+                     v_price -> (lower(x.m COLLATE "C") || CASE WHEN v_all_now THEN ''
+                                 ELSE '|' || coalesce(x.at, now())::text END) AS p
               FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
                           p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids,
                           p_metadata, p_at) AS x(t, a, m, pv, pt, ct, l, u, v, md, at)

@@ -2,22 +2,13 @@
 -- resolved config, performance log and metrics. Every function returns jsonb
 -- already in the API's camelCase shape.
 
--- The AgentConfig fields: JSON key, column, kind.
-CREATE OR REPLACE FUNCTION variants.config_fields()
-RETURNS TABLE (key text, col text, kind text) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    VALUES ('modelProvider',      'model_provider',       'text'),
-           ('modelName',          'model_name',           'text'),
-           ('systemPrompt',       'system_prompt',        'text'),
-           ('userPromptTemplate', 'user_prompt_template', 'text'),
-           ('promptVersion',      'prompt_version',       'text'),
-           ('temperature',        'temperature',          'temperature'),
-           ('maxTokens',          'max_tokens',           'int_pos'),
-           ('contextWindow',      'context_window',       'int_nonneg'),
-           ('inputTokenLimit',    'input_token_limit',    'int_nonneg'),
-           ('tokenBudget',        'token_budget',         'bigint_nonneg'),
-           ('timeoutSeconds',     'timeout_seconds',      'int_pos'),
-           ('maxRetries',         'max_retries',          'retries')
-$$;
+-- Moved to sql/agents.sql (agents.config_fields, agents.normalize_config,
+-- agents.config_of, agents.config_json, agents.must_get).
+DROP FUNCTION IF EXISTS variants.config_fields();
+DROP FUNCTION IF EXISTS variants.normalize_config(jsonb, text[]);
+DROP FUNCTION IF EXISTS variants.config_of(jsonb);
+DROP FUNCTION IF EXISTS variants.config_json(jsonb);
+DROP FUNCTION IF EXISTS variants.agent(text, boolean);
 
 -- Slug of a name: ASCII letters lowercased, ASCII digits kept, every other
 -- run of characters becomes one '-', no leading/trailing '-', at most 128
@@ -39,26 +30,6 @@ RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
        AND p ~ '^[0123456789abcdefghijklmnopqrstuvwxyz]+(-[0123456789abcdefghijklmnopqrstuvwxyz]+)*$'
 $$;
 
--- The agent row, or 404 agent_not_found.
-CREATE OR REPLACE FUNCTION variants.agent(p_agent text, p_lock boolean DEFAULT false)
-RETURNS agents.agents LANGUAGE plpgsql AS $$
-DECLARE
-    v agents.agents;
-BEGIN
-    PERFORM ap.check_ident('name', p_agent);
-    IF p_lock THEN
-        SELECT * INTO v FROM agents.agents WHERE name = p_agent FOR UPDATE;
-    ELSE
-        SELECT * INTO v FROM agents.agents WHERE name = p_agent;
-    END IF;
-    IF NOT FOUND THEN
-        PERFORM ap.raise(404, 'agent_not_found', format('no agent is named %s', p_agent),
-                         jsonb_build_object('name', p_agent));
-    END IF;
-    RETURN v;
-END
-$$;
-
 -- The variant row, or 404 variant_not_found.
 CREATE OR REPLACE FUNCTION variants.variant(p_agent text, p_slug text)
 RETURNS variants.variants LANGUAGE plpgsql AS $$
@@ -76,92 +47,6 @@ BEGIN
 END
 $$;
 
--- Validates config fields given as camelCase JSON and returns them keyed by
--- column, values normalised (integers as integers). Keys in p_extra are
--- skipped; any other unknown key, a wrong type or an out-of-range value is a
--- 400. JSON null is kept as null (the caller decides what it means).
-CREATE OR REPLACE FUNCTION variants.normalize_config(p jsonb, p_extra text[] DEFAULT '{}')
-RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-    r record;
-    f record;
-    v_num numeric;
-    v_out jsonb := '{}';
-    v_bad text;
-BEGIN
-    IF p IS NULL THEN
-        RETURN v_out;
-    END IF;
-    IF jsonb_typeof(p) <> 'object' THEN
-        PERFORM ap.raise(400, 'invalid_body', 'the config must be a JSON object');
-    END IF;
-    FOR r IN SELECT e.key, e.value FROM jsonb_each(p) e LOOP
-        CONTINUE WHEN r.key = ANY (p_extra);
-        SELECT * INTO f FROM variants.config_fields() c WHERE c.key = r.key;
-        IF NOT FOUND THEN
-            PERFORM ap.raise(400, 'unknown_field', format('%s is not a config field', r.key),
-                             jsonb_build_object('field', r.key));
-        END IF;
-        IF jsonb_typeof(r.value) = 'null' THEN
-            v_out := v_out || jsonb_build_object(f.col, NULL);
-            CONTINUE;
-        END IF;
-        v_bad := NULL;
-        IF f.kind = 'text' THEN
-            IF jsonb_typeof(r.value) <> 'string' THEN
-                v_bad := 'must be a string or null';
-            ELSIF length(r.value #>> '{}') > 100000 THEN
-                v_bad := 'must be at most 100000 characters';
-            ELSE
-                v_out := v_out || jsonb_build_object(f.col, r.value);
-            END IF;
-        ELSIF jsonb_typeof(r.value) <> 'number' THEN
-            v_bad := 'must be a number or null';
-        ELSE
-            v_num := (r.value #>> '{}')::numeric;
-            IF f.kind = 'temperature' THEN
-                IF v_num < 0 OR v_num > 2 THEN
-                    v_bad := 'must be between 0 and 2';
-                ELSE
-                    v_out := v_out || jsonb_build_object(f.col, v_num::double precision);
-                END IF;
-            ELSIF v_num <> trunc(v_num) THEN
-                v_bad := 'must be an integer';
-            ELSIF f.kind = 'int_pos' AND (v_num < 1 OR v_num > 2147483647) THEN
-                v_bad := 'must be an integer from 1 to 2147483647';
-            ELSIF f.kind = 'int_nonneg' AND (v_num < 0 OR v_num > 2147483647) THEN
-                v_bad := 'must be an integer from 0 to 2147483647';
-            ELSIF f.kind = 'bigint_nonneg' AND (v_num < 0 OR v_num > 9223372036854775807) THEN
-                v_bad := 'must be an integer from 0 to 9223372036854775807';
-            ELSIF f.kind = 'retries' AND (v_num < 0 OR v_num > 10) THEN
-                v_bad := 'must be an integer from 0 to 10';
-            ELSE
-                v_out := v_out || jsonb_build_object(f.col, v_num::bigint);
-            END IF;
-        END IF;
-        IF v_bad IS NOT NULL THEN
-            PERFORM ap.raise(400, 'invalid_field', format('%s %s', r.key, v_bad),
-                             jsonb_build_object('field', r.key));
-        END IF;
-    END LOOP;
-    RETURN v_out;
-END
-$$;
-
--- The config columns of any row (agent or variant) as column-keyed JSON.
-CREATE OR REPLACE FUNCTION variants.config_of(p_row jsonb)
-RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(jsonb_object_agg(c.col, p_row -> c.col), '{}')
-    FROM variants.config_fields() c
-$$;
-
--- A row's config columns as camelCase JSON.
-CREATE OR REPLACE FUNCTION variants.config_json(p_row jsonb)
-RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(jsonb_object_agg(c.key, coalesce(p_row -> c.col, 'null'::jsonb)), '{}')
-    FROM variants.config_fields() c
-$$;
-
 -- The Variant object of the API.
 CREATE OR REPLACE FUNCTION variants.to_json(v variants.variants)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
@@ -169,7 +54,7 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
         'id', v.id, 'agentName', v.agent_name, 'name', v.name, 'slug', v.slug,
         'isActive', v.is_active, 'createdAt', ap.ts(v.created_at),
         'updatedAt', ap.ts(v.updated_at))
-        || variants.config_json(to_jsonb(v))
+        || agents.config_json(to_jsonb(v))
 $$;
 
 CREATE OR REPLACE FUNCTION variants.check_name(p_name jsonb)
@@ -251,14 +136,14 @@ DECLARE
     v_slug text;
     v_cfg jsonb;
 BEGIN
-    a := variants.agent(p_agent);
+    a := agents.must_get(p_agent);
     IF p_body IS NULL OR jsonb_typeof(p_body) <> 'object' THEN
         PERFORM ap.raise(400, 'invalid_body', 'the body must be a JSON object');
     END IF;
     v_name := variants.check_name(p_body -> 'name');
     v_slug := variants.choose_slug(v_name, p_body -> 'slug');
-    v_cfg := jsonb_strip_nulls(variants.normalize_config(p_body, ARRAY['name', 'slug']));
-    RETURN variants.insert_variant(p_agent, v_name, v_slug, variants.config_of(to_jsonb(a)) || v_cfg);
+    v_cfg := jsonb_strip_nulls(agents.normalize_config(p_body, ARRAY['name', 'slug']));
+    RETURN variants.insert_variant(p_agent, v_name, v_slug, agents.config_of(to_jsonb(a)) || v_cfg);
 END
 $$;
 
@@ -274,16 +159,16 @@ DECLARE
     v_name text;
     v_slug text;
 BEGIN
-    a := variants.agent(p_agent);
+    a := agents.must_get(p_agent);
     v_name := variants.check_name(to_jsonb(p_name));
     v_slug := variants.choose_slug(v_name, to_jsonb(p_slug));
     IF p_source IS NULL THEN
-        v_base := variants.config_of(to_jsonb(a));
+        v_base := agents.config_of(to_jsonb(a));
     ELSE
-        v_base := variants.config_of(to_jsonb(variants.variant(p_agent, p_source)));
+        v_base := agents.config_of(to_jsonb(variants.variant(p_agent, p_source)));
     END IF;
     RETURN variants.insert_variant(p_agent, v_name, v_slug,
-                           v_base || variants.normalize_config(coalesce(p_overrides, '{}')));
+                           v_base || agents.normalize_config(coalesce(p_overrides, '{}')));
 END
 $$;
 
@@ -292,7 +177,7 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v_items jsonb;
 BEGIN
-    PERFORM variants.agent(p_agent);
+    PERFORM agents.must_get(p_agent);
     SELECT coalesce(jsonb_agg(variants.to_json(v) ORDER BY v.created_at, v.slug), '[]')
     INTO v_items
     FROM variants.variants v WHERE v.agent_name = p_agent;
@@ -303,7 +188,7 @@ $$;
 CREATE OR REPLACE FUNCTION variants.get(p_agent text, p_slug text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM variants.agent(p_agent);
+    PERFORM agents.must_get(p_agent);
     RETURN variants.to_json(variants.variant(p_agent, p_slug));
 END
 $$;
@@ -318,12 +203,12 @@ DECLARE
     v_new variants.variants;
     v_cfg jsonb;
 BEGIN
-    PERFORM variants.agent(p_agent);
+    PERFORM agents.must_get(p_agent);
     v := variants.variant(p_agent, p_slug);
     IF p_patch IS NULL OR jsonb_typeof(p_patch) <> 'object' THEN
         PERFORM ap.raise(400, 'invalid_body', 'the body must be a JSON object');
     END IF;
-    v_cfg := variants.normalize_config(p_patch, ARRAY['name']);
+    v_cfg := agents.normalize_config(p_patch, ARRAY['name']);
     v_new := jsonb_populate_record(v, v_cfg);
     IF p_patch ? 'name' THEN
         v_new.name := variants.check_name(p_patch -> 'name');
@@ -358,7 +243,7 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v variants.variants;
 BEGIN
-    PERFORM variants.agent(p_agent, true);
+    PERFORM agents.must_get(p_agent, true);
     v := variants.variant(p_agent, p_slug);
     IF v.is_active THEN
         PERFORM ap.raise(409, 'variant_active',
@@ -384,7 +269,7 @@ DECLARE
     v variants.variants;
     v_prev variants.variants;
 BEGIN
-    PERFORM variants.agent(p_agent, true);
+    PERFORM agents.must_get(p_agent, true);
     v := variants.variant(p_agent, p_slug);
     IF v.is_active THEN
         RETURN variants.to_json(v);
@@ -412,7 +297,7 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v variants.variants;
 BEGIN
-    PERFORM variants.agent(p_agent, true);
+    PERFORM agents.must_get(p_agent, true);
     UPDATE variants.variants SET is_active = false, updated_at = now()
     WHERE agent_name = p_agent AND is_active
     RETURNING * INTO v;
@@ -439,14 +324,14 @@ DECLARE
     v variants.variants;
     v_cfg jsonb;
 BEGIN
-    a := variants.agent(p_agent);
-    v_cfg := variants.config_of(to_jsonb(a));
+    a := agents.must_get(p_agent);
+    v_cfg := agents.config_of(to_jsonb(a));
     SELECT * INTO v FROM variants.variants WHERE agent_name = p_agent AND is_active;
     IF FOUND THEN
-        v_cfg := v_cfg || jsonb_strip_nulls(variants.config_of(to_jsonb(v)));
+        v_cfg := v_cfg || jsonb_strip_nulls(agents.config_of(to_jsonb(v)));
     END IF;
     RETURN jsonb_build_object('agentName', p_agent, 'variantId', v.id, 'variantSlug', v.slug)
-        || variants.config_json(v_cfg);
+        || agents.config_json(v_cfg);
 END
 $$;
 
@@ -471,7 +356,7 @@ DECLARE
     r variants.performance;
     v_out jsonb;
 BEGIN
-    PERFORM variants.agent(p_agent);
+    PERFORM agents.must_get(p_agent);
     IF p_success IS NULL THEN
         PERFORM ap.raise(400, 'invalid_field', 'success is required', '{"field":"success"}');
     END IF;
@@ -567,7 +452,7 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v variants.variants;
 BEGIN
-    PERFORM variants.agent(p_agent);
+    PERFORM agents.must_get(p_agent);
     v := variants.variant(p_agent, p_slug);
     PERFORM variants.check_range(p_start, p_end);
     RETURN jsonb_build_object('agentName', p_agent, 'variantId', v.id, 'variantSlug', v.slug,
@@ -585,7 +470,7 @@ DECLARE
     v variants.variants;
     v_points jsonb;
 BEGIN
-    PERFORM variants.agent(p_agent);
+    PERFORM agents.must_get(p_agent);
     v := variants.variant(p_agent, p_slug);
     IF p_bucket IS NULL OR p_bucket NOT IN ('hour', 'day') THEN
         PERFORM ap.raise(400, 'invalid_bucket', 'bucket must be hour or day',
@@ -622,7 +507,7 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v_items jsonb;
 BEGIN
-    PERFORM variants.agent(p_agent);
+    PERFORM agents.must_get(p_agent);
     PERFORM variants.check_range(p_start, p_end);
     SELECT coalesce(jsonb_agg(
                jsonb_build_object('agentName', p_agent, 'variantId', v.id, 'variantSlug', v.slug,

@@ -624,6 +624,123 @@ async fn batch_is_all_or_nothing() {
     assert_eq!(v["inserted"], 0);
 }
 
+/// A full batch in which every record has its own `at` (10,000 distinct
+/// times) is priced record by record with the version in effect at its time,
+/// keeps the batch's order for its ids and falls back to the price's provider.
+#[tokio::test]
+async fn full_batch_with_a_distinct_at_per_record_uses_each_records_price_version() {
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let c = db.client().await;
+    let t0: DateTime<Utc> = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap();
+    const N: i64 = 10_000;
+    // claude-sonnet-4 costs 3/15 from 1970 (shipped) and 4/20 from the middle
+    // of the batch on
+    let change = t0 + Duration::seconds(N / 2);
+    let old_id: i64 = c
+        .query_one(
+            "SELECT id FROM usage.model_prices WHERE model = 'claude-sonnet-4'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let new_id: i64 = c
+        .query_one(
+            "INSERT INTO usage.model_prices (model, provider, prompt_per_million, \
+             completion_per_million, effective_from) \
+             VALUES ('claude-sonnet-4', 'anthropic-2', 4, 20, $1) RETURNING id",
+            &[&change],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let mini_id: i64 = c
+        .query_one(
+            "SELECT id FROM usage.model_prices WHERE model = 'gpt-4o-mini'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    const MODELS: [&str; 3] = ["Claude-Sonnet-4-20250514", "gpt-4o-mini", "no-such-model"];
+    let records: Vec<NewRecord> = (0..N)
+        .map(|i| NewRecord {
+            thread_id: format!("t{}", i % 13),
+            model: MODELS[(i % 3) as usize].into(),
+            provider: (i % 5 == 0).then(|| "mine".to_string()),
+            prompt_tokens: 100 * (i + 1),
+            completion_tokens: 100 * (i % 7),
+            metadata: Some(json!({ "i": i })),
+            // every record its own time, not in time order
+            at: Some(t0 + Duration::seconds((i * 7919) % N)),
+            ..Default::default()
+        })
+        .collect();
+    let out = usage_db::record_batch(&pool, &records).await.unwrap();
+    assert_eq!(out["inserted"], N);
+
+    // expected price version, provider and cost in micro-USD, per record
+    let expect = |i: i64| -> (Option<i64>, Option<&str>, Option<i64>) {
+        let r = &records[i as usize];
+        let (pt, ct) = (r.prompt_tokens, r.completion_tokens);
+        let (id, provider, micros) = match i % 3 {
+            0 if r.at.unwrap() < change => {
+                (Some(old_id), Some("anthropic"), Some(pt * 3 + ct * 15))
+            }
+            0 => (Some(new_id), Some("anthropic-2"), Some(pt * 4 + ct * 20)),
+            1 => (
+                Some(mini_id),
+                Some("openai"),
+                Some((pt * 15 + ct * 60) / 100),
+            ),
+            _ => (None, None, None),
+        };
+        let provider = if r.provider.is_some() {
+            Some("mine")
+        } else {
+            provider
+        };
+        (id, provider, micros)
+    };
+    let rows = c
+        .query(
+            "SELECT (metadata->>'i')::bigint, created_at, price_id, provider, \
+                    (cost * 1000000)::bigint \
+             FROM usage.records ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len() as i64, N);
+    let mut total_micros = 0;
+    for (pos, row) in rows.iter().enumerate() {
+        let i: i64 = row.get(0);
+        // ids follow the order of the batch
+        assert_eq!(i, pos as i64);
+        let at: DateTime<Utc> = row.get(1);
+        assert_eq!(Some(at), records[pos].at);
+        let got: (Option<i64>, Option<String>, Option<i64>) = (row.get(2), row.get(3), row.get(4));
+        let (id, provider, micros) = expect(i);
+        assert_eq!(got, (id, provider.map(String::from), micros), "record {i}");
+        total_micros += micros.unwrap_or(0);
+    }
+    // both versions were used
+    assert_eq!(
+        count(
+            &c,
+            &format!("SELECT count(DISTINCT price_id) FROM usage.records WHERE price_id IN ({old_id}, {new_id})")
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        out["totalCost"].as_f64(),
+        Some(total_micros as f64 / 1_000_000.0)
+    );
+}
+
 #[tokio::test]
 async fn bad_single_records_write_nothing() {
     let app = TestApp::new().await;
