@@ -689,6 +689,46 @@ BEGIN
 END
 $$;
 
+-- Several spends of one user in one transaction, in order: the server's spend
+-- queue (src/db/spend_queue.rs) sends the spends that arrived while an
+-- earlier one of the same user was in flight. Each item is exactly
+-- credits.spend; what the batch saves is the wait for the balance row lock
+-- and the commit, paid once for the batch instead of once per spend. Any
+-- error rolls back the whole batch (the queue then replays its items one by
+-- one, so each gets its own answer).
+CREATE OR REPLACE FUNCTION credits.spend_batch(
+    p_user_id          text,
+    p_block_ids        text[],
+    p_inputs           jsonb[],
+    p_durations        double precision[],
+    p_amounts          bigint[],
+    p_validate         boolean[],
+    p_keys             text[],
+    p_metadata         jsonb[],
+    p_at               timestamptz[])
+RETURNS TABLE (transaction_id bigint, cost bigint, balance bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    n int := coalesce(cardinality(p_block_ids), 0);
+BEGIN
+    IF n > 1000 THEN
+        PERFORM ap.raise(400, 'invalid_batch', 'at most 1000 spends per batch');
+    END IF;
+    IF coalesce(cardinality(p_inputs), 0) <> n OR coalesce(cardinality(p_durations), 0) <> n
+       OR coalesce(cardinality(p_amounts), 0) <> n OR coalesce(cardinality(p_validate), 0) <> n
+       OR coalesce(cardinality(p_keys), 0) <> n OR coalesce(cardinality(p_metadata), 0) <> n
+       OR coalesce(cardinality(p_at), 0) <> n THEN
+        PERFORM ap.raise(400, 'invalid_batch', 'every array must have one entry per spend');
+    END IF;
+    FOR i IN 1 .. n LOOP
+        RETURN QUERY
+        SELECT s.transaction_id, s.cost, s.balance
+        FROM credits.spend(p_user_id, p_block_ids[i], p_inputs[i], p_durations[i],
+                           p_amounts[i], p_validate[i], p_keys[i], p_metadata[i], p_at[i]) s;
+    END LOOP;
+END
+$$;
+
 -- top-up and admin adjustments: a positive/signed movement.
 CREATE OR REPLACE FUNCTION credits._credit(p_op text, p_user_id text, p_kind text,
                                            p_amount bigint, p_key text, p_metadata jsonb,

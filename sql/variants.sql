@@ -13,8 +13,10 @@ DROP FUNCTION IF EXISTS variants.agent(text, boolean);
 -- Slug of a name: ASCII letters lowercased, ASCII digits kept, every other
 -- run of characters becomes one '-', no leading/trailing '-', at most 128
 -- characters. NULL when the name has no ASCII letter or digit.
+-- (Not STRICT: a STRICT SQL function is inlined only when its body provably
+-- is, and nullif is not; NULL in still gives NULL out.)
 CREATE OR REPLACE FUNCTION variants.slugify(p_name text)
-RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT nullif(
         rtrim(left(
             btrim(regexp_replace(

@@ -58,6 +58,8 @@ pub struct AppState {
     pub hub: Arc<crate::feed::Hub>,
     /// SHA-256 of `AGENTPLANE_ADMIN_KEY`, hashed once rather than per request.
     pub admin_key_hash: Option<Arc<str>>,
+    /// Concurrent spends of one user share a transaction (src/db/spend_queue.rs).
+    pub spends: Arc<crate::db::spend_queue::SpendQueue>,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
             .as_deref()
             .map(|k| auth::hash_key(k).into());
         AppState {
+            spends: crate::db::spend_queue::SpendQueue::new(pool.clone()),
             pool,
             config: Arc::new(config),
             started_at: Instant::now(),

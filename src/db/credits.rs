@@ -15,21 +15,22 @@ pub struct Spent {
     pub balance: i64,
 }
 
-/// The arguments of `credits.spend`.
+/// The arguments of `credits.spend` (owned: a spend may wait in the spend
+/// queue, src/db/spend_queue.rs, after its request handler was dropped).
 #[derive(Debug, Clone, Default)]
-pub struct SpendArgs<'a> {
-    pub block_id: &'a str,
-    pub input: Option<&'a Value>,
+pub struct SpendArgs {
+    pub block_id: String,
+    pub input: Option<Value>,
     pub duration_seconds: Option<f64>,
     pub amount: Option<i64>,
     pub validate_balance: bool,
-    pub idempotency_key: Option<&'a str>,
-    pub metadata: Option<&'a Value>,
+    pub idempotency_key: Option<String>,
+    pub metadata: Option<Value>,
     pub at: Option<DateTime<Utc>>,
 }
 
 /// `credits.spend`: one round trip.
-pub async fn spend(pool: &Pool, user_id: &str, a: &SpendArgs<'_>) -> Result<Spent, DbError> {
+pub async fn spend(pool: &Pool, user_id: &str, a: &SpendArgs) -> Result<Spent, DbError> {
     let client = pool.get().await?;
     let stmt = client
         .prepare_cached("SELECT * FROM credits.spend($1, $2, $3, $4, $5, $6, $7, $8, $9)")
@@ -50,6 +51,51 @@ pub async fn spend(pool: &Pool, user_id: &str, a: &SpendArgs<'_>) -> Result<Spen
             ],
         )
         .await?;
+    spent(&row)
+}
+
+/// `credits.spend_batch`: several spends of one user, in order, in one
+/// transaction (all or nothing), one round trip.
+pub async fn spend_batch(
+    pool: &Pool,
+    user_id: &str,
+    spends: &[&SpendArgs],
+) -> Result<Vec<Spent>, DbError> {
+    let block_ids: Vec<&str> = spends.iter().map(|a| a.block_id.as_str()).collect();
+    let inputs: Vec<Option<&Value>> = spends.iter().map(|a| a.input.as_ref()).collect();
+    let durations: Vec<Option<f64>> = spends.iter().map(|a| a.duration_seconds).collect();
+    let amounts: Vec<Option<i64>> = spends.iter().map(|a| a.amount).collect();
+    let validate: Vec<bool> = spends.iter().map(|a| a.validate_balance).collect();
+    let keys: Vec<Option<&str>> = spends
+        .iter()
+        .map(|a| a.idempotency_key.as_deref())
+        .collect();
+    let metadata: Vec<Option<&Value>> = spends.iter().map(|a| a.metadata.as_ref()).collect();
+    let at: Vec<Option<DateTime<Utc>>> = spends.iter().map(|a| a.at).collect();
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached("SELECT * FROM credits.spend_batch($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .await?;
+    let rows = client
+        .query(
+            &stmt,
+            &[
+                &user_id, &block_ids, &inputs, &durations, &amounts, &validate, &keys, &metadata,
+                &at,
+            ],
+        )
+        .await?;
+    if rows.len() != spends.len() {
+        return Err(DbError::decode(format!(
+            "credits.spend_batch answered {} rows for {} spends",
+            rows.len(),
+            spends.len()
+        )));
+    }
+    rows.iter().map(spent).collect()
+}
+
+fn spent(row: &tokio_postgres::Row) -> Result<Spent, DbError> {
     Ok(Spent {
         transaction_id: row.try_get(0)?,
         cost: row.try_get(1)?,

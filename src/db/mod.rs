@@ -9,6 +9,7 @@ pub mod feed;
 pub mod keys;
 pub mod migrate;
 pub mod organism;
+pub mod spend_queue;
 pub mod usage;
 pub mod variants;
 

@@ -91,21 +91,23 @@ impl CreditsApi {
     ) -> ApiResult<Json<Spent>> {
         allow(&auth, Role::Service, &user_id)?;
         check_at(&auth, &body.at)?;
-        let s = db::credits::spend(
-            &state.pool,
-            &user_id,
-            &db::credits::SpendArgs {
-                block_id: &body.block_id,
-                input: body.input.as_ref(),
-                duration_seconds: body.duration_seconds,
-                amount: body.amount,
-                validate_balance: body.validate_balance.unwrap_or(true),
-                idempotency_key: body.idempotency_key.as_deref(),
-                metadata: body.metadata.as_ref(),
-                at: body.at,
-            },
-        )
-        .await?;
+        let body = body.0;
+        let s = state
+            .spends
+            .spend(
+                &user_id,
+                db::credits::SpendArgs {
+                    block_id: body.block_id.to_string(),
+                    input: body.input,
+                    duration_seconds: body.duration_seconds,
+                    amount: body.amount,
+                    validate_balance: body.validate_balance.unwrap_or(true),
+                    idempotency_key: body.idempotency_key.map(|k| k.to_string()),
+                    metadata: body.metadata,
+                    at: body.at,
+                },
+            )
+            .await?;
         Ok(Json(Spent {
             transaction_id: s.transaction_id,
             cost: s.cost,
