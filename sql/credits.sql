@@ -659,16 +659,18 @@ BEGIN
             RETURNING id, amount, running_balance),
         -- The credits.changed event, written here rather than through
         -- feed.emit_data: one statement instead of three function calls on
-        -- the hottest path (the event is the same; it never sends NOTIFY).
+        -- the hottest path. The body is the one feed.data_body builds for a
+        -- user's event, built directly: measured, its generic form (strip
+        -- nulls, concatenate) cost 4% of a spend. It never sends NOTIFY.
         -- The UPDATE above has given the transaction its xid before this
         -- INSERT takes an event id, as the relay requires (sql/events.sql).
         e AS (
             INSERT INTO feed.events (type, user_id, body)
             SELECT 'credits.changed', p_user_id,
-                   feed.data_body(credits.posted_data(t.id, 'usage', t.amount,
-                                                      t.running_balance, v_period,
-                                                      p_block_id),
-                                  p_user_id)
+                   jsonb_build_object('userId', p_user_id,
+                                      'data', credits.posted_data(t.id, 'usage', t.amount,
+                                                                  t.running_balance, v_period,
+                                                                  p_block_id))
             FROM t)
         SELECT t.id, -t.amount, t.running_balance, m.thr
         INTO transaction_id, cost, balance, v_thr

@@ -89,4 +89,14 @@ pub async fn assert_every_row_has_event(db: &TestDb) {
         missing, 0,
         "ledger rows without their credits.changed event"
     );
+    // The spend's fast path builds its event body itself; every body must
+    // still have the one shape feed.emit_data gives a user's event.
+    let misshapen = count(
+        db,
+        "SELECT count(*) FROM feed.events e
+         WHERE e.type = 'credits.changed'
+           AND e.body IS DISTINCT FROM feed.data_body(e.body->'data', e.user_id)",
+    )
+    .await;
+    assert_eq!(misshapen, 0, "credits.changed bodies of another shape");
 }
