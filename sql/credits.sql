@@ -367,7 +367,7 @@ BEGIN
     END IF;
     PERFORM feed.emit_data('credits.changed',
         credits.posted_data(o_id, p_kind, p_amount, o_balance, v_period, p_block_id),
-        p_user_id => p_user_id);
+        p_user_id => p_user_id, p_notify => false);
 END
 $$;
 
@@ -386,6 +386,9 @@ DECLARE
     v_grant    bigint;
     v_id       bigint;
 BEGIN
+    IF NOT isfinite(p_at) THEN
+        PERFORM credits._check_at(p_at);
+    END IF;
     -- hot path: user and row exist, refill already decided
     SELECT u.refill_policy, u.low_balance_thresholds, u.refill_amount,
            b.bucket, b.balance, b.holds_until, b.refilled, b.refilled_period
@@ -438,6 +441,19 @@ BEGIN
         END IF;
         UPDATE credits.balances SET refilled_period = v_period
         WHERE user_id = p_user_id AND bucket = o_bucket;
+    END IF;
+END
+$$;
+
+-- An effective time must be finite: 'infinity' would name no month, and
+-- '-infinity' is the date of the running bucket (credits.bucket_of). Callers
+-- test isfinite() first and call this only to raise, so the usual path pays
+-- no function call.
+CREATE OR REPLACE FUNCTION credits._check_at(p_at timestamptz)
+RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF NOT isfinite(p_at) THEN
+        PERFORM ap.raise(400, 'invalid_at', 'at must be a finite time');
     END IF;
 END
 $$;
@@ -496,6 +512,9 @@ DECLARE
     v_ok      boolean;
     l         record;
 BEGIN
+    IF NOT isfinite(v_at) THEN
+        PERFORM credits._check_at(v_at);
+    END IF;
     -- read without locking when the period is already settled
     SELECT u.refill_policy, u.refill_amount, b.balance,
            CASE u.refill_policy WHEN 'reset' THEN b.refilled
@@ -626,6 +645,9 @@ BEGIN
     IF p_duration_seconds IS NOT NULL
        AND NOT (p_duration_seconds >= 0 AND p_duration_seconds <= 1e15) THEN
         PERFORM ap.raise(400, 'invalid_duration', 'durationSeconds must be between 0 and 1e15');
+    END IF;
+    IF NOT isfinite(v_at) THEN
+        PERFORM credits._check_at(v_at);
     END IF;
 
     IF p_idempotency_key IS NULL THEN
@@ -904,7 +926,7 @@ BEGIN
                            'balance', v_balance + v_delta,
                            'period', to_char(v_tx.period, 'YYYY-MM-DD'),
                            'action', CASE WHEN p_active THEN 'activate' ELSE 'deactivate' END),
-        p_user_id => p_user_id);
+        p_user_id => p_user_id, p_notify => false);
     RETURN credits.tx_json(v_tx);
 END
 $$;
@@ -1001,7 +1023,7 @@ BEGIN
     PERFORM feed.emit_data('credits.changed',
         jsonb_build_object('holdId', p_hold_id, 'action', 'hold', 'amount', v_amount,
                            'balance', l.o_balance, 'available', v_available - v_amount),
-        p_user_id => p_user_id);
+        p_user_id => p_user_id, p_notify => false);
     RETURN jsonb_build_object('holdId', p_hold_id, 'amount', v_amount,
                               'expiresAt', ap.ts(v_expires),
                               'available', v_available - v_amount);
@@ -1099,7 +1121,7 @@ BEGIN
     PERFORM feed.emit_data('credits.changed',
         jsonb_build_object('holdId', p_hold_id, 'action', 'release', 'amount', h.amount,
                            'balance', l.o_balance, 'available', v_available),
-        p_user_id => p_user_id);
+        p_user_id => p_user_id, p_notify => false);
     RETURN jsonb_build_object('holdId', p_hold_id, 'available', v_available);
 END
 $$;

@@ -5,15 +5,17 @@
 -- `SET agentplane.notify = 'off'` (the server does so on its pooled
 -- connections when AGENTPLANE_NOTIFY=off).
 
+DROP FUNCTION IF EXISTS feed.emit(text, jsonb, text, text[], text, text, text, text);
 CREATE OR REPLACE FUNCTION feed.emit(
     p_type          text,
     p_body          jsonb,
-    p_user_id       text   DEFAULT NULL,
-    p_agents        text[] DEFAULT '{}',
-    p_thread_id     text   DEFAULT NULL,
-    p_payload_type  text   DEFAULT NULL,
-    p_graph_id      text   DEFAULT NULL,
-    p_graph_exec_id text   DEFAULT NULL)
+    p_user_id       text    DEFAULT NULL,
+    p_agents        text[]  DEFAULT '{}',
+    p_thread_id     text    DEFAULT NULL,
+    p_payload_type  text    DEFAULT NULL,
+    p_graph_id      text    DEFAULT NULL,
+    p_graph_exec_id text    DEFAULT NULL,
+    p_notify        boolean DEFAULT true)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_id bigint;
@@ -28,11 +30,10 @@ BEGIN
     RETURNING id INTO v_id;
     -- NOTIFY is a latency hint only. It costs a cluster-wide lock at commit
     -- (measured: it more than halves the throughput of a minimal spend), so
-    -- the hot credit/usage events never send it: the relay's poll tick (10 ms
-    -- by default) picks them up. Identical notifications within one
-    -- transaction are folded into one.
-    IF p_type NOT IN ('usage', 'credits.changed')
-       AND coalesce(current_setting('agentplane.notify', true), 'on') <> 'off' THEN
+    -- callers on hot paths (credit movements, usage) pass p_notify => false
+    -- and the relay's poll tick (10 ms by default) picks their events up.
+    -- Identical notifications within one transaction are folded into one.
+    IF p_notify AND coalesce(current_setting('agentplane.notify', true), 'on') <> 'off' THEN
         PERFORM pg_notify('agentplane_events', '');
     END IF;
     RETURN v_id;
@@ -56,21 +57,23 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
            || jsonb_build_object('data', coalesce(p_data, '{}'::jsonb))
 $$;
 
+DROP FUNCTION IF EXISTS feed.emit_data(text, jsonb, text, text, text, text, text);
 CREATE OR REPLACE FUNCTION feed.emit_data(
     p_type          text,
     p_data          jsonb,
-    p_user_id       text DEFAULT NULL,
-    p_agent         text DEFAULT NULL,
-    p_thread_id     text DEFAULT NULL,
-    p_graph_id      text DEFAULT NULL,
-    p_graph_exec_id text DEFAULT NULL)
+    p_user_id       text    DEFAULT NULL,
+    p_agent         text    DEFAULT NULL,
+    p_thread_id     text    DEFAULT NULL,
+    p_graph_id      text    DEFAULT NULL,
+    p_graph_exec_id text    DEFAULT NULL,
+    p_notify        boolean DEFAULT true)
 RETURNS bigint LANGUAGE sql AS $$
     SELECT feed.emit(
         p_type,
         feed.data_body(p_data, p_user_id, p_agent, p_thread_id, p_graph_id, p_graph_exec_id),
         p_user_id,
         CASE WHEN p_agent IS NULL THEN '{}'::text[] ELSE ARRAY[p_agent] END,
-        p_thread_id, NULL, p_graph_id, p_graph_exec_id)
+        p_thread_id, NULL, p_graph_id, p_graph_exec_id, p_notify)
 $$;
 
 -- ---------------------------------------------------------------------------

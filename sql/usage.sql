@@ -512,7 +512,8 @@ BEGIN
                            'model', p_model, 'promptTokens', p_prompt_tokens,
                            'completionTokens', p_completion_tokens,
                            'totalTokens', r.total_tokens, 'cost', r.last_cost),
-        p_user_id => p_user_id, p_agent => p_agent_id, p_thread_id => p_thread_id);
+        p_user_id => p_user_id, p_agent => p_agent_id, p_thread_id => p_thread_id,
+        p_notify => false);
     RETURN jsonb_build_object(
         'id', r.last_id,
         'totalTokens', r.total_tokens,

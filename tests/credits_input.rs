@@ -533,6 +533,24 @@ async fn sql_functions_refuse_bad_input_on_their_own() {
             "invalid_cursor",
             json!({"after": 999999}),
         ),
+        // effective times that name no month (HTTP cannot send them; SQL can)
+        (
+            "credits.spend('ok', 'llm', '{}', NULL, NULL, true, NULL, NULL, 'infinity')".into(),
+            "invalid_at",
+            none.clone(),
+        ),
+        (
+            "credits.spend('ok', 'llm', '{}', NULL, 1, true, NULL, NULL, '-infinity')".into(),
+            "invalid_at",
+            none.clone(),
+        ),
+        ("credits.top_up('ok', 1, NULL, NULL, 'infinity')".into(), "invalid_at", none.clone()),
+        (
+            "credits.adjust('ok', 1, 'grant', 'r', NULL, NULL, '-infinity')".into(),
+            "invalid_at",
+            none.clone(),
+        ),
+        ("credits.get_credits('ok', '-infinity')".into(), "invalid_at", none.clone()),
         ("credits.list_block_costs(0, 0)".into(), "invalid_paging", none.clone()),
         ("credits.list_block_costs(10, -1)".into(), "invalid_paging", none.clone()),
     ];
