@@ -145,3 +145,24 @@ async fn spend_batch_checks_its_arrays() {
         .expect("an empty batch");
     assert!(none.is_empty());
 }
+
+#[tokio::test]
+async fn an_unreachable_database_answers_every_caller_503() {
+    // Nothing listens on port 1: every connection attempt is refused.
+    let pool = agentplane::db::pool("postgres://postgres@127.0.0.1:1/none", 4).expect("pool");
+    let queue = SpendQueue::new(pool);
+    let results = spend_at_once(&queue, "u", (0..20).map(|_| fixed(1)).collect()).await;
+    for r in &results {
+        let status = r
+            .as_ref()
+            .map(|_| 200)
+            .unwrap_or_else(|e| e.mapped().status);
+        assert_eq!(status, 503, "{r:?}");
+    }
+    // and the user's queue is free again: a later spend is tried afresh
+    let again = queue.spend("u", fixed(1)).await;
+    assert_eq!(
+        again.map(|_| 200).unwrap_or_else(|e| e.mapped().status),
+        503
+    );
+}

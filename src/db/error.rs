@@ -19,6 +19,9 @@ pub enum DbError {
     Migration(String),
     #[error("unexpected database result: {0}")]
     Decode(String),
+    /// One failure answered to several callers (the spend queue's batch).
+    #[error("{0}")]
+    Shared(std::sync::Arc<DbError>),
 }
 
 /// What the API layer needs to answer a failed database call.
@@ -50,6 +53,7 @@ impl DbError {
             details: json!({}),
         };
         let pg = match self {
+            DbError::Shared(inner) => return inner.mapped(),
             DbError::Pool(_) => return unavailable(),
             DbError::Postgres(e) => e,
             _ => return internal(),

@@ -81,14 +81,21 @@ impl SpendQueue {
     /// Runs `batch`, then whatever queued for the user meanwhile, until the
     /// queue is empty; then the user has no entry again.
     async fn drive(self: Arc<Self>, user_id: String, mut batch: Vec<Waiting>) {
+        let mut entry = EntryGuard {
+            queue: &self,
+            user_id: &user_id,
+            armed: true,
+        };
         loop {
             self.run(&user_id, batch).await;
             let mut users = self.lock();
             let Some(queue) = users.get_mut(&user_id) else {
+                entry.armed = false;
                 return;
             };
             if queue.is_empty() {
                 users.remove(&user_id);
+                entry.armed = false;
                 return;
             }
             let rest = queue.split_off(queue.len().min(MAX_BATCH));
@@ -99,17 +106,49 @@ impl SpendQueue {
     async fn run(&self, user_id: &str, batch: Vec<Waiting>) {
         if batch.len() > 1 {
             let args: Vec<&SpendArgs> = batch.iter().map(|w| &w.args).collect();
-            if let Ok(spent) = spend_batch(&self.pool, user_id, &args).await {
-                for (w, s) in batch.into_iter().zip(spent) {
-                    let _ = w.reply.send(Ok(s));
+            match spend_batch(&self.pool, user_id, &args).await {
+                Ok(spent) => {
+                    for (w, s) in batch.into_iter().zip(spent) {
+                        let _ = w.reply.send(Ok(s));
+                    }
+                    return;
                 }
-                return;
+                // The database refused one of the spends (a 402, a bad
+                // input) and rolled the batch back: replay one by one below,
+                // so each caller gets its own spend's answer.
+                Err(DbError::Postgres(e)) if e.as_db_error().is_some() => {}
+                // The database could not be reached: replaying would only
+                // wait for it once per spend. Every caller gets this error.
+                Err(e) => {
+                    let shared = Arc::new(e);
+                    for w in batch {
+                        let _ = w.reply.send(Err(DbError::Shared(shared.clone())));
+                    }
+                    return;
+                }
             }
-            // Rolled back as a whole: replay one by one for each own answer.
         }
         for w in batch {
             let result = spend(&self.pool, user_id, &w.args).await;
             let _ = w.reply.send(result);
+        }
+    }
+}
+
+/// Removes the user's entry if the driving task ends without doing so (a
+/// panic): the waiting spends are then dropped, so their callers get an
+/// error instead of waiting forever, and the user's next spend starts a new
+/// driver.
+struct EntryGuard<'a> {
+    queue: &'a SpendQueue,
+    user_id: &'a str,
+    armed: bool,
+}
+
+impl Drop for EntryGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.queue.lock().remove(self.user_id);
         }
     }
 }
