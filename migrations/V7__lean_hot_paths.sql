@@ -12,6 +12,9 @@
 --    into a large automaton: each match cost about 7 us. The identifier checks
 --    take the length apart and the regex unbounded (as ap.is_ident does).
 
+-- What credits.spend answers (sql/credits.sql says why a named type).
+CREATE TYPE credits.spent AS (transaction_id bigint, cost bigint, balance bigint);
+
 -- The reporting views read these columns; sql/reporting.sql recreates them
 -- after the migrations.
 DROP VIEW IF EXISTS reporting.credit_ledger CASCADE;

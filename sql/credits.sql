@@ -613,18 +613,22 @@ CREATE FUNCTION credits.spend(
     p_validate_balance boolean          DEFAULT true,
     p_idempotency_key  text             DEFAULT NULL,
     p_metadata         jsonb            DEFAULT NULL,
-    p_at               timestamptz      DEFAULT NULL,
-    OUT transaction_id bigint,
-    OUT cost           bigint,
-    OUT balance        bigint)
+    p_at               timestamptz      DEFAULT NULL)
+-- A named row type, not OUT parameters: a caller's plan then takes the
+-- result's shape from the type cache instead of rebuilding it from the
+-- function's catalog entry on every call (measured: 2% of a spend).
+RETURNS credits.spent
 LANGUAGE plpgsql
 -- the hot statement's plan does not depend on its values: skip re-planning
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    v_at     timestamptz := coalesce(p_at, now());
-    v_period date := credits.month_of(coalesce(p_at, now()));
-    v_thr    bigint[];
+    v_at           timestamptz := coalesce(p_at, now());
+    v_period       date := credits.month_of(coalesce(p_at, now()));
+    v_thr          bigint[];
+    transaction_id bigint;
+    cost           bigint;
+    balance        bigint;
 BEGIN
     IF NOT ap.is_ident(p_block_id) THEN
         PERFORM ap.check_ident('blockId', p_block_id);
@@ -703,13 +707,14 @@ BEGIN
                 PERFORM credits._low_balance(p_user_id, v_period, v_thr, balance + cost,
                                              balance);
             END IF;
-            RETURN;
+            RETURN (transaction_id, cost, balance)::credits.spent;
         END IF;
     END IF;
 
-    SELECT s.transaction_id, s.cost, s.balance INTO transaction_id, cost, balance
-    FROM credits._spend_locked(p_user_id, p_block_id, p_input, p_duration_seconds, p_amount,
-                               p_validate_balance, p_idempotency_key, p_metadata, p_at) s;
+    RETURN (SELECT (s.transaction_id, s.cost, s.balance)::credits.spent
+            FROM credits._spend_locked(p_user_id, p_block_id, p_input, p_duration_seconds,
+                                       p_amount, p_validate_balance, p_idempotency_key,
+                                       p_metadata, p_at) s);
 END
 $$;
 
