@@ -6,6 +6,7 @@
 -- connections when AGENTPLANE_NOTIFY=off).
 
 DROP FUNCTION IF EXISTS feed.emit(text, jsonb, text, text[], text, text, text, text);
+DROP FUNCTION IF EXISTS feed.emit(text, jsonb, text, text[], text, text, text, text, boolean);
 CREATE OR REPLACE FUNCTION feed.emit(
     p_type          text,
     p_body          jsonb,
@@ -15,7 +16,8 @@ CREATE OR REPLACE FUNCTION feed.emit(
     p_payload_type  text    DEFAULT NULL,
     p_graph_id      text    DEFAULT NULL,
     p_graph_exec_id text    DEFAULT NULL,
-    p_notify        boolean DEFAULT true)
+    p_notify        boolean DEFAULT true,
+    p_ledger_id     bigint  DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_id bigint;
@@ -24,9 +26,9 @@ BEGIN
     -- no-skip rule depends on it; see feed.relay_poll below).
     PERFORM pg_current_xact_id();
     INSERT INTO feed.events (type, user_id, agents, thread_id, payload_type,
-                             graph_id, graph_exec_id, body)
+                             graph_id, graph_exec_id, body, ledger_id)
     VALUES (p_type, p_user_id, coalesce(p_agents, '{}'), p_thread_id, p_payload_type,
-            p_graph_id, p_graph_exec_id, coalesce(p_body, '{}'))
+            p_graph_id, p_graph_exec_id, coalesce(p_body, '{}'), p_ledger_id)
     RETURNING id INTO v_id;
     -- NOTIFY is a latency hint only. It costs a cluster-wide lock at commit
     -- (measured: it more than halves the throughput of a minimal spend), so
@@ -95,13 +97,15 @@ $$;
 -- this database delays the feed until it ends (it never loses events).
 -- Prepared (two-phase) transactions are not supported around feed.emit.
 
--- One event as the JSON the relay and replay hand to Rust.
-CREATE OR REPLACE FUNCTION feed.event_json(e feed.events)
+-- One event as the JSON the relay and replay hand to Rust, with its body
+-- (stored, or rendered from its source row by feed.read_range).
+DROP FUNCTION IF EXISTS feed.event_json(feed.events);
+CREATE OR REPLACE FUNCTION feed.event_json(e feed.events, p_body jsonb)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'id', e.id, 'type', e.type, 'userId', e.user_id, 'agents', to_jsonb(e.agents),
         'threadId', e.thread_id, 'payloadType', e.payload_type, 'graphId', e.graph_id,
-        'graphExecId', e.graph_exec_id, 'body', e.body, 'createdAt', ap.ts(e.created_at))
+        'graphExecId', e.graph_exec_id, 'body', p_body, 'createdAt', ap.ts(e.created_at))
 $$;
 
 -- One relay step. State in, state out (the caller keeps it):
@@ -182,24 +186,32 @@ BEGIN
     IF p_after IS NULL OR p_limit <= 0 OR p_after >= v_cut THEN
         events := '[]'::jsonb;
     ELSE
-        SELECT coalesce(jsonb_agg(feed.event_json(e) ORDER BY e.id), '[]'::jsonb)
-          INTO events
-          FROM (SELECT * FROM feed.events
-                 WHERE id > p_after AND id <= v_cut
-                 ORDER BY id LIMIT p_limit) e;
+        events := feed.read_range(p_after, v_cut, p_limit);
     END IF;
     RETURN NEXT;
 END
 $$;
 
--- Replay for `since`: the stored events in (p_after, p_upto], id order.
--- p_upto is a cut the relay has already confirmed, so the range is final.
-CREATE OR REPLACE FUNCTION feed.read_range(p_after bigint, p_upto bigint, p_limit int)
-RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT coalesce(jsonb_agg(feed.event_json(e) ORDER BY e.id), '[]'::jsonb)
-      FROM (SELECT * FROM feed.events
-             WHERE id > p_after AND id <= p_upto
-             ORDER BY id LIMIT greatest(p_limit, 0)) e
+-- The stored events in (p_after, p_upto], id order, as JSON: what the relay
+-- delivers and what a `since` replays. p_upto is a cut the relay has
+-- confirmed, so the range is final. A credit movement's event is rendered
+-- from its ledger row here (feed.events.ledger_id; credits.ledger_event_body
+-- is the shape), one join for the whole range. (plpgsql: the credits
+-- functions are created after this file.)
+DROP FUNCTION IF EXISTS feed.read_range(bigint, bigint, int);
+CREATE FUNCTION feed.read_range(p_after bigint, p_upto bigint, p_limit int)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (
+        SELECT coalesce(jsonb_agg(feed.event_json(e, CASE WHEN t.id IS NULL THEN e.body
+                                                           ELSE credits.ledger_event_body(t) END)
+                                  ORDER BY e.id), '[]'::jsonb)
+          FROM (SELECT * FROM feed.events
+                 WHERE id > p_after AND id <= p_upto
+                 ORDER BY id LIMIT greatest(p_limit, 0)) e
+          LEFT JOIN credits.transactions t
+                 ON e.ledger_id IS NOT NULL AND t.user_id = e.user_id AND t.id = e.ledger_id);
+END
 $$;
 
 -- Retention: deletes up to p_batch events older than p_older_than, oldest

@@ -73,7 +73,9 @@ pub async fn put_user(app: &TestApp, user: &str, amount: i64, policy: &str) {
 }
 
 /// Every ledger row has its `credits.changed` event (written in the same
-/// transaction, so a row without one would be a bug).
+/// transaction, so a row without one would be a bug), and every such event,
+/// as the feed renders it, has the shape `feed.emit_data` gives a user's
+/// event and the ledger row's figures.
 pub async fn assert_every_row_has_event(db: &TestDb) {
     let missing = count(
         db,
@@ -81,22 +83,33 @@ pub async fn assert_every_row_has_event(db: &TestDb) {
          WHERE NOT EXISTS (
              SELECT 1 FROM feed.events e
              WHERE e.type = 'credits.changed' AND e.user_id = t.user_id
-               AND e.body->'data'->>'transactionId' = t.id::text
-               AND NOT (e.body->'data' ? 'action'))",
+               AND e.ledger_id = t.id)",
     )
     .await;
     assert_eq!(
         missing, 0,
         "ledger rows without their credits.changed event"
     );
-    // The spend's fast path builds its event body itself; every body must
-    // still have the one shape feed.emit_data gives a user's event.
-    let misshapen = count(
+    let wrong = count(
         db,
-        "SELECT count(*) FROM feed.events e
-         WHERE e.type = 'credits.changed'
-           AND e.body IS DISTINCT FROM feed.data_body(e.body->'data', e.user_id)",
+        "WITH r AS (
+             SELECT x FROM jsonb_array_elements(
+                 feed.read_range(0, (SELECT coalesce(max(id), 0) FROM feed.events), 1000000)) x)
+         SELECT count(*) FROM r
+         LEFT JOIN credits.transactions t
+                ON t.user_id = r.x->>'userId'
+               AND t.id = (r.x->'body'->'data'->>'transactionId')::bigint
+         WHERE r.x->>'type' = 'credits.changed'
+           AND (r.x->'body' IS DISTINCT FROM feed.data_body(r.x->'body'->'data', r.x->>'userId')
+                OR NOT (r.x->'body'->'data' ? 'action') AND (
+                       t.id IS NULL
+                       OR (r.x->'body'->'data'->>'amount')::bigint <> t.amount
+                       OR (r.x->'body'->'data'->>'balance')::bigint <> t.running_balance
+                       OR r.x->'body'->'data'->>'kind' <> t.kind))",
     )
     .await;
-    assert_eq!(misshapen, 0, "credits.changed bodies of another shape");
+    assert_eq!(
+        wrong, 0,
+        "credits.changed events that do not match their ledger row"
+    );
 }
