@@ -3,7 +3,7 @@
 # fresh database, loads it, and prints the figures as ratios against
 # baselines measured in the same run (see README "Benchmarks").
 #
-#   scripts/bench.sh                      # full run (~6 minutes, 10M usage records)
+#   scripts/bench.sh                      # full run (~10 minutes, 10M usage records)
 #   BENCH_SECS=5 BENCH_RECORDS=1000000 scripts/bench.sh   # quicker
 #
 # Uses DATABASE_URL's server (default: the machine's 127.0.0.1:5432) to create
