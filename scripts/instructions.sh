@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Instructions per call of credits.spend and of figure 2's minimal spend,
+# counted by callgrind in a single-user PostgreSQL backend. Unlike timings on a
+# shared machine, the counts repeat within about 1% from run to run, which
+# makes them the tool for deciding whether a change to the hot path helps
+# (README "Benchmarks").
+#
+#   scripts/instructions.sh              # 2,000 calls of each (about a minute)
+#   CALLS=500 scripts/instructions.sh
+#
+# Needs valgrind and the PostgreSQL server binaries (initdb, pg_ctl, postgres);
+# builds agentplane in release mode to migrate its own scratch cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+calls=${CALLS:-2000}
+command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+bindir=${AGENTPLANE_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+[ -x "$bindir/postgres" ] || { echo "no PostgreSQL binaries (set AGENTPLANE_PG_BINDIR)" >&2; exit 1; }
+cargo build --release --quiet --bin agentplane
+
+work=$(mktemp -d /tmp/agentplane-instr.XXXXXX)
+trap 'as_pg "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+# PostgreSQL refuses to run as root: run it as `postgres` when we are root.
+as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$work"
+port=$((20000 + RANDOM % 20000))
+as_pg "$bindir/initdb" -D "$work/data" -A trust -U postgres >/dev/null
+cat >> "$work/data/postgresql.conf" <<EOF
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$work'
+fsync = off
+EOF
+as_pg "$bindir/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
+url="postgres://postgres@127.0.0.1:$port"
+psql -q "$url/postgres" -c "CREATE DATABASE bench"
+DATABASE_URL="$url/bench" ./target/release/agentplane migrate >/dev/null 2>&1
+psql -q "$url/bench" >/dev/null <<'EOF'
+SELECT credits.put_block_costs('bench-block',
+    '[{"costType":"run","amount":1,"filter":{"credentials":{"provider":"platform"}}}]');
+SELECT count(credits.put_user('bu' || i, 1000000000, 'reset', '{}')) FROM generate_series(1, 10000) i;
+SELECT count(credits.get_credits('bu' || i)) FROM generate_series(1, 10000) i;
+CREATE SCHEMA bench;
+CREATE TABLE bench.min_balance (user_id text PRIMARY KEY, balance bigint NOT NULL);
+CREATE TABLE bench.min_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id text NOT NULL, amount bigint NOT NULL, balance bigint NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO bench.min_balance SELECT 'bu' || i, 1000000000 FROM generate_series(1, 10000) i;
+CREATE FUNCTION bench.min_spend(p_user text, p_cost bigint) RETURNS void LANGUAGE sql AS $$
+    WITH u AS (UPDATE bench.min_balance SET balance = balance - p_cost
+               WHERE user_id = p_user AND balance >= p_cost RETURNING user_id, balance)
+    INSERT INTO bench.min_ledger (user_id, amount, balance)
+    SELECT user_id, -p_cost, balance FROM u
+$$;
+VACUUM ANALYZE;
+EOF
+as_pg "$bindir/pg_ctl" -D "$work/data" -w stop >/dev/null
+
+# One prepared statement, then `calls` executions on random users.
+script() { # name, PREPARE text, EXECUTE template with %u for the user number
+    { echo "$2"; for _ in $(seq "$calls"); do printf "$3\n" $((RANDOM % 10000 + 1)); done; } > "$work/$1.sql"
+}
+script call "PREPARE s AS SELECT 1;" "EXECUTE s;"
+script minimal "PREPARE s(text) AS SELECT bench.min_spend(\$1, 1);" "EXECUTE s('bu%u');"
+script spend "PREPARE s(text) AS SELECT * FROM credits.spend(\$1, 'bench-block', '{\"credentials\":{\"provider\":\"platform\"}}');" "EXECUTE s('bu%u');"
+chmod 644 "$work"/*.sql
+
+count() { # prints instructions per call of script $1
+    as_pg valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1" \
+        "$bindir/postgres" --single -D "$work/data" -c synchronous_commit=off bench \
+        < "$work/$1.sql" > "$work/$1.out" 2> "$work/$1.vg"
+    local ir
+    ir=$(grep -oP 'Collected : \K[0-9]+' "$work/$1.vg")
+    echo $((ir / calls))
+}
+base=$(count call)
+minimal=$(count minimal)
+spend=$(count spend)
+echo "instructions per call ($calls calls each; 'net' leaves out the call itself, ${base})"
+printf '  minimal spend    %8d  net %8d\n' "$minimal" $((minimal - base))
+printf '  credits.spend    %8d  net %8d\n' "$spend" $((spend - base))
+awk -v m=$((minimal - base)) -v s=$((spend - base)) \
+    'BEGIN { printf "  ratio minimal/spend (net): %.2f\n", m / s }'
