@@ -38,15 +38,15 @@ async fn hot_writers_do_not_notify_and_the_rest_do() {
     // Hot paths, one transaction each: a first touch (refill through
     // credits._post), a fast-path spend, a slow-path spend (idempotency key),
     // a top-up and a single usage record.
-    c.batch_execute(
-        "SELECT credits.get_credits('u1');
-         SELECT * FROM credits.spend('u1', 'blk', '{}', NULL, 1);
-         SELECT * FROM credits.spend('u1', 'blk', '{}', NULL, 1, true, 'k1');
-         SELECT credits.top_up('u1', 5);
-         SELECT usage.record('t1', 'a1', 'gpt-4o', NULL, 10, 5, 100, NULL, NULL, NULL, NULL);",
-    )
-    .await
-    .expect("hot writes");
+    for write in [
+        "SELECT credits.get_credits('u1')",
+        "SELECT * FROM credits.spend('u1', 'blk', '{}', NULL, 1)",
+        "SELECT * FROM credits.spend('u1', 'blk', '{}', NULL, 1, true, 'k1')",
+        "SELECT credits.top_up('u1', 5)",
+        "SELECT usage.record('t1', 'a1', 'gpt-4o', NULL, 10, 5, 100, NULL, NULL, NULL, NULL)",
+    ] {
+        c.batch_execute(write).await.expect(write);
+    }
     // Then one ordinary change. Notifications arrive in commit order, so once
     // its notification is here, any from the writes above would be too.
     c.batch_execute("SELECT credits.put_user('u1', 100, 'reset', NULL)")

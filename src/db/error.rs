@@ -19,6 +19,9 @@ pub enum DbError {
     Migration(String),
     #[error("unexpected database result: {0}")]
     Decode(String),
+    /// Too much work is already waiting (the spend queue of one user).
+    #[error("busy: {0}")]
+    Busy(String),
     /// One failure answered to several callers (the spend queue's batch).
     #[error("{0}")]
     Shared(std::sync::Arc<DbError>),
@@ -54,6 +57,14 @@ impl DbError {
         };
         let pg = match self {
             DbError::Shared(inner) => return inner.mapped(),
+            DbError::Busy(why) => {
+                return MappedError {
+                    status: 503,
+                    code: "busy".into(),
+                    message: why.clone(),
+                    details: json!({}),
+                }
+            }
             DbError::Pool(_) => return unavailable(),
             DbError::Postgres(e) => e,
             _ => return internal(),

@@ -8,10 +8,15 @@
 //! order, through `credits.spend_batch` — each item exactly `credits.spend`.
 //! An uncontended spend runs alone, as one `credits.spend` call.
 //!
-//! If a batch fails (one spend is refused with 402, say), its items are
-//! replayed one at a time, so each caller gets the answer its own spend
-//! would have had. The work runs in a spawned task: a client that goes away
-//! does not cancel a spend half-way through the queue.
+//! If the database refuses one spend of a batch (a 402, say), the batch
+//! rolls back and its items are replayed one at a time, so each caller gets
+//! the answer its own spend would have had. If the database cannot be
+//! reached, every caller still waiting gets that error at once. The work runs
+//! in a spawned task, so a spend is never cut off half-way; a spend whose
+//! caller has gone away before its turn is not made at all (its client got no
+//! answer, as for any aborted request, and may retry with an idempotency
+//! key). At most `MAX_WAITING` spends wait per user; more are refused with
+//! 503 rather than queued without bound.
 
 use super::credits::{spend, spend_batch, SpendArgs, Spent};
 use super::DbError;
@@ -23,6 +28,9 @@ use tokio::sync::oneshot;
 /// At most this many spends per transaction: bounds the time a batch holds
 /// the user's row lock.
 const MAX_BATCH: usize = 64;
+
+/// At most this many spends wait for one user; the next ones get 503.
+const MAX_WAITING: usize = 4096;
 
 type Reply = oneshot::Sender<Result<Spent, DbError>>;
 
@@ -54,6 +62,11 @@ impl SpendQueue {
         let start = {
             let mut users = self.lock();
             match users.get_mut(user_id) {
+                Some(queue) if queue.len() >= MAX_WAITING => {
+                    return Err(DbError::Busy(format!(
+                        "more than {MAX_WAITING} spends of this user are waiting"
+                    )));
+                }
                 Some(queue) => {
                     queue.push(first);
                     None
@@ -104,6 +117,7 @@ impl SpendQueue {
     }
 
     async fn run(&self, user_id: &str, batch: Vec<Waiting>) {
+        let batch: Vec<Waiting> = batch.into_iter().filter(|w| !w.reply.is_closed()).collect();
         if batch.len() > 1 {
             let args: Vec<&SpendArgs> = batch.iter().map(|w| &w.args).collect();
             match spend_batch(&self.pool, user_id, &args).await {
@@ -113,25 +127,46 @@ impl SpendQueue {
                     }
                     return;
                 }
+                // The database could not be reached: replaying would only
+                // wait for it once per spend. Every caller gets this error.
+                Err(e) if unreachable(&e) => return answer_all(batch, e),
                 // The database refused one of the spends (a 402, a bad
                 // input) and rolled the batch back: replay one by one below,
                 // so each caller gets its own spend's answer.
-                Err(DbError::Postgres(e)) if e.as_db_error().is_some() => {}
-                // The database could not be reached: replaying would only
-                // wait for it once per spend. Every caller gets this error.
-                Err(e) => {
-                    let shared = Arc::new(e);
-                    for w in batch {
-                        let _ = w.reply.send(Err(DbError::Shared(shared.clone())));
-                    }
-                    return;
+                Err(_) => {}
+            }
+        }
+        let mut batch = batch.into_iter();
+        while let Some(w) = batch.next() {
+            match spend(&self.pool, user_id, &w.args).await {
+                // The database could not be reached: the rest would only
+                // wait for it in turn. They all get this error now.
+                Err(e) if unreachable(&e) => {
+                    return answer_all(std::iter::once(w).chain(batch), e);
+                }
+                result => {
+                    let _ = w.reply.send(result);
                 }
             }
         }
-        for w in batch {
-            let result = spend(&self.pool, user_id, &w.args).await;
-            let _ = w.reply.send(result);
-        }
+    }
+}
+
+/// Answers one error to every waiter.
+fn answer_all(waiters: impl IntoIterator<Item = Waiting>, e: DbError) {
+    let shared = Arc::new(e);
+    for w in waiters {
+        let _ = w.reply.send(Err(DbError::Shared(shared.clone())));
+    }
+}
+
+/// Whether an error says the database was not reached (rather than that it
+/// refused the statement).
+fn unreachable(e: &DbError) -> bool {
+    match e {
+        DbError::Postgres(e) => e.as_db_error().is_none(),
+        DbError::Pool(_) => true,
+        _ => false,
     }
 }
 
