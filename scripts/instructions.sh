@@ -35,25 +35,10 @@ as_pg "$bindir/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
 url="postgres://postgres@127.0.0.1:$port"
 psql -q "$url/postgres" -c "CREATE DATABASE bench"
 DATABASE_URL="$url/bench" ./target/release/agentplane migrate >/dev/null 2>&1
-psql -q "$url/bench" >/dev/null <<'EOF'
-SELECT credits.put_block_costs('bench-block',
-    '[{"costType":"run","amount":1,"filter":{"credentials":{"provider":"platform"}}}]');
-SELECT count(credits.put_user('bu' || i, 1000000000, 'reset', '{}')) FROM generate_series(1, 10000) i;
-SELECT count(credits.get_credits('bu' || i)) FROM generate_series(1, 10000) i;
-CREATE SCHEMA bench;
-CREATE TABLE bench.min_balance (user_id text PRIMARY KEY, balance bigint NOT NULL);
-CREATE TABLE bench.min_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    user_id text NOT NULL, amount bigint NOT NULL, balance bigint NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now());
-INSERT INTO bench.min_balance SELECT 'bu' || i, 1000000000 FROM generate_series(1, 10000) i;
-CREATE FUNCTION bench.min_spend(p_user text, p_cost bigint) RETURNS void LANGUAGE sql AS $$
-    WITH u AS (UPDATE bench.min_balance SET balance = balance - p_cost
-               WHERE user_id = p_user AND balance >= p_cost RETURNING user_id, balance)
-    INSERT INTO bench.min_ledger (user_id, amount, balance)
-    SELECT user_id, -p_cost, balance FROM u
-$$;
-VACUUM ANALYZE;
-EOF
+# the same data and baseline as the benchmark
+psql -q -v ON_ERROR_STOP=1 "$url/bench" -f benches/load/credits_setup.sql >/dev/null
+psql -q -v ON_ERROR_STOP=1 "$url/bench" -f benches/load/minimal_spend.sql >/dev/null
+psql -q "$url/bench" -c "VACUUM ANALYZE" >/dev/null
 as_pg "$bindir/pg_ctl" -D "$work/data" -w stop >/dev/null
 
 # One prepared statement, then `calls` executions on random users.

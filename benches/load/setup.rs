@@ -7,16 +7,9 @@ use std::time::Instant;
 /// block priced 1 credit per run for platform credentials.
 pub async fn credits(db: &BenchDb) {
     let c = db.client().await;
-    c.batch_execute(
-        "SELECT credits.put_block_costs('bench-block',
-             '[{\"costType\":\"run\",\"amount\":1,\"filter\":{\"credentials\":{\"provider\":\"platform\"}}}]');
-         SELECT credits.put_user('bu' || i, 1000000000, 'reset', '{}') FROM generate_series(1, 10000) i;
-         SELECT credits.get_credits('bu' || i) FROM generate_series(1, 10000) i;
-         SELECT credits.put_user('hot', 1000000000, 'reset', '{}');
-         SELECT credits.get_credits('hot');",
-    )
-    .await
-    .expect("credits set-up");
+    c.batch_execute(include_str!("credits_setup.sql"))
+        .await
+        .expect("credits set-up");
     // Statistics and a vacuumed heap, as autovacuum would have given any
     // database by then (the minimal spend's tables get the same).
     c.batch_execute("VACUUM ANALYZE").await.expect("vacuum");
@@ -25,22 +18,9 @@ pub async fn credits(db: &BenchDb) {
 /// The baseline of figure 2: one conditional UPDATE plus one INSERT.
 pub async fn minimal_spend(db: &BenchDb) {
     let c = db.client().await;
-    c.batch_execute(
-        "CREATE SCHEMA bench;
-         CREATE TABLE bench.min_balance (user_id text PRIMARY KEY, balance bigint NOT NULL);
-         CREATE TABLE bench.min_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-             user_id text NOT NULL, amount bigint NOT NULL, balance bigint NOT NULL,
-             created_at timestamptz NOT NULL DEFAULT now());
-         INSERT INTO bench.min_balance SELECT 'bu' || i, 1000000000 FROM generate_series(1, 10000) i;
-         CREATE FUNCTION bench.min_spend(p_user text, p_cost bigint) RETURNS void LANGUAGE sql AS $$
-             WITH u AS (UPDATE bench.min_balance SET balance = balance - p_cost
-                        WHERE user_id = p_user AND balance >= p_cost RETURNING user_id, balance)
-             INSERT INTO bench.min_ledger (user_id, amount, balance)
-             SELECT user_id, -p_cost, balance FROM u
-         $$;",
-    )
-    .await
-    .expect("minimal spend set-up");
+    c.batch_execute(include_str!("minimal_spend.sql"))
+        .await
+        .expect("minimal spend set-up");
     c.batch_execute("VACUUM ANALYZE bench.min_balance, bench.min_ledger")
         .await
         .expect("vacuum");
