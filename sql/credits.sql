@@ -325,16 +325,17 @@ $$;
 
 -- The body of a ledger row's credits.changed event. The event row names the
 -- ledger row (feed.events.ledger_id) and feed.read_range renders it with
--- this when the feed is read: the one place this shape is written.
+-- this when the feed is read: the one place this `data` is written, in the
+-- envelope every user event has (feed.data_body).
 DROP FUNCTION IF EXISTS credits.posted_data(bigint, text, bigint, bigint, date, text);
 CREATE OR REPLACE FUNCTION credits.ledger_event_body(t credits.transactions)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
-        'userId', t.user_id,
-        'data', jsonb_build_object('transactionId', t.id, 'kind', t.kind, 'amount', t.amount,
-                                   'balance', t.running_balance,
-                                   'period', to_char(t.period, 'YYYY-MM-DD'),
-                                   'blockId', t.block_id))
+    SELECT feed.data_body(
+        jsonb_build_object('transactionId', t.id, 'kind', t.kind, 'amount', t.amount,
+                           'balance', t.running_balance,
+                           'period', to_char(t.period, 'YYYY-MM-DD'),
+                           'blockId', t.block_id),
+        t.user_id)
 $$;
 
 -- Appends a ledger row and moves the balance row. The caller holds the lock
@@ -390,7 +391,7 @@ DECLARE
     v_id       bigint;
 BEGIN
     IF NOT isfinite(p_at) THEN
-        PERFORM credits._check_at(p_at);
+        PERFORM credits._refuse_infinite_at();
     END IF;
     -- hot path: user and row exist, refill already decided
     SELECT u.refill_policy, u.low_balance_thresholds, u.refill_amount,
@@ -450,14 +451,13 @@ $$;
 
 -- An effective time must be finite: 'infinity' would name no month, and
 -- '-infinity' is the date of the running bucket (credits.bucket_of). Callers
--- test isfinite() first and call this only to raise, so the usual path pays
--- no function call.
-CREATE OR REPLACE FUNCTION credits._check_at(p_at timestamptz)
-RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+-- test isfinite() themselves and call this only to raise, so the usual path
+-- pays no function call.
+DROP FUNCTION IF EXISTS credits._check_at(timestamptz);
+CREATE OR REPLACE FUNCTION credits._refuse_infinite_at()
+RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT isfinite(p_at) THEN
-        PERFORM ap.raise(400, 'invalid_at', 'at must be a finite time');
-    END IF;
+    PERFORM ap.raise(400, 'invalid_at', 'at must be a finite time');
 END
 $$;
 
@@ -516,7 +516,7 @@ DECLARE
     l         record;
 BEGIN
     IF NOT isfinite(v_at) THEN
-        PERFORM credits._check_at(v_at);
+        PERFORM credits._refuse_infinite_at();
     END IF;
     -- read without locking when the period is already settled
     SELECT u.refill_policy, u.refill_amount, b.balance,
@@ -654,7 +654,7 @@ BEGIN
         PERFORM ap.raise(400, 'invalid_duration', 'durationSeconds must be between 0 and 1e15');
     END IF;
     IF NOT isfinite(v_at) THEN
-        PERFORM credits._check_at(v_at);
+        PERFORM credits._refuse_infinite_at();
     END IF;
 
     IF p_idempotency_key IS NULL THEN
@@ -687,8 +687,9 @@ BEGIN
             FROM m
             RETURNING id, amount, running_balance),
         -- The credits.changed event, written here rather than through
-        -- feed.emit: one statement instead of a function call on the hottest
-        -- path. It names the ledger row; its body is rendered from that row
+        -- feed.emit: part of this statement instead of a function call and a
+        -- statement of its own (measured: calling feed.emit here costs 6% of
+        -- a spend, 36k of 591k instructions). It names the ledger row; its body is rendered from that row
         -- when read (credits.ledger_event_body). It never sends NOTIFY. The
         -- UPDATE above has given the transaction its xid before this INSERT
         -- takes an event id, as the relay requires (sql/events.sql).
