@@ -80,7 +80,7 @@ CREATE VIEW reporting.usage_daily AS
 SELECT day, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
        sum(prompt_tokens + completion_tokens) AS total_tokens,
        sum(request_count) AS request_count, sum(cost) AS total_cost
-FROM usage.daily_rollup
+FROM usage.daily_usage
 GROUP BY day;
 
 DROP VIEW IF EXISTS reporting.usage_by_agent CASCADE;
@@ -92,7 +92,7 @@ SELECT g.epoch, e.started_at AS epoch_started_at, e.id = (SELECT max(id) FROM us
        sum(g.request_count) AS request_count, sum(g.cost) AS total_cost,
        CASE WHEN sum(g.latency_count) > 0
             THEN round(sum(g.latency_sum)::numeric / sum(g.latency_count), 1) END AS avg_latency_ms
-FROM usage.agent_rollup g
+FROM usage.agent_usage g
 JOIN usage.epochs e ON e.id = g.epoch
 GROUP BY g.epoch, e.started_at, e.id, g.agent_id;
 
@@ -105,7 +105,7 @@ SELECT g.epoch, e.started_at AS epoch_started_at, e.id = (SELECT max(id) FROM us
        sum(g.request_count) AS request_count, sum(g.cost) AS total_cost,
        CASE WHEN sum(g.latency_count) > 0
             THEN round(sum(g.latency_sum)::numeric / sum(g.latency_count), 1) END AS avg_latency_ms
-FROM usage.model_rollup g
+FROM usage.model_usage g
 JOIN usage.epochs e ON e.id = g.epoch
 GROUP BY g.epoch, e.started_at, e.id, g.model;
 

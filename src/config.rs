@@ -26,6 +26,10 @@ pub struct Config {
     pub notify: bool,
     /// `AGENTPLANE_POLL_MS`, default 10: the feed relay's poll tick.
     pub poll_interval: Duration,
+    /// `AGENTPLANE_USAGE_FOLD_MS`, default 200: how often usage batches are
+    /// folded into the thread budgets and rollups (reads are exact either
+    /// way; this bounds how late a batch's budget thresholds fire).
+    pub usage_fold_interval: Duration,
     /// `AGENTPLANE_WS_MAX_CONNECTIONS`, default 10000: WebSockets per server.
     pub ws_max_connections: usize,
     /// `AGENTPLANE_WS_QUEUE`, default 1024: events queued per WebSocket
@@ -116,6 +120,8 @@ impl Config {
         };
         let poll_interval =
             Duration::from_millis(positive("AGENTPLANE_POLL_MS", 10, 60_000)? as u64);
+        let usage_fold_interval =
+            Duration::from_millis(positive("AGENTPLANE_USAGE_FOLD_MS", 200, 60_000)? as u64);
         let ws_max_connections = positive("AGENTPLANE_WS_MAX_CONNECTIONS", 10_000, 1_000_000)?;
         let ws_queue = positive("AGENTPLANE_WS_QUEUE", 1024, 1_000_000)?;
         let ws_max_command_bytes = positive(
@@ -144,6 +150,7 @@ impl Config {
             pool_size,
             notify,
             poll_interval,
+            usage_fold_interval,
             ws_max_connections,
             ws_queue,
             ws_max_command_bytes,

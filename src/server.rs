@@ -92,8 +92,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     result
 }
 
-/// Serves `state` on `listener` with the feed relay and the retention
-/// pruner running, until `shutdown` resolves; then closes WebSockets (1001),
+/// Serves `state` on `listener` with the feed relay, the retention pruner
+/// and the usage folder running, until `shutdown` resolves; then closes WebSockets (1001),
 /// finishes in-flight requests and stops the background tasks. Used by
 /// `serve` and by tests.
 pub async fn run(
@@ -120,6 +120,11 @@ pub async fn run(
     let pruner = tokio::spawn(feed::retention::run(
         state.pool.clone(),
         config.event_retention,
+        stop_rx.clone(),
+    ));
+    let folder = tokio::spawn(db::usage_folder::run(
+        state.pool.clone(),
+        config.usage_fold_interval,
         stop_rx,
     ));
     tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "agentplane is listening");
@@ -139,6 +144,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = relay.await;
     let _ = pruner.await;
+    let _ = folder.await;
     result.map_err(|e| StartError::Refused(format!("server error: {e}")))
 }
 

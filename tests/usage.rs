@@ -491,19 +491,31 @@ async fn concurrent_records_on_one_thread_fire_each_threshold_once() {
         t.await.unwrap();
     }
     let c = db.client().await;
-    let row = c
-        .query_one(
-            "SELECT b.prompt_tokens, b.completion_tokens, \
+    // Budget read before and after the written-behind batches are folded: the
+    // same, and equal to the records.
+    let live = "SELECT u.prompt_tokens, u.completion_tokens, \
                     (SELECT sum(prompt_tokens) FROM usage.records WHERE thread_id = 'hot')::bigint, \
                     (SELECT sum(completion_tokens) FROM usage.records WHERE thread_id = 'hot')::bigint \
-             FROM usage.thread_budgets b WHERE thread_id = 'hot'",
+             FROM usage.thread_usage('hot') u";
+    let row = c.query_one(live, &[]).await.unwrap();
+    let (bp, bc, rp, rc): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!((bp, bc), (rp, rc));
+    assert_eq!(bp + bc, 160_000);
+    let folded: i32 = c
+        .query_one("SELECT usage.fold()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(folded, 32, "the 16 batches of 2 were written behind");
+    let stored = c
+        .query_one(
+            "SELECT prompt_tokens, completion_tokens FROM usage.thread_budgets WHERE thread_id = 'hot'",
             &[],
         )
         .await
         .unwrap();
-    let (bp, bc, rp, rc): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
-    assert_eq!((bp, bc), (rp, rc));
-    assert_eq!(bp + bc, 160_000);
+    assert_eq!((stored.get::<_, i64>(0), stored.get::<_, i64>(1)), (rp, rc));
+    assert_eq!(c.query_one(live, &[]).await.unwrap().get::<_, i64>(0), rp);
     let fired: Vec<i32> = c
         .query(
             "SELECT (body->'data'->>'threshold')::int FROM feed.events \
@@ -1041,8 +1053,8 @@ mod property {
           'days', (SELECT coalesce(jsonb_object_agg(d->>'date', jsonb_build_object(
                        't', d->'totalTokens', 'n', d->'requestCount')), '{}')
                    FROM jsonb_array_elements(usage.daily(NULL, NULL)->'days') d),
-          'budgets', (SELECT coalesce(jsonb_object_agg(thread_id, prompt_tokens + completion_tokens), '{}')
-                      FROM usage.thread_budgets))";
+          'budgets', (SELECT coalesce(jsonb_object_agg(b->>'threadId', b->'totalTokens'), '{}')
+                      FROM jsonb_array_elements(usage.list_budgets(100, 0)->'threads') b))";
 
     /// Concurrent batches over overlapping threads (in different orders) and
     /// resets: no deadlock, no error, and the rollups still equal the records.
@@ -1070,13 +1082,50 @@ mod property {
                 }
             }));
         }
+        // two folders race each other and the writers
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut folders = Vec::new();
+        for _ in 0..2 {
+            let (pool, stop) = (pool.clone(), stop.clone());
+            folders.push(tokio::spawn(async move {
+                let mut folded = 0i64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    folded += i64::from(usage_db::fold(&pool, 150).await.unwrap());
+                    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+                }
+                folded
+            }));
+        }
         for t in tasks {
             t.await.unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut folded_while_writing = 0;
+        for f in folders {
+            folded_while_writing += f.await.unwrap();
         }
         let client = db.client().await;
         let naive: Value = client.query_one(NAIVE, &[]).await.unwrap().get(0);
         let fast: Value = client.query_one(FAST, &[]).await.unwrap().get(0);
-        assert_eq!(naive, fast);
+        assert_eq!(naive, fast, "live totals, partly folded");
+        usage_db::fold(&pool, 1_000_000).await.unwrap();
+        assert!(folded_while_writing > 0, "the folders raced the writers");
+        // every record folded exactly once (by a folder or by a reset), in
+        // every epoch's rollups
+        assert_eq!(
+            count(
+                &client,
+                "SELECT sum(request_count)::bigint FROM usage.agent_rollup"
+            )
+            .await,
+            11 * 4 * 60 + 2 * 60
+        );
+        assert_eq!(
+            count(&client, "SELECT count(*) FROM usage.unfolded").await,
+            0
+        );
+        let fast: Value = client.query_one(FAST, &[]).await.unwrap().get(0);
+        assert_eq!(naive, fast, "totals after the last fold");
         assert_eq!(
             count(&client, "SELECT count(*) FROM usage.records").await,
             11 * 4 * 60 + 2 * 60
@@ -1121,7 +1170,10 @@ mod property {
                 }
                 let naive: Value = client.query_one(NAIVE, &[]).await.unwrap().get(0);
                 let fast: Value = client.query_one(FAST, &[]).await.unwrap().get(0);
-                assert_eq!(naive, fast);
+                assert_eq!(naive, fast, "before the fold");
+                usage_db::fold(&pool, 1_000_000).await.unwrap();
+                let fast: Value = client.query_one(FAST, &[]).await.unwrap().get(0);
+                assert_eq!(naive, fast, "after the fold");
             });
         });
     }

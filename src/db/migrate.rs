@@ -15,6 +15,11 @@ pub const SQL_FILES: &[(&str, &str)] = &[
     ("auth.sql", include_str!("../../sql/auth.sql")),
     ("credits.sql", include_str!("../../sql/credits.sql")),
     ("usage.sql", include_str!("../../sql/usage.sql")),
+    (
+        "usage_ingest.sql",
+        include_str!("../../sql/usage_ingest.sql"),
+    ),
+    ("usage_reads.sql", include_str!("../../sql/usage_reads.sql")),
     ("agents.sql", include_str!("../../sql/agents.sql")),
     ("variants.sql", include_str!("../../sql/variants.sql")),
     ("executions.sql", include_str!("../../sql/executions.sql")),

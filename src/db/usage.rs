@@ -103,6 +103,16 @@ pub async fn record_batch(pool: &Pool, records: &[NewRecord]) -> Result<Value, D
     .await
 }
 
+/// `usage.fold(max_records)` → records folded into budgets and rollups (0
+/// when none waited or another fold is running).
+pub async fn fold(pool: &Pool, max_records: i32) -> Result<i32, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_one("SELECT usage.fold($1)", &[&max_records])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
 /// `usage.check_budget(thread, estimated)` → `{allowed, budget}` or 429.
 pub async fn check_budget(pool: &Pool, thread_id: &str, estimated: i64) -> Result<Value, DbError> {
     call_json(

@@ -1,0 +1,391 @@
+-- Ingest ------------------------------------------------------------------------
+--
+-- Records are written at once; the budgets and rollups they add to are
+-- written by usage._fold. A single record is folded in its own transaction
+-- (its answer and its threshold events are immediate). A batch is folded
+-- later, together with the batches around it, by usage.fold(), which the
+-- server calls every AGENTPLANE_USAGE_FOLD_MS: one row update per thread per
+-- fold instead of one per batch (README "Benchmarks", figure 5). Until then
+-- usage.unfolded names the batch, and every read adds its records
+-- (usage.pending_records), so no answer depends on when the fold runs.
+
+DROP FUNCTION IF EXISTS usage._ingest(text[], text[], text[], text[], bigint[], bigint[], bigint[],
+                                      text[], text[], jsonb[], timestamptz[]);
+DROP FUNCTION IF EXISTS usage._insert(text[], text[], text[], text[], bigint[], bigint[], bigint[],
+                                      text[], text[], jsonb[], timestamptz[]);
+-- The one writer of records. Parallel arrays, one element per record; all
+-- validated first (400 naming the first bad record, nothing written). The
+-- records get the consecutive ids first_id..last_id, in array order.
+CREATE FUNCTION usage._insert(
+    p_thread_ids text[], p_agent_ids text[], p_models text[], p_providers text[],
+    p_prompt_tokens bigint[], p_completion_tokens bigint[], p_latency_ms bigint[],
+    p_user_ids text[], p_variant_ids text[], p_metadata jsonb[], p_at timestamptz[],
+    OUT inserted integer, OUT total_tokens bigint, OUT total_cost numeric,  -- NULL: none priced
+    OUT first_id bigint, OUT last_id bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer := coalesce(cardinality(p_thread_ids), 0);
+    v_epoch integer;
+    v_bad record;
+    v_chars_bad boolean;
+    v_all_now boolean;
+    v_price jsonb;
+BEGIN
+    IF n > usage.max_batch() THEN
+        PERFORM ap.raise(400, 'batch_too_large',
+            format('a batch holds at most %s records; got %s', usage.max_batch(), n),
+            jsonb_build_object('max', usage.max_batch(), 'count', n));
+    END IF;
+    IF n <> coalesce(cardinality(p_agent_ids), 0) OR n <> coalesce(cardinality(p_models), 0)
+       OR n <> coalesce(cardinality(p_providers), 0) OR n <> coalesce(cardinality(p_prompt_tokens), 0)
+       OR n <> coalesce(cardinality(p_completion_tokens), 0) OR n <> coalesce(cardinality(p_latency_ms), 0)
+       OR n <> coalesce(cardinality(p_user_ids), 0) OR n <> coalesce(cardinality(p_variant_ids), 0)
+       OR n <> coalesce(cardinality(p_metadata), 0) OR n <> coalesce(cardinality(p_at), 0) THEN
+        PERFORM ap.raise(400, 'invalid_batch', 'every field array must have one element per record');
+    END IF;
+    inserted := 0; total_tokens := 0;
+    IF n = 0 THEN
+        RETURN;
+    END IF;
+
+    -- One regex over all identifiers at once; per-row regexes only when it
+    -- found a bad character (to name the first bad record).
+    v_chars_bad := array_to_string(p_thread_ids, '') COLLATE "C" ~ '[^A-Za-z0-9._:@/-]'
+                OR array_to_string(p_agent_ids, '') COLLATE "C" ~ '[^A-Za-z0-9._:@/-]'
+                OR array_to_string(p_models, '') COLLATE "C" ~ '[^A-Za-z0-9._:@/-]'
+                OR array_to_string(p_user_ids, '') COLLATE "C" ~ '[^A-Za-z0-9._:@/-]'
+                OR array_to_string(p_variant_ids, '') COLLATE "C" ~ '[^A-Za-z0-9._:@/-]';
+    -- Fast path: whole-array checks (C loops; the "C" collation makes the
+    -- regex byte-wise, ~4x faster). Only when one fails is every record
+    -- looked at, to name the first bad one. Lengths over 128 are caught by the
+    -- table's CHECK constraints.
+    IF v_chars_bad
+       OR array_position(p_thread_ids, NULL) IS NOT NULL OR '' = ANY (p_thread_ids)
+       OR '' = ANY (p_agent_ids)
+       OR array_position(p_models, NULL) IS NOT NULL OR '' = ANY (p_models)
+       OR '' = ANY (p_providers) OR '' = ANY (p_user_ids) OR '' = ANY (p_variant_ids)
+       OR array_position(p_prompt_tokens, NULL) IS NOT NULL OR 0 > ANY (p_prompt_tokens)
+       OR array_position(p_completion_tokens, NULL) IS NOT NULL OR 0 > ANY (p_completion_tokens)
+       OR coalesce(0 > ANY (p_latency_ms), false)
+       OR cardinality(array_remove(p_metadata, NULL)) > 0 THEN
+        SELECT x.i - 1 AS idx, x.field INTO v_bad
+        FROM (SELECT i, CASE
+                WHEN t IS NULL OR length(t) NOT BETWEEN 1 AND 128
+                     OR (v_chars_bad AND t ~ '[^A-Za-z0-9._:@/-]') THEN 'threadId'
+                WHEN a IS NOT NULL AND (length(a) NOT BETWEEN 1 AND 128
+                     OR (v_chars_bad AND a ~ '[^A-Za-z0-9._:@/-]')) THEN 'agentId'
+                WHEN m IS NULL OR length(m) NOT BETWEEN 1 AND 128
+                     OR (v_chars_bad AND m ~ '[^A-Za-z0-9._:@/-]') THEN 'model'
+                WHEN pv IS NOT NULL AND length(pv) NOT BETWEEN 1 AND 128 THEN 'provider'
+                WHEN pt IS NULL OR pt < 0 THEN 'promptTokens'
+                WHEN ct IS NULL OR ct < 0 THEN 'completionTokens'
+                WHEN l IS NOT NULL AND l < 0 THEN 'latencyMs'
+                WHEN u IS NOT NULL AND (length(u) NOT BETWEEN 1 AND 128
+                     OR (v_chars_bad AND u ~ '[^A-Za-z0-9._:@/-]')) THEN 'userId'
+                WHEN v IS NOT NULL AND (length(v) NOT BETWEEN 1 AND 128
+                     OR (v_chars_bad AND v ~ '[^A-Za-z0-9._:@/-]')) THEN 'variantId'
+                WHEN md IS NOT NULL AND jsonb_typeof(md) <> 'object' THEN 'metadata'
+              END AS field
+              FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
+                          p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata)
+                   WITH ORDINALITY AS r(t, a, m, pv, pt, ct, l, u, v, md, i)) x
+        WHERE x.field IS NOT NULL
+        ORDER BY x.i
+        LIMIT 1;
+        IF FOUND THEN
+            PERFORM ap.raise(400, 'invalid_record',
+                format('record %s: %s is missing or invalid', v_bad.idx, v_bad.field),
+                jsonb_build_object('index', v_bad.idx, 'field', v_bad.field));
+        END IF;
+    END IF;
+
+    PERFORM pg_advisory_xact_lock_shared(usage.epoch_lock_key());
+    v_epoch := usage.current_epoch();
+
+    -- Price: each distinct model's price key is found once, then each
+    -- distinct (model, time) the key's version in effect (one index probe).
+    -- `v_price` maps a (model, time) key to that version (JSON null when the
+    -- model has none); a jsonb object finds a key by binary search, so every
+    -- record looks its price up in O(log keys), with no join and no sort: the
+    -- records keep the batch's order. (Not arrays indexed by position: in a
+    -- query, subscripting an array of variable-width values walks it from the
+    -- start.) When no record has `at` (the usual case) the key is the model
+    -- alone.
+    v_all_now := cardinality(array_remove(p_at, NULL)) = 0;
+    WITH d AS (
+        SELECT DISTINCT lower(r.m COLLATE "C") AS lm, coalesce(r.at, now()) AS ts
+        FROM unnest(p_models, p_at) AS r(m, at)),
+    k AS MATERIALIZED (
+        SELECT m.lm, usage.price_key(m.lm) AS pk FROM (SELECT DISTINCT lm FROM d) m)
+    SELECT jsonb_object_agg(
+               d.lm || CASE WHEN v_all_now THEN '' ELSE '|' || d.ts::text END,
+               CASE WHEN p.id IS NOT NULL THEN
+                   jsonb_build_object('id', p.id, 'provider', p.provider,
+                                      'ppm', p.prompt_per_million, 'cpm', p.completion_per_million)
+               END)
+    INTO v_price
+    FROM d JOIN k USING (lm)
+    LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true;
+
+    -- One block of ids for the whole batch (usage.record_blocks steps by
+    -- usage.max_batch()).
+    first_id := nextval('usage.record_blocks');
+    last_id := first_id + n - 1;
+    -- The arrays are unnested side by side in the select list (one pass, no
+    -- intermediate table); `p` is the record's price version, looked up once
+    -- (OFFSET 0 keeps the planner from copying the lookup into each use).
+    WITH ins AS (
+        INSERT INTO usage.records (id, thread_id, agent_id, model, provider, prompt_tokens,
+                                   completion_tokens, latency_ms, cost, price_id, user_id,
+                                   variant_id, metadata, epoch, created_at)
+        SELECT r.id, r.t, r.a, r.m, coalesce(r.pv, r.p ->> 'provider'), r.pt, r.ct, r.l,
+               round((r.pt * (r.p -> 'ppm')::numeric + r.ct * (r.p -> 'cpm')::numeric) / 1000000, 6),
+               (r.p -> 'id')::bigint, r.u, r.v, coalesce(r.md, '{}'::jsonb), v_epoch, r.at
+        FROM (SELECT x.*, coalesce(x.at0, now()) AS at,
+                     v_price -> (lower(x.m COLLATE "C") || CASE WHEN v_all_now THEN ''
+                                 ELSE '|' || coalesce(x.at0, now())::text END) AS p
+              FROM (SELECT generate_series(first_id, last_id) AS id,
+                           unnest(p_thread_ids) AS t, unnest(p_agent_ids) AS a,
+                           unnest(p_models) AS m, unnest(p_providers) AS pv,
+                           unnest(p_prompt_tokens) AS pt, unnest(p_completion_tokens) AS ct,
+                           unnest(p_latency_ms) AS l, unnest(p_user_ids) AS u,
+                           unnest(p_variant_ids) AS v, unnest(p_metadata) AS md,
+                           unnest(p_at) AS at0) x
+              OFFSET 0) r
+        RETURNING cost)
+    SELECT count(*), sum(cost) INTO inserted, total_cost FROM ins;
+    SELECT coalesce(sum(x), 0) INTO total_tokens
+    FROM unnest(p_prompt_tokens || p_completion_tokens) x;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION usage.fold_lock_key()
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 7598543208318853734::bigint $$;
+
+DROP FUNCTION IF EXISTS usage._fold(bigint[], bigint[]);
+-- Adds the records with ids in first_id[i]..last_id[i] to the thread budgets
+-- and the rollups: the one writer of both. Thresholds newly reached are
+-- recorded in the same row update, under the row lock, so each fires once per
+-- thread. Rows are locked in key order and the tables taken in the same order
+-- in every call, so concurrent folds queue but never deadlock. Returns the
+-- number of records folded.
+-- (jit off: a fold's plan looks big enough to the planner to compile, and
+-- compiling costs more than the fold.)
+CREATE FUNCTION usage._fold(p_first bigint[], p_last bigint[])
+RETURNS integer LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+    v_shard smallint := (pg_backend_pid() % 16)::smallint;
+    v_from integer;
+    v_to integer;
+    v_folded integer := 0;
+    v_n integer;
+BEGIN
+    -- A batch's records share its epoch, and epochs only grow with ids (a
+    -- reset waits for the batches holding the epoch lock), so a fold spans
+    -- the epochs of its first records; each is folded on its own (a thread
+    -- joins each epoch it has records in once).
+    SELECT min(r.epoch), max(r.epoch) INTO v_from, v_to
+    FROM unnest(p_first) f JOIN usage.records r ON r.id = f;
+    FOR e IN v_from..coalesce(v_to, v_from - 1) LOOP
+        WITH g AS MATERIALIZED (
+            -- everything the upserts need in one pass over the records
+            SELECT GROUPING(r.thread_id, coalesce(r.agent_id, ''), lower(r.model),
+                            (r.created_at AT TIME ZONE 'UTC')::date) AS kind,
+                   r.thread_id AS t, coalesce(r.agent_id, '') AS a, lower(r.model) AS lm,
+                   (r.created_at AT TIME ZONE 'UTC')::date AS day,
+                   sum(r.prompt_tokens)::bigint AS sp, sum(r.completion_tokens)::bigint AS sc,
+                   count(*) AS n, coalesce(sum(r.cost), 0) AS cost,
+                   coalesce(sum(r.latency_ms), 0) AS ls, count(r.latency_ms) AS lc
+            FROM unnest(p_first, p_last) q(f, l)
+            JOIN usage.records r ON r.id BETWEEN q.f AND q.l
+            WHERE r.epoch = e
+            GROUP BY GROUPING SETS ((r.thread_id), (coalesce(r.agent_id, '')), (lower(r.model)),
+                                    ((r.created_at AT TIME ZONE 'UTC')::date))),
+        up AS (
+            INSERT INTO usage.thread_budgets AS b (thread_id, max_tokens, prompt_tokens,
+                                                   completion_tokens, fired, fired_now,
+                                                   last_epoch, joined_epoch)
+            SELECT g.t, usage.default_max_tokens(), g.sp, g.sc,
+                   usage.crossed(g.sp + g.sc, usage.default_max_tokens(), '{}'),
+                   usage.crossed(g.sp + g.sc, usage.default_max_tokens(), '{}'),
+                   e, true
+            FROM g
+            WHERE g.kind = 7
+            ORDER BY g.t
+            ON CONFLICT (thread_id) DO UPDATE SET
+                prompt_tokens = b.prompt_tokens + excluded.prompt_tokens,
+                completion_tokens = b.completion_tokens + excluded.completion_tokens,
+                fired_now = usage.crossed(b.prompt_tokens + b.completion_tokens
+                                          + excluded.prompt_tokens + excluded.completion_tokens,
+                                          b.max_tokens, b.fired),
+                fired = b.fired || usage.crossed(b.prompt_tokens + b.completion_tokens
+                                                 + excluded.prompt_tokens + excluded.completion_tokens,
+                                                 b.max_tokens, b.fired),
+                joined_epoch = b.last_epoch IS DISTINCT FROM excluded.last_epoch,
+                last_epoch = excluded.last_epoch,
+                updated_at = now()
+            RETURNING b.thread_id, b.max_tokens, b.prompt_tokens + b.completion_tokens AS total,
+                      b.fired_now, b.joined_epoch),
+        ev AS (
+            SELECT usage.emit_thresholds(up.thread_id, up.max_tokens, up.total, up.fired_now) AS k
+            FROM up
+            WHERE cardinality(up.fired_now) > 0
+            ORDER BY up.thread_id),
+        ue AS (
+            INSERT INTO usage.epoch_rollup AS x (epoch, shard, active_threads)
+            SELECT e, v_shard, count(*) FROM up WHERE up.joined_epoch HAVING count(*) > 0
+            ON CONFLICT (epoch, shard) DO UPDATE SET active_threads = x.active_threads + excluded.active_threads),
+        ua AS (
+            INSERT INTO usage.agent_rollup AS x (epoch, agent_id, shard, prompt_tokens, completion_tokens,
+                                                 request_count, cost, latency_sum, latency_count)
+            SELECT e, g.a, v_shard, g.sp, g.sc, g.n, g.cost, g.ls, g.lc
+            FROM g WHERE g.kind = 11
+            ORDER BY g.a
+            ON CONFLICT (epoch, agent_id, shard) DO UPDATE SET
+                prompt_tokens = x.prompt_tokens + excluded.prompt_tokens,
+                completion_tokens = x.completion_tokens + excluded.completion_tokens,
+                request_count = x.request_count + excluded.request_count,
+                cost = x.cost + excluded.cost,
+                latency_sum = x.latency_sum + excluded.latency_sum,
+                latency_count = x.latency_count + excluded.latency_count),
+        um AS (
+            INSERT INTO usage.model_rollup AS x (epoch, model, shard, prompt_tokens, completion_tokens,
+                                                 request_count, cost, latency_sum, latency_count)
+            SELECT e, g.lm, v_shard, g.sp, g.sc, g.n, g.cost, g.ls, g.lc
+            FROM g WHERE g.kind = 13
+            ORDER BY g.lm
+            ON CONFLICT (epoch, model, shard) DO UPDATE SET
+                prompt_tokens = x.prompt_tokens + excluded.prompt_tokens,
+                completion_tokens = x.completion_tokens + excluded.completion_tokens,
+                request_count = x.request_count + excluded.request_count,
+                cost = x.cost + excluded.cost,
+                latency_sum = x.latency_sum + excluded.latency_sum,
+                latency_count = x.latency_count + excluded.latency_count),
+        ud AS (
+            INSERT INTO usage.daily_rollup AS x (day, shard, prompt_tokens, completion_tokens,
+                                                 request_count, cost)
+            SELECT g.day, v_shard, g.sp, g.sc, g.n, g.cost
+            FROM g WHERE g.kind = 14
+            ORDER BY g.day
+            ON CONFLICT (day, shard) DO UPDATE SET
+                prompt_tokens = x.prompt_tokens + excluded.prompt_tokens,
+                completion_tokens = x.completion_tokens + excluded.completion_tokens,
+                request_count = x.request_count + excluded.request_count,
+                cost = x.cost + excluded.cost)
+        SELECT coalesce(sum(g.n), 0) + 0 * (SELECT count(*) FROM ev)
+        INTO v_n
+        FROM g WHERE g.kind = 14;
+        v_folded := v_folded + v_n;
+    END LOOP;
+    RETURN v_folded;
+END
+$$;
+
+-- Takes the oldest waiting batches, up to about `p_max_records` records
+-- (NULL: all), out of usage.unfolded and folds them; returns how many records.
+-- The caller holds the fold lock.
+CREATE OR REPLACE FUNCTION usage._fold_waiting(p_max_records integer)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    v_first bigint[];
+    v_last bigint[];
+BEGIN
+    WITH pick AS (
+        SELECT u.first_id,
+               sum(u.last_id - u.first_id + 1) OVER (ORDER BY u.first_id)
+                   - (u.last_id - u.first_id + 1) AS before
+        FROM usage.unfolded u),
+    taken AS (
+        DELETE FROM usage.unfolded u
+        USING pick p
+        WHERE u.first_id = p.first_id
+          AND (p_max_records IS NULL OR p.before < greatest(p_max_records, 1))
+        RETURNING u.first_id, u.last_id)
+    SELECT array_agg(first_id ORDER BY first_id), array_agg(last_id ORDER BY first_id)
+    INTO v_first, v_last
+    FROM taken;
+    IF v_first IS NULL THEN
+        RETURN 0;
+    END IF;
+    RETURN usage._fold(v_first, v_last);
+END
+$$;
+
+DROP FUNCTION IF EXISTS usage.fold(integer);
+-- Folds the oldest written-behind batches, up to about `p_max_records`
+-- records, in one transaction; returns how many records it folded (0 when
+-- none waited or another fold is running). The server calls it on a timer;
+-- anyone may call it at any time.
+CREATE FUNCTION usage.fold(p_max_records integer DEFAULT 200000)
+RETURNS integer LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM usage.unfolded) THEN
+        RETURN 0;
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(usage.fold_lock_key()) THEN
+        RETURN 0;  -- the running fold takes what waits
+    END IF;
+    RETURN usage._fold_waiting(coalesce(p_max_records, 200000));
+END
+$$;
+
+DROP FUNCTION IF EXISTS usage.record(text, text, text, text, bigint, bigint, bigint,
+                                     text, text, jsonb, timestamptz);
+-- POST /usage/records → {id, totalTokens, cost, budget}; one `usage` event.
+-- Folded at once: the budget in the answer includes the record, and a
+-- threshold it reaches fires in this transaction.
+CREATE FUNCTION usage.record(
+    p_thread_id text, p_agent_id text, p_model text, p_provider text,
+    p_prompt_tokens bigint, p_completion_tokens bigint, p_latency_ms bigint,
+    p_user_id text, p_variant_id text, p_metadata jsonb, p_at timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    v_cost numeric;
+BEGIN
+    SELECT * INTO r FROM usage._insert(
+        ARRAY[p_thread_id], ARRAY[p_agent_id], ARRAY[p_model], ARRAY[p_provider],
+        ARRAY[p_prompt_tokens], ARRAY[p_completion_tokens], ARRAY[p_latency_ms],
+        ARRAY[p_user_id], ARRAY[p_variant_id], ARRAY[p_metadata], ARRAY[p_at]);
+    PERFORM usage._fold(ARRAY[r.first_id], ARRAY[r.last_id]);
+    PERFORM feed.emit_data('usage',
+        jsonb_build_object('id', r.first_id, 'threadId', p_thread_id, 'agentId', p_agent_id,
+                           'model', p_model, 'promptTokens', p_prompt_tokens,
+                           'completionTokens', p_completion_tokens,
+                           'totalTokens', r.total_tokens, 'cost', r.total_cost),
+        p_user_id => p_user_id, p_agent => p_agent_id, p_thread_id => p_thread_id,
+        p_notify => false);
+    RETURN jsonb_build_object(
+        'id', r.first_id,
+        'totalTokens', r.total_tokens,
+        'cost', r.total_cost,
+        'budget', usage.thread_budget_json(p_thread_id));
+END
+$$;
+
+DROP FUNCTION IF EXISTS usage.record_batch(text[], text[], text[], text[], bigint[], bigint[], bigint[],
+                                           text[], text[], jsonb[], timestamptz[]);
+-- POST /usage/records/batch → {inserted, totalCost}; all or nothing. One
+-- `usage` event per batch, with the summary (data.batch = true). Written
+-- behind: usage.unfolded names the batch until usage.fold() takes it.
+CREATE FUNCTION usage.record_batch(
+    p_thread_ids text[], p_agent_ids text[], p_models text[], p_providers text[],
+    p_prompt_tokens bigint[], p_completion_tokens bigint[], p_latency_ms bigint[],
+    p_user_ids text[], p_variant_ids text[], p_metadata jsonb[], p_at timestamptz[])
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r FROM usage._insert(
+        p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens, p_completion_tokens,
+        p_latency_ms, p_user_ids, p_variant_ids, p_metadata, p_at);
+    IF r.inserted > 0 THEN
+        INSERT INTO usage.unfolded (first_id, last_id) VALUES (r.first_id, r.last_id);
+        PERFORM feed.emit_data('usage',
+            jsonb_build_object('batch', true, 'inserted', r.inserted,
+                               'totalTokens', r.total_tokens,
+                               'totalCost', round(coalesce(r.total_cost, 0), 6)));
+    END IF;
+    RETURN jsonb_build_object('inserted', r.inserted, 'totalCost', round(coalesce(r.total_cost, 0), 6));
+END
+$$;

@@ -1,0 +1,264 @@
+-- Usage totals, resets, history and the daily series (CONTRACT §3).
+--
+-- Totals come from the rollups plus the records not folded into them yet
+-- (usage.pending_records), never from a scan of all records.
+
+-- Live totals: the rollups plus the records not folded yet -------------------------
+-- (A filter on the grouping columns is pushed into both branches, so a read
+-- of one agent probes the rollup's key and scans only the pending records.)
+
+CREATE OR REPLACE VIEW usage.agent_usage AS
+SELECT epoch, agent_id, sum(prompt_tokens) AS prompt_tokens,
+       sum(completion_tokens) AS completion_tokens, sum(request_count) AS request_count,
+       sum(cost) AS cost, sum(latency_sum) AS latency_sum, sum(latency_count) AS latency_count
+FROM (SELECT epoch, agent_id, prompt_tokens, completion_tokens, request_count, cost,
+             latency_sum, latency_count
+      FROM usage.agent_rollup
+      UNION ALL
+      SELECT epoch, coalesce(agent_id, ''), prompt_tokens, completion_tokens, 1,
+             coalesce(cost, 0), coalesce(latency_ms, 0), (latency_ms IS NOT NULL)::int
+      FROM usage.pending_records) x
+GROUP BY epoch, agent_id;
+
+CREATE OR REPLACE VIEW usage.model_usage AS
+SELECT epoch, model, sum(prompt_tokens) AS prompt_tokens,
+       sum(completion_tokens) AS completion_tokens, sum(request_count) AS request_count,
+       sum(cost) AS cost, sum(latency_sum) AS latency_sum, sum(latency_count) AS latency_count
+FROM (SELECT epoch, model, prompt_tokens, completion_tokens, request_count, cost,
+             latency_sum, latency_count
+      FROM usage.model_rollup
+      UNION ALL
+      SELECT epoch, lower(model), prompt_tokens, completion_tokens, 1,
+             coalesce(cost, 0), coalesce(latency_ms, 0), (latency_ms IS NOT NULL)::int
+      FROM usage.pending_records) x
+GROUP BY epoch, model;
+
+CREATE OR REPLACE VIEW usage.daily_usage AS
+SELECT day, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+       sum(request_count) AS request_count, sum(cost) AS cost
+FROM (SELECT day, prompt_tokens, completion_tokens, request_count, cost
+      FROM usage.daily_rollup
+      UNION ALL
+      SELECT (created_at AT TIME ZONE 'UTC')::date, prompt_tokens, completion_tokens, 1,
+             coalesce(cost, 0)
+      FROM usage.pending_records) x
+GROUP BY day;
+
+-- Threads with at least one record in epoch `p_epoch`: the folded count plus
+-- the threads of pending records that the fold will count (no record of the
+-- epoch folded yet).
+CREATE OR REPLACE FUNCTION usage.active_threads(p_epoch integer)
+RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT (SELECT coalesce(sum(active_threads), 0)::bigint
+            FROM usage.epoch_rollup WHERE epoch = p_epoch)
+         + (SELECT count(DISTINCT p.thread_id)
+            FROM usage.pending_records p
+            LEFT JOIN usage.thread_budgets b ON b.thread_id = p.thread_id
+            WHERE p.epoch = p_epoch AND b.last_epoch IS DISTINCT FROM p_epoch)
+$$;
+
+-- Totals ------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION usage.totals_json(p_prompt numeric, p_completion numeric,
+                                             p_count numeric, p_cost numeric,
+                                             p_latency_sum numeric, p_latency_count numeric)
+RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'totalTokens', coalesce(p_prompt, 0) + coalesce(p_completion, 0),
+        'promptTokens', coalesce(p_prompt, 0),
+        'completionTokens', coalesce(p_completion, 0),
+        'requestCount', coalesce(p_count, 0),
+        'totalCost', round(coalesce(p_cost, 0), 4),
+        'avgLatencyMs', CASE WHEN coalesce(p_latency_count, 0) > 0
+                             THEN round(p_latency_sum / p_latency_count, 1) ELSE 0 END)
+$$;
+
+-- GET /usage: the newest epoch's totals, by agent and by model, from the
+-- live rollups. activeThreads = threads with at least one record in the newest epoch.
+CREATE OR REPLACE FUNCTION usage.overview()
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_epoch integer := usage.current_epoch();
+    v_agents jsonb;
+    v_models jsonb;
+    v_totals jsonb;
+BEGIN
+    WITH a AS (
+        SELECT agent_id, prompt_tokens p, completion_tokens c, request_count n,
+               cost, latency_sum ls, latency_count lc
+        FROM usage.agent_usage WHERE epoch = v_epoch)
+    SELECT coalesce(jsonb_agg(jsonb_build_object('agentId', nullif(a.agent_id, ''))
+                              || usage.totals_json(a.p, a.c, a.n, a.cost, a.ls, a.lc)
+                              ORDER BY a.p + a.c DESC, a.agent_id), '[]'::jsonb),
+           usage.totals_json(sum(a.p), sum(a.c), sum(a.n), sum(a.cost), sum(a.ls), sum(a.lc))
+    INTO v_agents, v_totals
+    FROM a;
+    WITH m AS (
+        SELECT model, prompt_tokens p, completion_tokens c, request_count n,
+               cost, latency_sum ls, latency_count lc
+        FROM usage.model_usage WHERE epoch = v_epoch)
+    SELECT coalesce(jsonb_agg(jsonb_build_object('model', m.model)
+                              || usage.totals_json(m.p, m.c, m.n, m.cost, m.ls, m.lc)
+                              ORDER BY m.p + m.c DESC, m.model), '[]'::jsonb)
+    INTO v_models
+    FROM m;
+    RETURN jsonb_build_object('usage', jsonb_build_object(
+        'totals', v_totals,
+        'byAgent', v_agents,
+        'byModel', v_models,
+        'activeThreads', usage.active_threads(v_epoch)));
+END
+$$;
+
+-- GET /usage/agents/{agentId}: zeros when the agent has no usage.
+CREATE OR REPLACE FUNCTION usage.agent_totals(p_agent_id text)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM ap.check_ident('agentId', p_agent_id);
+    RETURN (SELECT jsonb_build_object('agentId', p_agent_id)
+                   || usage.totals_json(sum(prompt_tokens), sum(completion_tokens),
+                                        sum(request_count), sum(cost), sum(latency_sum),
+                                        sum(latency_count))
+            FROM usage.agent_usage
+            WHERE epoch = usage.current_epoch() AND agent_id = p_agent_id);
+END
+$$;
+
+-- GET /usage/models/{model}: the model as recorded (case-insensitive), zeros
+-- when it has no usage.
+CREATE OR REPLACE FUNCTION usage.model_totals(p_model text)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM ap.check_ident('model', p_model);
+    RETURN (SELECT jsonb_build_object('model', lower(p_model))
+                   || usage.totals_json(sum(prompt_tokens), sum(completion_tokens),
+                                        sum(request_count), sum(cost), sum(latency_sum),
+                                        sum(latency_count))
+            FROM usage.model_usage
+            WHERE epoch = usage.current_epoch() AND model = lower(p_model));
+END
+$$;
+
+-- POST /usage/reset: a new epoch. Nothing is deleted.
+CREATE OR REPLACE FUNCTION usage.reset()
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_epoch integer;
+BEGIN
+    PERFORM pg_advisory_xact_lock(usage.epoch_lock_key());
+    -- Every batch of the closing epoch is folded before the new one starts
+    -- (no writer holds the epoch lock now, so none can add to it). A thread
+    -- then joins epochs in order: its budget row's last_epoch only grows, and
+    -- activeThreads counts each thread once per epoch.
+    PERFORM pg_advisory_xact_lock(usage.fold_lock_key());
+    PERFORM usage._fold_waiting(NULL);
+    INSERT INTO usage.epochs (id, started_at)
+    SELECT max(id) + 1, now() FROM usage.epochs
+    RETURNING id INTO v_epoch;
+    PERFORM feed.emit_data('usage.reset',
+        jsonb_build_object('epoch', v_epoch, 'startedAt', ap.ts(now())));
+    RETURN jsonb_build_object('success', true,
+        'message', format('usage totals reset: epoch %s started at %s', v_epoch, ap.ts(now())),
+        'epoch', v_epoch);
+END
+$$;
+
+-- History and daily series --------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION usage.record_json(r usage.records)
+RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'id', r.id, 'threadId', r.thread_id, 'agentId', r.agent_id, 'model', r.model,
+        'provider', r.provider, 'promptTokens', r.prompt_tokens,
+        'completionTokens', r.completion_tokens,
+        'totalTokens', r.prompt_tokens + r.completion_tokens, 'latencyMs', r.latency_ms,
+        'cost', r.cost, 'userId', r.user_id, 'variantId', r.variant_id,
+        'metadata', r.metadata, 'createdAt', ap.ts(r.created_at))
+$$;
+
+-- GET /usage/history: newest first, i.e. most recently recorded first (id
+-- order; a record back-dated with `at` sorts where it was recorded); keyset
+-- cursor `after` = the last id seen. Every epoch.
+CREATE OR REPLACE FUNCTION usage.history(p_start timestamptz, p_end timestamptz,
+                                         p_agent_id text, p_model text, p_thread_id text,
+                                         p_limit integer, p_after bigint)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_limit integer := coalesce(p_limit, 50);
+    v_rows jsonb;
+    v_count integer;
+    v_last bigint;
+BEGIN
+    IF v_limit NOT BETWEEN 1 AND 100 THEN
+        PERFORM ap.raise(400, 'invalid_paging', 'limit must be 1-100');
+    END IF;
+    IF p_agent_id IS NOT NULL THEN PERFORM ap.check_ident('agentId', p_agent_id); END IF;
+    IF p_model IS NOT NULL THEN PERFORM ap.check_ident('model', p_model); END IF;
+    IF p_thread_id IS NOT NULL THEN PERFORM ap.check_ident('threadId', p_thread_id); END IF;
+    SELECT coalesce(jsonb_agg(usage.record_json(s) ORDER BY s.id DESC), '[]'::jsonb),
+           count(*),
+           min(s.id)
+    INTO v_rows, v_count, v_last
+    FROM (SELECT r.*
+          FROM usage.records r
+          WHERE (p_start IS NULL OR r.created_at >= p_start)
+            AND (p_end IS NULL OR r.created_at < p_end)
+            AND (p_agent_id IS NULL OR r.agent_id = p_agent_id)
+            AND (p_model IS NULL OR lower(r.model) = lower(p_model))
+            AND (p_thread_id IS NULL OR r.thread_id = p_thread_id)
+            AND (p_after IS NULL OR r.id < p_after)
+          ORDER BY r.id DESC
+          LIMIT v_limit) s;
+    RETURN jsonb_build_object('records', v_rows, 'count', v_count,
+                              'nextAfter', CASE WHEN v_count = v_limit THEN v_last END);
+END
+$$;
+
+-- GET /usage/daily: per UTC day, start inclusive, end exclusive, every epoch.
+-- Whole days come from the live daily rollup (usage.daily_usage); a partial
+-- first or last day is summed from the records of its covered part.
+CREATE OR REPLACE FUNCTION usage.daily(p_start timestamptz, p_end timestamptz)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    -- first whole day at or after start; first day not wholly before end
+    v_from date := CASE WHEN p_start IS NULL THEN NULL
+                        ELSE ((p_start AT TIME ZONE 'UTC') + interval '1 day' - interval '1 microsecond')::date END;
+    v_to date := CASE WHEN p_end IS NULL THEN NULL ELSE (p_end AT TIME ZONE 'UTC')::date END;
+    v_from_ts timestamptz := (v_from::timestamp AT TIME ZONE 'UTC');
+    v_to_ts timestamptz := (v_to::timestamp AT TIME ZONE 'UTC');
+    v_same boolean;
+BEGIN
+    IF p_start IS NOT NULL AND p_end IS NOT NULL AND p_end < p_start THEN
+        PERFORM ap.raise(400, 'invalid_range', 'end must not be before start');
+    END IF;
+    v_same := p_start IS NOT NULL AND p_end IS NOT NULL AND v_from >= v_to;
+    RETURN (
+        WITH parts AS (
+            SELECT day, sum(prompt_tokens + completion_tokens) AS tokens,
+                   sum(request_count) AS n, sum(cost) AS cost
+            FROM usage.daily_usage
+            WHERE NOT v_same
+              AND (v_from IS NULL OR day >= v_from)
+              AND (v_to IS NULL OR day < v_to)
+            GROUP BY day
+            UNION ALL
+            SELECT (r.created_at AT TIME ZONE 'UTC')::date, sum(r.prompt_tokens + r.completion_tokens),
+                   count(*), coalesce(sum(r.cost), 0)
+            FROM usage.records r
+            WHERE (v_same AND r.created_at >= p_start AND r.created_at < p_end)
+               OR (NOT v_same AND p_start IS NOT NULL AND r.created_at >= p_start
+                   AND r.created_at < v_from_ts AND (p_end IS NULL OR r.created_at < p_end))
+               OR (NOT v_same AND p_end IS NOT NULL AND r.created_at >= v_to_ts
+                   AND r.created_at < p_end AND (p_start IS NULL OR r.created_at >= p_start))
+            GROUP BY 1),
+        days AS (
+            SELECT day, sum(tokens) AS tokens, sum(n) AS n, sum(cost) AS cost
+            FROM parts GROUP BY day)
+        SELECT jsonb_build_object(
+            'days', coalesce(jsonb_agg(jsonb_build_object(
+                        'date', to_char(day, 'YYYY-MM-DD'), 'totalTokens', tokens,
+                        'requestCount', n, 'totalCost', round(cost, 4)) ORDER BY day), '[]'::jsonb),
+            'count', count(*))
+        FROM days);
+END
+$$;

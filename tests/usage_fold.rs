@@ -1,0 +1,205 @@
+//! Usage batches are written behind: their records are kept at once and added
+//! to budgets and rollups by the server's folder (`usage.fold()`). Reads never
+//! wait for it; thresholds a batch reaches fire when it is folded.
+
+mod common;
+
+use agentplane::db::usage as usage_db;
+use common::{TestDb, TestServer, ADMIN_KEY};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+async fn call(srv: &TestServer, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .request(method, srv.http_url(path))
+        .bearer_auth(ADMIN_KEY)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn batch(thread: &str, n: usize, tokens: i64) -> Value {
+    let records: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"threadId": thread, "agentId": format!("a{}", i % 2), "model": "grok-4.1",
+                   "promptTokens": tokens, "completionTokens": 0})
+        })
+        .collect();
+    json!({ "records": records })
+}
+
+async fn thresholds(db: &TestDb, thread: &str) -> Vec<i32> {
+    db.client()
+        .await
+        .query(
+            "SELECT (body->'data'->>'threshold')::int FROM feed.events \
+             WHERE type = 'budget.threshold' AND thread_id = $1 ORDER BY 1",
+            &[&thread],
+        )
+        .await
+        .expect("thresholds")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_is_read_exactly_at_once_and_its_thresholds_fire_when_folded() {
+    // a long interval: the batch is still unfolded when it is read
+    let srv = TestServer::start_with(|c| c.usage_fold_interval = Duration::from_secs(3600)).await;
+    let put = call(
+        &srv,
+        reqwest::Method::PUT,
+        "/api/v1/usage/threads/tb",
+        json!({"maxTokens": 1000}),
+    )
+    .await;
+    assert_eq!(put.0, 200);
+    let (s, b) = call(
+        &srv,
+        reqwest::Method::POST,
+        "/api/v1/usage/records/batch",
+        batch("tb", 10, 91),
+    )
+    .await;
+    assert_eq!((s, b["inserted"].clone()), (200, json!(10)), "{b}");
+
+    // exact before any fold: budget, check, overview, agent totals, list
+    let (s, b) = call(
+        &srv,
+        reqwest::Method::GET,
+        "/api/v1/usage/threads/tb",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (s, b["totalTokens"].clone(), b["percentUsed"].clone()),
+        (200, json!(910), json!(91.0))
+    );
+    let (s, b) = call(
+        &srv,
+        reqwest::Method::POST,
+        "/api/v1/usage/threads/tb/check",
+        json!({"estimatedTokens": 100}),
+    )
+    .await;
+    assert_eq!(s, 429, "{b}");
+    let (_, o) = call(&srv, reqwest::Method::GET, "/api/v1/usage", Value::Null).await;
+    assert_eq!(o["usage"]["totals"]["totalTokens"], 910);
+    assert_eq!(o["usage"]["activeThreads"], 1);
+    let (_, a) = call(
+        &srv,
+        reqwest::Method::GET,
+        "/api/v1/usage/agents/a1",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (a["totalTokens"].clone(), a["requestCount"].clone()),
+        (json!(455), json!(5))
+    );
+    let (_, l) = call(
+        &srv,
+        reqwest::Method::GET,
+        "/api/v1/usage/threads",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(l["threads"][0]["totalTokens"], 910);
+    assert_eq!(
+        thresholds(&srv.db, "tb").await,
+        Vec::<i32>::new(),
+        "not folded yet"
+    );
+
+    // the fold fires 75 and 90 once; reads do not change
+    let folded = usage_db::fold(&srv.state.pool, 1_000_000)
+        .await
+        .expect("fold");
+    assert_eq!(folded, 10);
+    assert_eq!(thresholds(&srv.db, "tb").await, [75, 90]);
+    let (_, b) = call(
+        &srv,
+        reqwest::Method::GET,
+        "/api/v1/usage/threads/tb",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(b["totalTokens"], 910);
+    assert_eq!(
+        usage_db::fold(&srv.state.pool, 1_000_000)
+            .await
+            .expect("fold"),
+        0
+    );
+    assert_eq!(thresholds(&srv.db, "tb").await, [75, 90], "each fires once");
+}
+
+#[tokio::test]
+async fn the_server_folds_on_its_timer() {
+    let srv = TestServer::start_with(|c| c.usage_fold_interval = Duration::from_millis(20)).await;
+    call(
+        &srv,
+        reqwest::Method::PUT,
+        "/api/v1/usage/threads/tt",
+        json!({"maxTokens": 100}),
+    )
+    .await;
+    let (s, _) = call(
+        &srv,
+        reqwest::Method::POST,
+        "/api/v1/usage/records/batch",
+        batch("tt", 4, 30),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let started = Instant::now();
+    while thresholds(&srv.db, "tt").await.len() < 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the folder did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(thresholds(&srv.db, "tt").await, [75, 90, 95, 100]);
+    let c = srv.db.client().await;
+    let waiting: i64 = c
+        .query_one("SELECT count(*) FROM usage.unfolded", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(waiting, 0);
+}
+
+#[tokio::test]
+async fn a_fold_takes_at_most_about_its_limit_and_leaves_the_rest() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let c = db.client().await;
+    for _ in 0..3 {
+        c.execute(
+            "SELECT usage.record_batch(array_fill('t'::text, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
+                array_fill('gpt-4o'::text, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
+                array_fill(1::bigint, ARRAY[5]), array_fill(1::bigint, ARRAY[5]),
+                array_fill(NULL::bigint, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
+                array_fill(NULL::text, ARRAY[5]), array_fill(NULL::jsonb, ARRAY[5]),
+                array_fill(NULL::timestamptz, ARRAY[5]))",
+            &[],
+        )
+        .await
+        .expect("batch");
+    }
+    // whole batches, oldest first, until the limit is reached
+    assert_eq!(usage_db::fold(&pool, 6).await.unwrap(), 10);
+    assert_eq!(usage_db::fold(&pool, 6).await.unwrap(), 5);
+    assert_eq!(usage_db::fold(&pool, 6).await.unwrap(), 0);
+    let b: Value = c
+        .query_one("SELECT usage.get_budget('t')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(b["totalTokens"], 30);
+}
