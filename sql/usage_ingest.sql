@@ -1,4 +1,5 @@
--- Ingest ------------------------------------------------------------------------
+-- Usage ingest (CONTRACT §3): writing records, and folding them into the
+-- thread budgets and rollups.
 --
 -- Records are written at once; the budgets and rollups they add to are
 -- written by usage._fold. A single record is folded in its own transaction
@@ -196,8 +197,12 @@ BEGIN
                    sum(r.prompt_tokens)::bigint AS sp, sum(r.completion_tokens)::bigint AS sc,
                    count(*) AS n, coalesce(sum(r.cost), 0) AS cost,
                    coalesce(sum(r.latency_ms), 0) AS ls, count(r.latency_ms) AS lc
+            -- LATERAL: one primary-key range scan per batch, whatever the
+            -- statistics say (a join here was planned as a scan of the whole
+            -- table while records were still unanalysed)
             FROM unnest(p_first, p_last) q(f, l)
-            JOIN usage.records r ON r.id BETWEEN q.f AND q.l
+            CROSS JOIN LATERAL (SELECT * FROM usage.records x
+                                WHERE x.id BETWEEN q.f AND q.l OFFSET 0) r
             WHERE r.epoch = e
             GROUP BY GROUPING SETS ((r.thread_id), (coalesce(r.agent_id, '')), (lower(r.model)),
                                     ((r.created_at AT TIME ZONE 'UTC')::date))),
@@ -338,7 +343,7 @@ CREATE FUNCTION usage.record(
     p_thread_id text, p_agent_id text, p_model text, p_provider text,
     p_prompt_tokens bigint, p_completion_tokens bigint, p_latency_ms bigint,
     p_user_id text, p_variant_id text, p_metadata jsonb, p_at timestamptz)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+RETURNS jsonb LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     r record;
     v_cost numeric;

@@ -76,7 +76,7 @@ $$;
 -- GET /usage: the newest epoch's totals, by agent and by model, from the
 -- live rollups. activeThreads = threads with at least one record in the newest epoch.
 CREATE OR REPLACE FUNCTION usage.overview()
-RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+RETURNS jsonb LANGUAGE plpgsql STABLE SET jit = off AS $$
 DECLARE
     v_epoch integer := usage.current_epoch();
     v_agents jsonb;
@@ -112,7 +112,7 @@ $$;
 
 -- GET /usage/agents/{agentId}: zeros when the agent has no usage.
 CREATE OR REPLACE FUNCTION usage.agent_totals(p_agent_id text)
-RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+RETURNS jsonb LANGUAGE plpgsql STABLE SET jit = off AS $$
 BEGIN
     PERFORM ap.check_ident('agentId', p_agent_id);
     RETURN (SELECT jsonb_build_object('agentId', p_agent_id)
@@ -127,7 +127,7 @@ $$;
 -- GET /usage/models/{model}: the model as recorded (case-insensitive), zeros
 -- when it has no usage.
 CREATE OR REPLACE FUNCTION usage.model_totals(p_model text)
-RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+RETURNS jsonb LANGUAGE plpgsql STABLE SET jit = off AS $$
 BEGIN
     PERFORM ap.check_ident('model', p_model);
     RETURN (SELECT jsonb_build_object('model', lower(p_model))
@@ -218,7 +218,7 @@ $$;
 -- Whole days come from the live daily rollup (usage.daily_usage); a partial
 -- first or last day is summed from the records of its covered part.
 CREATE OR REPLACE FUNCTION usage.daily(p_start timestamptz, p_end timestamptz)
-RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+RETURNS jsonb LANGUAGE plpgsql STABLE SET jit = off AS $$
 DECLARE
     -- first whole day at or after start; first day not wholly before end
     v_from date := CASE WHEN p_start IS NULL THEN NULL

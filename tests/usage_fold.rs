@@ -203,3 +203,22 @@ async fn a_fold_takes_at_most_about_its_limit_and_leaves_the_rest() {
         .get(0);
     assert_eq!(b["totalTokens"], 30);
 }
+
+#[tokio::test]
+async fn a_batch_fits_in_one_block_of_ids() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let row = c
+        .query_one(
+            "SELECT increment_by, usage.max_batch()::bigint FROM pg_sequences \
+             WHERE schemaname = 'usage' AND sequencename = 'record_blocks'",
+            &[],
+        )
+        .await
+        .expect("sequence");
+    let (block, max_batch): (i64, i64) = (row.get(0), row.get(1));
+    assert!(
+        block >= max_batch,
+        "a block of {block} ids for batches of up to {max_batch}"
+    );
+}
