@@ -23,14 +23,12 @@ CREATE FUNCTION usage._insert(
     p_user_ids text[], p_variant_ids text[], p_metadata jsonb[], p_at timestamptz[],
     OUT inserted integer, OUT total_tokens bigint, OUT total_cost numeric,  -- NULL: none priced
     OUT first_id bigint, OUT last_id bigint)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_mergejoin = off AS $$
 DECLARE
     n integer := coalesce(cardinality(p_thread_ids), 0);
     v_epoch integer;
     v_bad record;
     v_chars_bad boolean;
-    v_all_now boolean;
-    v_price jsonb;
 BEGIN
     IF n > usage.max_batch() THEN
         PERFORM ap.raise(400, 'batch_too_large',
@@ -103,56 +101,46 @@ BEGIN
     PERFORM pg_advisory_xact_lock_shared(usage.epoch_lock_key());
     v_epoch := usage.current_epoch();
 
-    -- Price: each distinct model's price key is found once, then each
-    -- distinct (model, time) the key's version in effect (one index probe).
-    -- `v_price` maps a (model, time) key to that version (JSON null when the
-    -- model has none); a jsonb object finds a key by binary search, so every
-    -- record looks its price up in O(log keys), with no join and no sort: the
-    -- records keep the batch's order. (Not arrays indexed by position: in a
-    -- query, subscripting an array of variable-width values walks it from the
-    -- start.) When no record has `at` (the usual case) the key is the model
-    -- alone.
-    v_all_now := cardinality(array_remove(p_at, NULL)) = 0;
-    WITH d AS (
-        SELECT DISTINCT lower(r.m COLLATE "C") AS lm, coalesce(r.at, now()) AS ts
-        FROM unnest(p_models, p_at) AS r(m, at)),
-    k AS MATERIALIZED (
-        SELECT m.lm, usage.price_key(m.lm) AS pk FROM (SELECT DISTINCT lm FROM d) m)
-    SELECT jsonb_object_agg(
-               d.lm || CASE WHEN v_all_now THEN '' ELSE '|' || d.ts::text END,
-               CASE WHEN p.id IS NOT NULL THEN
-                   jsonb_build_object('id', p.id, 'provider', p.provider,
-                                      'ppm', p.prompt_per_million, 'cpm', p.completion_per_million)
-               END)
-    INTO v_price
-    FROM d JOIN k USING (lm)
-    LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true;
-
     -- One block of ids for the whole batch (usage.record_blocks steps by
     -- usage.max_batch()).
     first_id := nextval('usage.record_blocks');
     last_id := first_id + n - 1;
-    -- The arrays are unnested side by side in the select list (one pass, no
-    -- intermediate table); `p` is the record's price version, looked up once
-    -- (OFFSET 0 keeps the planner from copying the lookup into each use).
-    WITH ins AS (
+    -- One statement. `pr`: each distinct model's price key is found once, then
+    -- each distinct (model, time) the key's version in effect (one index
+    -- probe). The records, unnested side by side in the select list (one
+    -- pass, no intermediate table, ids in the batch's order), find their
+    -- version in a hash of those few rows (merge joins are off for this
+    -- function: the planner would sort the whole batch instead). This
+    -- replaced a jsonb map looked up per record: building jsonb values for
+    -- each lookup cost about 10,000 instructions per record
+    -- (scripts/ingest_instructions.sh).
+    WITH d AS MATERIALIZED (
+        SELECT DISTINCT lower(r.m COLLATE "C") AS lm, coalesce(r.at, now()) AS ts
+        FROM unnest(p_models, p_at) AS r(m, at)),
+    k AS MATERIALIZED (
+        SELECT m.lm, usage.price_key(m.lm) AS pk FROM (SELECT DISTINCT lm FROM d) m),
+    pr AS MATERIALIZED (
+        SELECT d.lm, d.ts, p.id, p.provider, p.prompt_per_million AS ppm,
+               p.completion_per_million AS cpm
+        FROM d JOIN k USING (lm)
+        LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true),
+    ins AS (
         INSERT INTO usage.records (id, thread_id, agent_id, model, provider, prompt_tokens,
                                    completion_tokens, latency_ms, cost, price_id, user_id,
                                    variant_id, metadata, epoch, created_at)
-        SELECT r.id, r.t, r.a, r.m, coalesce(r.pv, r.p ->> 'provider'), r.pt, r.ct, r.l,
-               round((r.pt * (r.p -> 'ppm')::numeric + r.ct * (r.p -> 'cpm')::numeric) / 1000000, 6),
-               (r.p -> 'id')::bigint, r.u, r.v, coalesce(r.md, '{}'::jsonb), v_epoch, r.at
-        FROM (SELECT x.*, coalesce(x.at0, now()) AS at,
-                     v_price -> (lower(x.m COLLATE "C") || CASE WHEN v_all_now THEN ''
-                                 ELSE '|' || coalesce(x.at0, now())::text END) AS p
+        SELECT x.id, x.t, x.a, x.m, coalesce(x.pv, pr.provider), x.pt, x.ct, x.l,
+               round((x.pt * pr.ppm + x.ct * pr.cpm) / 1000000, 6),
+               pr.id, x.u, x.v, coalesce(x.md, '{}'::jsonb), v_epoch, x.at
+        FROM (SELECT y.*, coalesce(y.at0, now()) AS at
               FROM (SELECT generate_series(first_id, last_id) AS id,
                            unnest(p_thread_ids) AS t, unnest(p_agent_ids) AS a,
-                           unnest(p_models) AS m, unnest(p_providers) AS pv,
+                           unnest(p_models) AS m, lower(unnest(p_models) COLLATE "C") AS lm,
+                           unnest(p_providers) AS pv,
                            unnest(p_prompt_tokens) AS pt, unnest(p_completion_tokens) AS ct,
                            unnest(p_latency_ms) AS l, unnest(p_user_ids) AS u,
                            unnest(p_variant_ids) AS v, unnest(p_metadata) AS md,
-                           unnest(p_at) AS at0) x
-              OFFSET 0) r
+                           unnest(p_at) AS at0) y) x
+        LEFT JOIN pr ON pr.lm = x.lm AND pr.ts = x.at
         RETURNING cost)
     SELECT count(*), sum(cost) INTO inserted, total_cost FROM ins;
     SELECT coalesce(sum(x), 0) INTO total_tokens

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Instructions per usage record (figure 5's parts), counted by callgrind in a
+# single-user PostgreSQL backend, with batches like the benchmark's (1,000
+# records over 1,000 threads, 4 models, 10 agents), on a table already holding
+# 300,000 records:
+#
+#   copy          COPY of the same rows into a plain table (figure 5's baseline)
+#   bare insert   one INSERT of the batch into usage.records, nothing else
+#                 (the floor of the row-per-record design: heap, primary key,
+#                 BRIN on time, b-tree on thread)
+#   record_batch  usage.record_batch: validation, pricing, the insert, the
+#                 usage.unfolded row and the summary event
+#   fold          usage.fold() of 20 such batches, per record
+#
+#   scripts/ingest_instructions.sh       # about two minutes
+#
+# Needs valgrind and the PostgreSQL server binaries; builds agentplane in
+# release mode to migrate its own scratch cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+bindir=${AGENTPLANE_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+[ -x "$bindir/postgres" ] || { echo "no PostgreSQL binaries (set AGENTPLANE_PG_BINDIR)" >&2; exit 1; }
+cargo build --release --quiet --bin agentplane
+
+work=$(mktemp -d /tmp/agentplane-ingest.XXXXXX)
+trap 'as_pg "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+# PostgreSQL refuses to run as root: run it as `postgres` when we are root.
+as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$work"
+port=$((20000 + RANDOM % 20000))
+as_pg "$bindir/initdb" -D "$work/data" -A trust -U postgres >/dev/null
+cat >> "$work/data/postgresql.conf" <<EOC
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$work'
+fsync = off
+EOC
+as_pg "$bindir/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
+url="postgres://postgres@127.0.0.1:$port"
+psql -q "$url/postgres" -c "CREATE DATABASE bench"
+DATABASE_URL="$url/bench" ./target/release/agentplane migrate >/dev/null 2>&1
+psql -q -v ON_ERROR_STOP=1 "$url/bench" >/dev/null <<'EOSQL'
+CREATE TABLE public.batch AS
+SELECT array_agg('t-' || (n % 5000)) t, array_agg('agent-' || (n % 10)) a,
+       array_agg((ARRAY['grok-4.1','gpt-4o','claude-sonnet-4-20250514','o3-mini'])[1 + n % 4]) m,
+       array_agg(NULL::text) p, array_agg((100 + n % 900)::bigint) pt,
+       array_agg((50 + n % 300)::bigint) ct, array_agg((200 + n % 1000)::bigint) l,
+       array_agg(NULL::text) u, array_agg(NULL::text) v, array_agg(NULL::jsonb) md,
+       array_agg(NULL::timestamptz) at
+FROM generate_series(1, 1000) n;
+DO $$ BEGIN
+    FOR i IN 1..300 LOOP
+        PERFORM usage.record_batch(t, a, m, p, pt, ct, l, u, v, md, at) FROM batch;
+    END LOOP;
+END $$;
+SELECT usage.fold(1000000);
+CREATE TABLE public.plain (thread_id text, agent_id text, model text, prompt_tokens bigint,
+                           completion_tokens bigint, latency_ms bigint,
+                           created_at timestamptz DEFAULT now());
+CREATE SEQUENCE public.bare_ids START 100000000;
+VACUUM ANALYZE;
+CHECKPOINT;
+EOSQL
+# ten batches' rows per COPY, as the benchmark copies many batches at once
+# (a COPY's own set-up is then a small part of each row)
+psql -q "$url/bench" -c "COPY (SELECT unnest(t), unnest(a), unnest(m), unnest(pt), unnest(ct), unnest(l) FROM batch, generate_series(1, 10)) TO '$work/rows.tsv'"
+as_pg "$bindir/pg_ctl" -D "$work/data" -w stop >/dev/null
+
+count() { # name, statement, times, records per statement: instructions per record
+    local f="$work/$1.sql"
+    for _ in $(seq "$3"); do echo "$2"; done > "$f"
+    chmod 644 "$f"
+    as_pg valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1" \
+        "$bindir/postgres" --single -D "$work/data" -c synchronous_commit=off bench \
+        < "$f" > "$work/$1.out" 2> "$work/$1.vg"
+    grep -oP 'Collected : \K[0-9]+' "$work/$1.vg"
+}
+per_record() { # name, statement, times, records per statement
+    local total base
+    total=$(count "$1" "$2" "$3")
+    base=$(count "$1-base" "SELECT 1;" "$3")
+    echo $(((total - base) / ($3 * $4)))
+}
+copy=$(per_record copy "COPY plain (thread_id, agent_id, model, prompt_tokens, completion_tokens, latency_ms) FROM '$work/rows.tsv';" 5 10000)
+bare=$(per_record bare "INSERT INTO usage.records (id, thread_id, agent_id, model, provider, prompt_tokens, completion_tokens, latency_ms, cost, price_id, user_id, variant_id, metadata, epoch, created_at) SELECT nextval('bare_ids'), unnest(t), unnest(a), unnest(m), unnest(p), unnest(pt), unnest(ct), unnest(l), 1.5, 1, unnest(u), unnest(v), '{}'::jsonb, 1, now() FROM batch;" 20 1000)
+batch=$(per_record batch "SELECT usage.record_batch(t, a, m, p, pt, ct, l, u, v, md, at) FROM batch;" 20 1000)
+fold=$(per_record fold "SELECT usage.fold(1000000);" 1 20000)
+echo "instructions per record (1,000-record batches over 1,000 threads)"
+printf '  COPY into a plain table      %8d\n' "$copy"
+printf '  bare INSERT into records     %8d\n' "$bare"
+printf '  usage.record_batch           %8d\n' "$batch"
+printf '  usage.fold (20 batches)      %8d\n' "$fold"
