@@ -18,28 +18,7 @@
 # release mode to migrate its own scratch cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
-bindir=${AGENTPLANE_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
-[ -x "$bindir/postgres" ] || { echo "no PostgreSQL binaries (set AGENTPLANE_PG_BINDIR)" >&2; exit 1; }
-cargo build --release --quiet --bin agentplane
-
-work=$(mktemp -d /tmp/agentplane-ingest.XXXXXX)
-trap 'as_pg "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-# PostgreSQL refuses to run as root: run it as `postgres` when we are root.
-as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi; }
-[ "$(id -u)" = 0 ] && chown postgres "$work"
-port=$((20000 + RANDOM % 20000))
-as_pg "$bindir/initdb" -D "$work/data" -A trust -U postgres >/dev/null
-cat >> "$work/data/postgresql.conf" <<EOC
-port = $port
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$work'
-fsync = off
-EOC
-as_pg "$bindir/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
-url="postgres://postgres@127.0.0.1:$port"
-psql -q "$url/postgres" -c "CREATE DATABASE bench"
-DATABASE_URL="$url/bench" ./target/release/agentplane migrate >/dev/null 2>&1
+. scripts/scratch_cluster.sh
 psql -q -v ON_ERROR_STOP=1 "$url/bench" >/dev/null <<'EOSQL'
 CREATE TABLE public.batch AS
 SELECT array_agg('t-' || (n % 5000)) t, array_agg('agent-' || (n % 10)) a,

@@ -13,28 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 calls=${CALLS:-2000}
-command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
-bindir=${AGENTPLANE_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
-[ -x "$bindir/postgres" ] || { echo "no PostgreSQL binaries (set AGENTPLANE_PG_BINDIR)" >&2; exit 1; }
-cargo build --release --quiet --bin agentplane
-
-work=$(mktemp -d /tmp/agentplane-instr.XXXXXX)
-trap 'as_pg "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-# PostgreSQL refuses to run as root: run it as `postgres` when we are root.
-as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi; }
-[ "$(id -u)" = 0 ] && chown postgres "$work"
-port=$((20000 + RANDOM % 20000))
-as_pg "$bindir/initdb" -D "$work/data" -A trust -U postgres >/dev/null
-cat >> "$work/data/postgresql.conf" <<EOF
-port = $port
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$work'
-fsync = off
-EOF
-as_pg "$bindir/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
-url="postgres://postgres@127.0.0.1:$port"
-psql -q "$url/postgres" -c "CREATE DATABASE bench"
-DATABASE_URL="$url/bench" ./target/release/agentplane migrate >/dev/null 2>&1
+. scripts/scratch_cluster.sh
 # the same data and baseline as the benchmark
 psql -q -v ON_ERROR_STOP=1 "$url/bench" -f benches/load/credits_setup.sql >/dev/null
 psql -q -v ON_ERROR_STOP=1 "$url/bench" -f benches/load/minimal_spend.sql >/dev/null

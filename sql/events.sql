@@ -214,17 +214,16 @@ BEGIN
 END
 $$;
 
--- Retention: deletes up to p_batch events older than p_older_than in one
--- short transaction. Rows locked by a concurrent pruner (another server) are
--- skipped, never waited for. Returns how many were deleted; the caller
--- repeats while a full batch was deleted. (No ORDER BY: the BRIN on
--- created_at finds the expired block ranges, and the scan stops at the
--- batch size instead of sorting every expired event first.)
+-- Retention: deletes up to p_batch events older than p_older_than, oldest
+-- first, in one short transaction. Rows locked by a concurrent pruner (another
+-- server) are skipped, never waited for. Returns how many were deleted; the
+-- caller repeats while a full batch was deleted.
 CREATE OR REPLACE FUNCTION feed.prune(p_older_than interval, p_batch int DEFAULT 1000)
 RETURNS int LANGUAGE sql AS $$
     WITH doomed AS (
         SELECT id FROM feed.events
          WHERE created_at < now() - p_older_than
+         ORDER BY created_at
          LIMIT greatest(p_batch, 0)
            FOR UPDATE SKIP LOCKED),
     gone AS (

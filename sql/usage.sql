@@ -11,6 +11,12 @@
 CREATE OR REPLACE FUNCTION usage.default_max_tokens()
 RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 100000::bigint $$;
 
+-- The largest token count (or latency in ms) one record may carry. Far above
+-- any real LLM call, and low enough that budget and rollup sums cannot
+-- overflow: a record past it would be accepted and then fail every fold.
+CREATE OR REPLACE FUNCTION usage.max_count()
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1000000000::bigint $$;
+
 CREATE OR REPLACE FUNCTION usage.max_batch()
 RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 10000 $$;
 
@@ -126,12 +132,12 @@ $$;
 -- The thresholds (percent) reached at `p_total` of `p_max` that are not in `p_fired`.
 CREATE OR REPLACE FUNCTION usage.crossed(p_total bigint, p_max bigint, p_fired smallint[])
 RETURNS smallint[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    -- one expression, no subquery: inlined into the callers' upserts; bigint
-    -- arithmetic (exact; token counts are far below 2^63 / 100)
+    -- one expression, no subquery: inlined into the callers' upserts;
+    -- numeric arithmetic, exact whatever maxTokens a client sets
     SELECT array_remove(ARRAY[
-        CASE WHEN p_total * 100 >= 75 * p_max AND NOT (75 = ANY (p_fired)) THEN 75 END,
-        CASE WHEN p_total * 100 >= 90 * p_max AND NOT (90 = ANY (p_fired)) THEN 90 END,
-        CASE WHEN p_total * 100 >= 95 * p_max AND NOT (95 = ANY (p_fired)) THEN 95 END,
+        CASE WHEN p_total::numeric * 100 >= 75 * p_max::numeric AND NOT (75 = ANY (p_fired)) THEN 75 END,
+        CASE WHEN p_total::numeric * 100 >= 90 * p_max::numeric AND NOT (90 = ANY (p_fired)) THEN 90 END,
+        CASE WHEN p_total::numeric * 100 >= 95 * p_max::numeric AND NOT (95 = ANY (p_fired)) THEN 95 END,
         CASE WHEN p_total >= p_max AND NOT (100 = ANY (p_fired)) THEN 100 END
     ]::smallint[], NULL)
 $$;

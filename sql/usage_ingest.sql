@@ -64,8 +64,11 @@ BEGIN
        OR array_position(p_models, NULL) IS NOT NULL OR '' = ANY (p_models)
        OR '' = ANY (p_providers) OR '' = ANY (p_user_ids) OR '' = ANY (p_variant_ids)
        OR array_position(p_prompt_tokens, NULL) IS NOT NULL OR 0 > ANY (p_prompt_tokens)
+       OR usage.max_count() < ANY (p_prompt_tokens)
        OR array_position(p_completion_tokens, NULL) IS NOT NULL OR 0 > ANY (p_completion_tokens)
+       OR usage.max_count() < ANY (p_completion_tokens)
        OR coalesce(0 > ANY (p_latency_ms), false)
+       OR coalesce(usage.max_count() < ANY (p_latency_ms), false)
        OR cardinality(array_remove(p_metadata, NULL)) > 0 THEN
         SELECT x.i - 1 AS idx, x.field INTO v_bad
         FROM (SELECT i, CASE
@@ -76,9 +79,9 @@ BEGIN
                 WHEN m IS NULL OR length(m) NOT BETWEEN 1 AND 128
                      OR (v_chars_bad AND m ~ '[^A-Za-z0-9._:@/-]') THEN 'model'
                 WHEN pv IS NOT NULL AND length(pv) NOT BETWEEN 1 AND 128 THEN 'provider'
-                WHEN pt IS NULL OR pt < 0 THEN 'promptTokens'
-                WHEN ct IS NULL OR ct < 0 THEN 'completionTokens'
-                WHEN l IS NOT NULL AND l < 0 THEN 'latencyMs'
+                WHEN pt IS NULL OR pt NOT BETWEEN 0 AND usage.max_count() THEN 'promptTokens'
+                WHEN ct IS NULL OR ct NOT BETWEEN 0 AND usage.max_count() THEN 'completionTokens'
+                WHEN l IS NOT NULL AND l NOT BETWEEN 0 AND usage.max_count() THEN 'latencyMs'
                 WHEN u IS NOT NULL AND (length(u) NOT BETWEEN 1 AND 128
                      OR (v_chars_bad AND u ~ '[^A-Za-z0-9._:@/-]')) THEN 'userId'
                 WHEN v IS NOT NULL AND (length(v) NOT BETWEEN 1 AND 128
@@ -175,7 +178,10 @@ BEGIN
     -- joins each epoch it has records in once).
     SELECT min(r.epoch), max(r.epoch) INTO v_from, v_to
     FROM unnest(p_first) f JOIN usage.records r ON r.id = f;
-    FOR e IN v_from..coalesce(v_to, v_from - 1) LOOP
+    IF v_from IS NULL THEN
+        RETURN 0;  -- no such records (the ranges were empty)
+    END IF;
+    FOR e IN v_from..v_to LOOP
         WITH g AS MATERIALIZED (
             -- everything the upserts need in one pass over the records
             SELECT GROUPING(r.thread_id, coalesce(r.agent_id, ''), lower(r.model),
@@ -309,7 +315,7 @@ DROP FUNCTION IF EXISTS usage.fold(integer);
 -- records, in one transaction; returns how many records it folded (0 when
 -- none waited or another fold is running). The server calls it on a timer;
 -- anyone may call it at any time.
-CREATE FUNCTION usage.fold(p_max_records integer DEFAULT 200000)
+CREATE FUNCTION usage.fold(p_max_records integer DEFAULT 20000)
 RETURNS integer LANGUAGE plpgsql AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM usage.unfolded) THEN
@@ -318,7 +324,7 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(usage.fold_lock_key()) THEN
         RETURN 0;  -- the running fold takes what waits
     END IF;
-    RETURN usage._fold_waiting(coalesce(p_max_records, 200000));
+    RETURN usage._fold_waiting(coalesce(p_max_records, 20000));
 END
 $$;
 

@@ -145,12 +145,16 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v_epoch integer;
 BEGIN
-    PERFORM pg_advisory_xact_lock(usage.epoch_lock_key());
-    -- Every batch of the closing epoch is folded before the new one starts
-    -- (no writer holds the epoch lock now, so none can add to it). A thread
-    -- then joins epochs in order: its budget row's last_epoch only grows, and
-    -- activeThreads counts each thread once per epoch.
+    -- Every batch of the closing epoch is folded before the new one starts,
+    -- so a thread joins epochs in order: its budget row's last_epoch only
+    -- grows, and activeThreads counts each thread once per epoch. What waits
+    -- is folded first, while writers go on; then, under the epoch lock (no
+    -- writer holds it, so none can add to the epoch), only what they
+    -- committed meanwhile. Lock order: fold, then epoch (nobody takes them
+    -- the other way round).
     PERFORM pg_advisory_xact_lock(usage.fold_lock_key());
+    PERFORM usage._fold_waiting(NULL);
+    PERFORM pg_advisory_xact_lock(usage.epoch_lock_key());
     PERFORM usage._fold_waiting(NULL);
     INSERT INTO usage.epochs (id, started_at)
     SELECT max(id) + 1, now() FROM usage.epochs

@@ -222,3 +222,72 @@ async fn a_batch_fits_in_one_block_of_ids() {
         "a block of {block} ids for batches of up to {max_batch}"
     );
 }
+
+/// A count past usage.max_count() would be accepted and then fail every fold
+/// (its sums overflow), so it is refused at the door, by SQL on its own and
+/// by the API; a huge maxTokens does not overflow the threshold check.
+#[tokio::test]
+async fn counts_past_the_cap_are_refused_and_huge_budgets_do_not_overflow() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    for (prompt, latency, field) in [
+        ("1000000001", "NULL", "promptTokens"),
+        ("1", "1000000001", "latencyMs"),
+    ] {
+        let sql = format!(
+            "SELECT usage.record_batch(ARRAY['t', 't'], ARRAY[NULL, NULL]::text[],
+                ARRAY['gpt-4o', 'gpt-4o'], ARRAY[NULL, NULL]::text[], ARRAY[1, {prompt}]::bigint[],
+                ARRAY[1, 1]::bigint[], ARRAY[NULL, {latency}]::bigint[], ARRAY[NULL, NULL]::text[],
+                ARRAY[NULL, NULL]::text[], ARRAY[NULL, NULL]::jsonb[], ARRAY[NULL, NULL]::timestamptz[])"
+        );
+        let err = c.query_one(sql.as_str(), &[]).await.expect_err("refused");
+        let e = err.as_db_error().expect("database error");
+        assert_eq!(
+            (e.code().code(), e.detail()),
+            ("AP400", Some("invalid_record"))
+        );
+        let hint: Value = serde_json::from_str(e.hint().unwrap_or("null")).expect("hint");
+        assert_eq!(hint, json!({"index": 1, "field": field}));
+    }
+    let written: i64 = c
+        .query_one("SELECT count(*) FROM usage.records", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(written, 0);
+
+    let srv = TestServer::on(db, |_| {}).await;
+    let mut body = batch("t", 1, 1);
+    body["records"][0]["completionTokens"] = json!(1_000_000_001i64);
+    let (s, _) = call(
+        &srv,
+        reqwest::Method::POST,
+        "/api/v1/usage/records/batch",
+        body,
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    // the largest budget a client may set, and the largest records
+    let (s, b) = call(
+        &srv,
+        reqwest::Method::PUT,
+        "/api/v1/usage/threads/big",
+        json!({"maxTokens": i64::MAX}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = call(
+        &srv,
+        reqwest::Method::POST,
+        "/api/v1/usage/records",
+        json!({"threadId": "big", "model": "gpt-4o", "promptTokens": 1_000_000_000,
+                             "completionTokens": 1_000_000_000}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["budget"]["totalTokens"].clone()),
+        (200, json!(2_000_000_000i64)),
+        "{b}"
+    );
+}

@@ -229,6 +229,10 @@ pub async fn load_usage_records(db: &BenchDb, total: u64) {
         t.await.expect("loader");
     }
     until_folded(db).await;
+}
+
+/// Statistics for figure 6's reads, as autovacuum would have them by then.
+pub async fn analyze_usage(db: &BenchDb) {
     let c = db.client().await;
     c.batch_execute("VACUUM ANALYZE usage.records")
         .await

@@ -54,11 +54,12 @@ pub struct UsageRecordIn {
     /// Defaults to the provider of the matching price.
     #[oai(validator(min_length = 1, max_length = 128))]
     pub provider: Option<Text>,
-    #[oai(validator(minimum(value = "0")))]
+    /// At most 1,000,000,000 (as are `completionTokens` and `latencyMs`).
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
     pub prompt_tokens: i64,
-    #[oai(validator(minimum(value = "0")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
     pub completion_tokens: i64,
-    #[oai(validator(minimum(value = "0")))]
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
     pub latency_ms: Option<i64>,
     #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
     pub user_id: Option<Text>,
