@@ -62,9 +62,10 @@ per_record() { # name, statement, times, records per statement
     echo $(((total - base) / ($3 * $4)))
 }
 copy=$(per_record copy "COPY plain (thread_id, agent_id, model, prompt_tokens, completion_tokens, latency_ms) FROM '$work/rows.tsv';" 5 10000)
-bare=$(per_record bare "INSERT INTO usage.records (id, thread_id, agent_id, model, provider, prompt_tokens, completion_tokens, latency_ms, cost, price_id, user_id, variant_id, metadata, epoch, created_at) SELECT nextval('bare_ids'), unnest(t), unnest(a), unnest(m), unnest(p), unnest(pt), unnest(ct), unnest(l), 1.5, 1, unnest(u), unnest(v), '{}'::jsonb, 1, now() FROM batch;" 20 1000)
 batch=$(per_record batch "SELECT usage.record_batch(t, a, m, p, pt, ct, l, u, v, md, at) FROM batch;" 20 1000)
 fold=$(per_record fold "SELECT usage.fold(1000000);" 1 20000)
+# last: its ids (from bare_ids) sit above every batch's, as a batch's do
+bare=$(per_record bare "INSERT INTO usage.records (id, thread_id, agent_id, model, provider, prompt_tokens, completion_tokens, latency_ms, cost, price_id, user_id, variant_id, metadata, epoch, created_at) SELECT nextval('bare_ids'), unnest(t), unnest(a), unnest(m), unnest(p), unnest(pt), unnest(ct), unnest(l), 1.5, 1, unnest(u), unnest(v), '{}'::jsonb, 1, now() FROM batch;" 20 1000)
 echo "instructions per record (1,000-record batches over 1,000 threads)"
 printf '  COPY into a plain table      %8d\n' "$copy"
 printf '  bare INSERT into records     %8d\n' "$bare"
