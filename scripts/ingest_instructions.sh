@@ -46,14 +46,9 @@ EOSQL
 psql -q "$url/bench" -c "COPY (SELECT unnest(t), unnest(a), unnest(m), unnest(pt), unnest(ct), unnest(l) FROM batch, generate_series(1, 10)) TO '$work/rows.tsv'"
 as_pg "$bindir/pg_ctl" -D "$work/data" -w stop >/dev/null
 
-count() { # name, statement, times, records per statement: instructions per record
-    local f="$work/$1.sql"
-    for _ in $(seq "$3"); do echo "$2"; done > "$f"
-    chmod 644 "$f"
-    as_pg valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1" \
-        "$bindir/postgres" --single -D "$work/data" -c synchronous_commit=off bench \
-        < "$f" > "$work/$1.out" 2> "$work/$1.vg"
-    grep -oP 'Collected : \K[0-9]+' "$work/$1.vg"
+count() { # name, statement, times: instructions of running it that often
+    for _ in $(seq "$3"); do echo "$2"; done > "$work/$1.sql"
+    instructions_of "$1"
 }
 per_record() { # name, statement, times, records per statement
     local total base

@@ -27,15 +27,8 @@ script() { # name, PREPARE text, EXECUTE template with %u for the user number
 script call "PREPARE s AS SELECT 1;" "EXECUTE s;"
 script minimal "PREPARE s(text) AS SELECT bench.min_spend(\$1, 1);" "EXECUTE s('bu%u');"
 script spend "PREPARE s(text) AS SELECT * FROM credits.spend(\$1, 'bench-block', '{\"credentials\":{\"provider\":\"platform\"}}');" "EXECUTE s('bu%u');"
-chmod 644 "$work"/*.sql
-
 count() { # prints instructions per call of script $1
-    as_pg valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1" \
-        "$bindir/postgres" --single -D "$work/data" -c synchronous_commit=off bench \
-        < "$work/$1.sql" > "$work/$1.out" 2> "$work/$1.vg"
-    local ir
-    ir=$(grep -oP 'Collected : \K[0-9]+' "$work/$1.vg")
-    echo $((ir / calls))
+    echo $(($(instructions_of "$1") / calls))
 }
 base=$(count call)
 minimal=$(count minimal)

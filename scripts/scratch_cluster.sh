@@ -2,8 +2,8 @@
 # scripts/ingest_instructions.sh): checks for valgrind and the PostgreSQL
 # binaries, builds agentplane, and starts a throw-away cluster (fsync off) with
 # a migrated database `bench`. Sets: bindir, work (removed on exit), url,
-# and the function as_pg. The caller stops the server before counting and
-# runs `postgres --single` itself.
+# and the functions as_pg and instructions_of. The caller loads its data,
+# stops the server, then counts with instructions_of.
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 bindir=${AGENTPLANE_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 [ -x "$bindir/postgres" ] || { echo "no PostgreSQL binaries (set AGENTPLANE_PG_BINDIR)" >&2; exit 1; }
@@ -26,3 +26,13 @@ as_pg "$bindir/pg_ctl" -D "$work/data" -l "$work/log" -w start >/dev/null
 url="postgres://postgres@127.0.0.1:$port"
 psql -q "$url/postgres" -c "CREATE DATABASE bench"
 DATABASE_URL="$url/bench" ./target/release/agentplane migrate >/dev/null 2>&1
+
+# instructions_of NAME: runs the statements of $work/NAME.sql (one per line)
+# in a single-user backend under callgrind; prints the instructions counted.
+instructions_of() {
+    chmod 644 "$work/$1.sql"
+    as_pg valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1" \
+        "$bindir/postgres" --single -D "$work/data" -c synchronous_commit=off bench \
+        < "$work/$1.sql" > "$work/$1.out" 2> "$work/$1.vg"
+    grep -oP 'Collected : \K[0-9]+' "$work/$1.vg"
+}

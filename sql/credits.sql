@@ -327,7 +327,6 @@ $$;
 -- ledger row (feed.events.ledger_id) and feed.read_range renders it with
 -- this when the feed is read: the one place this `data` is written, in the
 -- envelope every user event has (feed.data_body).
-DROP FUNCTION IF EXISTS credits.posted_data(bigint, text, bigint, bigint, date, text);
 CREATE OR REPLACE FUNCTION credits.ledger_event_body(t credits.transactions)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT feed.data_body(
@@ -453,7 +452,6 @@ $$;
 -- '-infinity' is the date of the running bucket (credits.bucket_of). Callers
 -- test isfinite() themselves and call this only to raise, so the usual path
 -- pays no function call.
-DROP FUNCTION IF EXISTS credits._check_at(timestamptz);
 CREATE OR REPLACE FUNCTION credits._refuse_infinite_at()
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -602,7 +600,7 @@ $$;
 -- Fast path, one statement: a conditional UPDATE of the user's balance row
 -- (only when the period is refilled, no hold counts, and the balance covers
 -- the cost; the row lock serialises concurrent spends and the condition is
--- re-checked on the latest row) plus the ledger INSERT, then the event.
+-- re-checked on the latest row), the ledger INSERT and the event row.
 -- Anything else (first touch, refill due, live holds, idempotency key,
 -- too little balance) goes to credits._spend_locked.
 DROP FUNCTION IF EXISTS credits.spend(text, text, jsonb, double precision, bigint, boolean,

@@ -6,7 +6,6 @@
 -- connections when AGENTPLANE_NOTIFY=off).
 
 DROP FUNCTION IF EXISTS feed.emit(text, jsonb, text, text[], text, text, text, text);
-DROP FUNCTION IF EXISTS feed.emit(text, jsonb, text, text[], text, text, text, text, boolean);
 CREATE OR REPLACE FUNCTION feed.emit(
     p_type          text,
     p_body          jsonb,
@@ -42,9 +41,8 @@ BEGIN
 END
 $$;
 
--- The common shape for event types other than message/agent_state/
--- thread_updated: `data` plus whichever subject keys apply, at the top level.
--- The body of such an event.
+-- The body of event types other than message/agent_state/thread_updated:
+-- `data` plus whichever subject keys apply, at the top level.
 CREATE OR REPLACE FUNCTION feed.data_body(
     p_data          jsonb,
     p_user_id       text DEFAULT NULL,
@@ -59,6 +57,7 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
            || jsonb_build_object('data', coalesce(p_data, '{}'::jsonb))
 $$;
 
+-- Emits such an event (feed.data_body) and returns its id.
 DROP FUNCTION IF EXISTS feed.emit_data(text, jsonb, text, text, text, text, text);
 CREATE OR REPLACE FUNCTION feed.emit_data(
     p_type          text,

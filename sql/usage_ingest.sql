@@ -29,6 +29,7 @@ DECLARE
     v_epoch integer;
     v_bad record;
     v_chars_bad boolean;
+    c_bad_char constant text := '[^A-Za-z0-9._:@/-]';
 BEGIN
     IF n > usage.max_batch() THEN
         PERFORM ap.raise(400, 'batch_too_large',
@@ -47,13 +48,13 @@ BEGIN
         RETURN;
     END IF;
 
-    -- One regex over all identifiers at once; per-row regexes only when it
-    -- found a bad character (to name the first bad record).
-    v_chars_bad := array_to_string(p_thread_ids, '') COLLATE "C" ~ '[^A-Za-z0-9._:@/-]'
-                OR array_to_string(p_agent_ids, '') COLLATE "C" ~ '[^A-Za-z0-9._:@/-]'
-                OR array_to_string(p_models, '') COLLATE "C" ~ '[^A-Za-z0-9._:@/-]'
-                OR array_to_string(p_user_ids, '') COLLATE "C" ~ '[^A-Za-z0-9._:@/-]'
-                OR array_to_string(p_variant_ids, '') COLLATE "C" ~ '[^A-Za-z0-9._:@/-]';
+    -- One regex over all identifiers at once: a character outside the
+    -- identifier set (ap.is_ident's) anywhere in them.
+    v_chars_bad := array_to_string(p_thread_ids, '') COLLATE "C" ~ c_bad_char
+                OR array_to_string(p_agent_ids, '') COLLATE "C" ~ c_bad_char
+                OR array_to_string(p_models, '') COLLATE "C" ~ c_bad_char
+                OR array_to_string(p_user_ids, '') COLLATE "C" ~ c_bad_char
+                OR array_to_string(p_variant_ids, '') COLLATE "C" ~ c_bad_char;
     -- Fast path: whole-array checks (C loops; the "C" collation makes the
     -- regex byte-wise, ~4x faster). Only when one fails is every record
     -- looked at, to name the first bad one. Lengths over 128 are caught by the
@@ -72,20 +73,15 @@ BEGIN
        OR cardinality(array_remove(p_metadata, NULL)) > 0 THEN
         SELECT x.i - 1 AS idx, x.field INTO v_bad
         FROM (SELECT i, CASE
-                WHEN t IS NULL OR length(t) NOT BETWEEN 1 AND 128
-                     OR (v_chars_bad AND t ~ '[^A-Za-z0-9._:@/-]') THEN 'threadId'
-                WHEN a IS NOT NULL AND (length(a) NOT BETWEEN 1 AND 128
-                     OR (v_chars_bad AND a ~ '[^A-Za-z0-9._:@/-]')) THEN 'agentId'
-                WHEN m IS NULL OR length(m) NOT BETWEEN 1 AND 128
-                     OR (v_chars_bad AND m ~ '[^A-Za-z0-9._:@/-]') THEN 'model'
+                WHEN NOT ap.is_ident(t) THEN 'threadId'
+                WHEN a IS NOT NULL AND NOT ap.is_ident(a) THEN 'agentId'
+                WHEN NOT ap.is_ident(m) THEN 'model'
                 WHEN pv IS NOT NULL AND length(pv) NOT BETWEEN 1 AND 128 THEN 'provider'
                 WHEN pt IS NULL OR pt NOT BETWEEN 0 AND usage.max_count() THEN 'promptTokens'
                 WHEN ct IS NULL OR ct NOT BETWEEN 0 AND usage.max_count() THEN 'completionTokens'
                 WHEN l IS NOT NULL AND l NOT BETWEEN 0 AND usage.max_count() THEN 'latencyMs'
-                WHEN u IS NOT NULL AND (length(u) NOT BETWEEN 1 AND 128
-                     OR (v_chars_bad AND u ~ '[^A-Za-z0-9._:@/-]')) THEN 'userId'
-                WHEN v IS NOT NULL AND (length(v) NOT BETWEEN 1 AND 128
-                     OR (v_chars_bad AND v ~ '[^A-Za-z0-9._:@/-]')) THEN 'variantId'
+                WHEN u IS NOT NULL AND NOT ap.is_ident(u) THEN 'userId'
+                WHEN v IS NOT NULL AND NOT ap.is_ident(v) THEN 'variantId'
                 WHEN md IS NOT NULL AND jsonb_typeof(md) <> 'object' THEN 'metadata'
               END AS field
               FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
@@ -113,9 +109,8 @@ BEGIN
     -- probe). The records, unnested side by side in the select list (one
     -- pass, no intermediate table, ids in the batch's order), find their
     -- version in a hash of those few rows (merge joins are off for this
-    -- function: the planner would sort the whole batch instead). This
-    -- replaced a jsonb map looked up per record: building jsonb values for
-    -- each lookup cost about 10,000 instructions per record
+    -- function: the planner would sort the whole batch instead). A jsonb map
+    -- looked up per record cost about 10,000 instructions per record more
     -- (scripts/ingest_instructions.sh).
     WITH d AS MATERIALIZED (
         SELECT DISTINCT lower(r.m COLLATE "C") AS lm, coalesce(r.at, now()) AS ts
@@ -144,10 +139,10 @@ BEGIN
                            unnest(p_variant_ids) AS v, unnest(p_metadata) AS md,
                            unnest(p_at) AS at0) y) x
         LEFT JOIN pr ON pr.lm = x.lm AND pr.ts = x.at
-        RETURNING cost)
-    SELECT count(*), sum(cost) INTO inserted, total_cost FROM ins;
-    SELECT coalesce(sum(x), 0) INTO total_tokens
-    FROM unnest(p_prompt_tokens || p_completion_tokens) x;
+        RETURNING cost, prompt_tokens + completion_tokens AS tokens)
+    SELECT count(*), coalesce(sum(tokens), 0), sum(cost)
+    INTO inserted, total_tokens, total_cost
+    FROM ins;
 END
 $$;
 
@@ -332,7 +327,7 @@ DROP FUNCTION IF EXISTS usage.record(text, text, text, text, bigint, bigint, big
                                      text, text, jsonb, timestamptz);
 -- POST /usage/records → {id, totalTokens, cost, budget}; one `usage` event.
 -- Folded at once: the budget in the answer includes the record, and a
--- threshold it reaches fires in this transaction.
+-- threshold the folded total reaches fires in this transaction.
 CREATE FUNCTION usage.record(
     p_thread_id text, p_agent_id text, p_model text, p_provider text,
     p_prompt_tokens bigint, p_completion_tokens bigint, p_latency_ms bigint,
@@ -340,7 +335,6 @@ CREATE FUNCTION usage.record(
 RETURNS jsonb LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     r record;
-    v_cost numeric;
 BEGIN
     SELECT * INTO r FROM usage._insert(
         ARRAY[p_thread_id], ARRAY[p_agent_id], ARRAY[p_model], ARRAY[p_provider],
@@ -374,17 +368,18 @@ CREATE FUNCTION usage.record_batch(
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     r record;
+    v_cost numeric;
 BEGIN
     SELECT * INTO r FROM usage._insert(
         p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens, p_completion_tokens,
         p_latency_ms, p_user_ids, p_variant_ids, p_metadata, p_at);
+    v_cost := round(coalesce(r.total_cost, 0), 6);
     IF r.inserted > 0 THEN
         INSERT INTO usage.unfolded (first_id, last_id) VALUES (r.first_id, r.last_id);
         PERFORM feed.emit_data('usage',
             jsonb_build_object('batch', true, 'inserted', r.inserted,
-                               'totalTokens', r.total_tokens,
-                               'totalCost', round(coalesce(r.total_cost, 0), 6)));
+                               'totalTokens', r.total_tokens, 'totalCost', v_cost));
     END IF;
-    RETURN jsonb_build_object('inserted', r.inserted, 'totalCost', round(coalesce(r.total_cost, 0), 6));
+    RETURN jsonb_build_object('inserted', r.inserted, 'totalCost', v_cost);
 END
 $$;

@@ -5,19 +5,13 @@
 mod common;
 
 use common::ws::{connect, recv, send};
-use common::{TestServer, ADMIN_KEY};
+use common::TestServer;
 use serde_json::{json, Value};
 
 async fn post(srv: &TestServer, path: &str, body: Value) -> Value {
-    let resp = reqwest::Client::new()
-        .post(srv.http_url(path))
-        .bearer_auth(ADMIN_KEY)
-        .json(&body)
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(resp.status().as_u16(), 200, "{path}");
-    resp.json().await.expect("json")
+    let (status, value) = srv.post(path, body).await;
+    assert_eq!(status, 200, "{path}: {value}");
+    value
 }
 
 #[tokio::test]

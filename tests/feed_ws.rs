@@ -4,7 +4,7 @@
 mod common;
 
 use common::ws::{connect, recv, send, Ws};
-use common::{TestDb, TestServer, ADMIN_KEY};
+use common::{TestDb, TestServer};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -56,14 +56,10 @@ fn node(graph: &str, exec: &str, status: &str) -> Value {
 }
 
 async fn put_node(srv: &TestServer, id: &str, body: Value) {
-    let resp = reqwest::Client::new()
-        .put(srv.http_url(&format!("/api/v1/executions/nodes/{id}")))
-        .bearer_auth(ADMIN_KEY)
-        .json(&body)
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(resp.status().as_u16(), 200);
+    let (status, value) = srv
+        .put(&format!("/api/v1/executions/nodes/{id}"), body)
+        .await;
+    assert_eq!(status, 200, "{value}");
 }
 
 #[tokio::test]
@@ -179,16 +175,13 @@ async fn reader_key(srv: &TestServer) -> String {
 }
 
 async fn make_key(srv: &TestServer, role: &str, user: Option<&str>) -> String {
-    let resp: Value = reqwest::Client::new()
-        .post(srv.http_url("/api/v1/keys"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "k", "role": role, "userId": user}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, resp) = srv
+        .post(
+            "/api/v1/keys",
+            json!({"name": "k", "role": role, "userId": user}),
+        )
+        .await;
+    assert_eq!(status, 201, "{resp}");
     resp["key"].as_str().unwrap().to_string()
 }
 

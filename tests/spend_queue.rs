@@ -67,8 +67,9 @@ async fn a_hot_users_spends_share_transactions() {
     }
     assert_eq!(balance(&app, "hot").await["balance"], 100_000 - 1275);
     let used = transactions_of(&app, "hot").await - before;
+    // the first spend may run alone; the others wait and run as one batch
     assert!(
-        used < 50,
+        used <= 2,
         "50 concurrent spends took {used} transactions: they were not batched"
     );
     assert_ledger_consistent(&app.db).await;

@@ -5,21 +5,9 @@
 mod common;
 
 use agentplane::db::usage as usage_db;
-use common::{TestDb, TestServer, ADMIN_KEY};
+use common::{TestDb, TestServer};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-async fn call(srv: &TestServer, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .request(method, srv.http_url(path))
-        .bearer_auth(ADMIN_KEY)
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
 
 fn batch(thread: &str, n: usize, tokens: i64) -> Value {
     let records: Vec<Value> = (0..n)
@@ -50,64 +38,37 @@ async fn thresholds(db: &TestDb, thread: &str) -> Vec<i32> {
 async fn a_batch_is_read_exactly_at_once_and_its_thresholds_fire_when_folded() {
     // a long interval: the batch is still unfolded when it is read
     let srv = TestServer::start_with(|c| c.usage_fold_interval = Duration::from_secs(3600)).await;
-    let put = call(
-        &srv,
-        reqwest::Method::PUT,
-        "/api/v1/usage/threads/tb",
-        json!({"maxTokens": 1000}),
-    )
-    .await;
+    let put = srv
+        .put("/api/v1/usage/threads/tb", json!({"maxTokens": 1000}))
+        .await;
     assert_eq!(put.0, 200);
-    let (s, b) = call(
-        &srv,
-        reqwest::Method::POST,
-        "/api/v1/usage/records/batch",
-        batch("tb", 10, 91),
-    )
-    .await;
+    let (s, b) = srv
+        .post("/api/v1/usage/records/batch", batch("tb", 10, 91))
+        .await;
     assert_eq!((s, b["inserted"].clone()), (200, json!(10)), "{b}");
 
     // exact before any fold: budget, check, overview, agent totals, list
-    let (s, b) = call(
-        &srv,
-        reqwest::Method::GET,
-        "/api/v1/usage/threads/tb",
-        Value::Null,
-    )
-    .await;
+    let (s, b) = srv.get("/api/v1/usage/threads/tb").await;
     assert_eq!(
         (s, b["totalTokens"].clone(), b["percentUsed"].clone()),
         (200, json!(910), json!(91.0))
     );
-    let (s, b) = call(
-        &srv,
-        reqwest::Method::POST,
-        "/api/v1/usage/threads/tb/check",
-        json!({"estimatedTokens": 100}),
-    )
-    .await;
+    let (s, b) = srv
+        .post(
+            "/api/v1/usage/threads/tb/check",
+            json!({"estimatedTokens": 100}),
+        )
+        .await;
     assert_eq!(s, 429, "{b}");
-    let (_, o) = call(&srv, reqwest::Method::GET, "/api/v1/usage", Value::Null).await;
+    let (_, o) = srv.get("/api/v1/usage").await;
     assert_eq!(o["usage"]["totals"]["totalTokens"], 910);
     assert_eq!(o["usage"]["activeThreads"], 1);
-    let (_, a) = call(
-        &srv,
-        reqwest::Method::GET,
-        "/api/v1/usage/agents/a1",
-        Value::Null,
-    )
-    .await;
+    let (_, a) = srv.get("/api/v1/usage/agents/a1").await;
     assert_eq!(
         (a["totalTokens"].clone(), a["requestCount"].clone()),
         (json!(455), json!(5))
     );
-    let (_, l) = call(
-        &srv,
-        reqwest::Method::GET,
-        "/api/v1/usage/threads",
-        Value::Null,
-    )
-    .await;
+    let (_, l) = srv.get("/api/v1/usage/threads").await;
     assert_eq!(l["threads"][0]["totalTokens"], 910);
     assert_eq!(
         thresholds(&srv.db, "tb").await,
@@ -121,13 +82,7 @@ async fn a_batch_is_read_exactly_at_once_and_its_thresholds_fire_when_folded() {
         .expect("fold");
     assert_eq!(folded, 10);
     assert_eq!(thresholds(&srv.db, "tb").await, [75, 90]);
-    let (_, b) = call(
-        &srv,
-        reqwest::Method::GET,
-        "/api/v1/usage/threads/tb",
-        Value::Null,
-    )
-    .await;
+    let (_, b) = srv.get("/api/v1/usage/threads/tb").await;
     assert_eq!(b["totalTokens"], 910);
     assert_eq!(
         usage_db::fold(&srv.state.pool, 1_000_000)
@@ -141,20 +96,11 @@ async fn a_batch_is_read_exactly_at_once_and_its_thresholds_fire_when_folded() {
 #[tokio::test]
 async fn the_server_folds_on_its_timer() {
     let srv = TestServer::start_with(|c| c.usage_fold_interval = Duration::from_millis(20)).await;
-    call(
-        &srv,
-        reqwest::Method::PUT,
-        "/api/v1/usage/threads/tt",
-        json!({"maxTokens": 100}),
-    )
-    .await;
-    let (s, _) = call(
-        &srv,
-        reqwest::Method::POST,
-        "/api/v1/usage/records/batch",
-        batch("tt", 4, 30),
-    )
-    .await;
+    srv.put("/api/v1/usage/threads/tt", json!({"maxTokens": 100}))
+        .await;
+    let (s, _) = srv
+        .post("/api/v1/usage/records/batch", batch("tt", 4, 30))
+        .await;
     assert_eq!(s, 200);
     let started = Instant::now();
     while thresholds(&srv.db, "tt").await.len() < 4 {
@@ -259,32 +205,21 @@ async fn counts_past_the_cap_are_refused_and_huge_budgets_do_not_overflow() {
     let srv = TestServer::on(db, |_| {}).await;
     let mut body = batch("t", 1, 1);
     body["records"][0]["completionTokens"] = json!(1_000_000_001i64);
-    let (s, _) = call(
-        &srv,
-        reqwest::Method::POST,
-        "/api/v1/usage/records/batch",
-        body,
-    )
-    .await;
+    let (s, _) = srv.post("/api/v1/usage/records/batch", body).await;
     assert_eq!(s, 400);
 
     // the largest budget a client may set, and the largest records
-    let (s, b) = call(
-        &srv,
-        reqwest::Method::PUT,
-        "/api/v1/usage/threads/big",
-        json!({"maxTokens": i64::MAX}),
-    )
-    .await;
+    let (s, b) = srv
+        .put("/api/v1/usage/threads/big", json!({"maxTokens": i64::MAX}))
+        .await;
     assert_eq!(s, 200, "{b}");
-    let (s, b) = call(
-        &srv,
-        reqwest::Method::POST,
-        "/api/v1/usage/records",
-        json!({"threadId": "big", "model": "gpt-4o", "promptTokens": 1_000_000_000,
+    let (s, b) = srv
+        .post(
+            "/api/v1/usage/records",
+            json!({"threadId": "big", "model": "gpt-4o", "promptTokens": 1_000_000_000,
                              "completionTokens": 1_000_000_000}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(
         (s, b["budget"]["totalTokens"].clone()),
         (200, json!(2_000_000_000i64)),

@@ -1,6 +1,6 @@
 //! Node executions (sql/executions.sql).
 
-use super::DbError;
+use super::{call_json, DbError};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde_json::Value;
@@ -25,35 +25,29 @@ pub struct NodeUpsert {
 
 /// `executions.upsert_node(...)`: the node execution as camelCase JSON.
 pub async fn upsert_node(pool: &Pool, n: &NodeUpsert) -> Result<Value, DbError> {
-    let client = pool.get().await?;
-    let row = client
-        .query_one(
-            "SELECT executions.upsert_node($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            &[
-                &n.node_exec_id,
-                &n.graph_id,
-                &n.graph_version,
-                &n.graph_exec_id,
-                &n.node_id,
-                &n.block_id,
-                &n.status,
-                &n.input_data,
-                &n.output_data,
-                &n.add_time,
-                &n.queue_time,
-                &n.start_time,
-                &n.end_time,
-            ],
-        )
-        .await?;
-    Ok(row.try_get(0)?)
+    call_json(
+        pool,
+        "SELECT executions.upsert_node($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        &[
+            &n.node_exec_id,
+            &n.graph_id,
+            &n.graph_version,
+            &n.graph_exec_id,
+            &n.node_id,
+            &n.block_id,
+            &n.status,
+            &n.input_data,
+            &n.output_data,
+            &n.add_time,
+            &n.queue_time,
+            &n.start_time,
+            &n.end_time,
+        ],
+    )
+    .await
 }
 
 /// `executions.list_nodes(graphExecId)`: `{nodes, count}`.
 pub async fn list_nodes(pool: &Pool, graph_exec_id: &str) -> Result<Value, DbError> {
-    let client = pool.get().await?;
-    let row = client
-        .query_one("SELECT executions.list_nodes($1)", &[&graph_exec_id])
-        .await?;
-    Ok(row.try_get(0)?)
+    call_json(pool, "SELECT executions.list_nodes($1)", &[&graph_exec_id]).await
 }

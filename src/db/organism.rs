@@ -1,15 +1,11 @@
 //! The organism row: this deployment's status.
 
-use super::DbError;
+use super::{call_json, DbError};
 use deadpool_postgres::Pool;
 
 /// `agents.organism_status()` as JSON (status, startedAt, counts).
 pub async fn status(pool: &Pool) -> Result<serde_json::Value, DbError> {
-    let client = pool.get().await?;
-    Ok(client
-        .query_one("SELECT agents.organism_status()", &[])
-        .await?
-        .try_get(0)?)
+    call_json(pool, "SELECT agents.organism_status()", &[]).await
 }
 
 /// Whether the database answers at all (for /health).
@@ -22,18 +18,10 @@ pub async fn ping(pool: &Pool) -> bool {
 
 /// `agents.organism_stop()`: `{success, status}`.
 pub async fn stop(pool: &Pool) -> Result<serde_json::Value, DbError> {
-    let client = pool.get().await?;
-    Ok(client
-        .query_one("SELECT agents.organism_stop()", &[])
-        .await?
-        .try_get(0)?)
+    call_json(pool, "SELECT agents.organism_stop()", &[]).await
 }
 
 /// `agents.organism_start()`: `{success, status}`.
 pub async fn start(pool: &Pool) -> Result<serde_json::Value, DbError> {
-    let client = pool.get().await?;
-    Ok(client
-        .query_one("SELECT agents.organism_start()", &[])
-        .await?
-        .try_get(0)?)
+    call_json(pool, "SELECT agents.organism_start()", &[]).await
 }

@@ -6,8 +6,8 @@ mod types;
 pub use types::*;
 
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::reply;
 use crate::api::types::Ident;
-use crate::api::{decode, reply};
 use crate::db::{self, usage::NewRecord};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -49,15 +49,14 @@ impl ModelPricesApi {
         body: Json<SetModelPrice>,
     ) -> ApiResult<Json<ModelPrice>> {
         auth.require(Role::Admin)?;
-        let v = db::usage::set_price(
+        reply(db::usage::set_price(
             &state.pool,
             &model,
             &body.provider,
             body.prompt_per_million,
             body.completion_per_million,
-        )
-        .await?;
-        Ok(Json(decode(v)?))
+        ))
+        .await
     }
 }
 
@@ -135,9 +134,12 @@ impl UsageApi {
         #[oai(validator(minimum(value = "0")))] offset: Query<Option<i32>>,
     ) -> ApiResult<Json<ThreadBudgetList>> {
         auth.require(Role::Reader)?;
-        let v = db::usage::list_budgets(&state.pool, limit.0.unwrap_or(50), offset.0.unwrap_or(0))
-            .await?;
-        Ok(Json(decode(v)?))
+        reply(db::usage::list_budgets(
+            &state.pool,
+            limit.0.unwrap_or(50),
+            offset.0.unwrap_or(0),
+        ))
+        .await
     }
 
     /// A thread's budget; 404 when the thread has none yet.
