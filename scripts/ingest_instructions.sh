@@ -5,9 +5,9 @@
 # 300,000 records:
 #
 #   copy          COPY of the same rows into a plain table (figure 5's baseline)
-#   bare insert   one INSERT of the batch into usage.records, nothing else
-#                 (the floor of the row-per-record design: heap, primary key,
-#                 BRIN on time, b-tree on thread)
+#   bare insert   one INSERT of the batch's arrays into usage.batches, nothing
+#                 else (the floor of the batch-per-row storage: one tuple, one
+#                 primary-key entry, the arrays compressed into TOAST)
 #   record_batch  usage.record_batch: validation, pricing, the insert, the
 #                 usage.unfolded row and the summary event
 #   fold          usage.fold() of 20 such batches, per record
@@ -60,9 +60,9 @@ copy=$(per_record copy "COPY plain (thread_id, agent_id, model, prompt_tokens, c
 batch=$(per_record batch "SELECT usage.record_batch(t, a, m, p, pt, ct, l, u, v, md, at) FROM batch;" 20 1000)
 fold=$(per_record fold "SELECT usage.fold(1000000);" 1 20000)
 # last: its ids (from bare_ids) sit above every batch's, as a batch's do
-bare=$(per_record bare "INSERT INTO usage.records (id, thread_id, agent_id, model, provider, prompt_tokens, completion_tokens, latency_ms, cost, price_id, user_id, variant_id, metadata, epoch, created_at) SELECT nextval('bare_ids'), unnest(t), unnest(a), unnest(m), unnest(p), unnest(pt), unnest(ct), unnest(l), 1.5, 1, unnest(u), unnest(v), '{}'::jsonb, 1, now() FROM batch;" 20 1000)
+bare=$(per_record bare "INSERT INTO usage.batches (first_id, n, epoch, min_at, max_at, thread_ids, agent_ids, models, providers, prompt_tokens, completion_tokens, latency_ms, costs, price_ids, user_ids, variant_ids, metadata, at) SELECT nextval('bare_ids'), 1000, 1, now(), now(), t || '{}'::text[], a || '{}'::text[], m || '{}'::text[], p || '{}'::text[], pt || '{}'::bigint[], ct || '{}'::bigint[], l || '{}'::bigint[], array_fill(1.5, ARRAY[1000]), array_fill(1::bigint, ARRAY[1000]), u || '{}'::text[], v || '{}'::text[], md || '{}'::jsonb[], at || '{}'::timestamptz[] FROM batch;" 20 1000)
 echo "instructions per record (1,000-record batches over 1,000 threads)"
 printf '  COPY into a plain table      %8d\n' "$copy"
-printf '  bare INSERT into records     %8d\n' "$bare"
+printf '  bare INSERT of a batch row    %8d\n' "$bare"
 printf '  usage.record_batch           %8d\n' "$batch"
 printf '  usage.fold (20 batches)      %8d\n' "$fold"

@@ -28,21 +28,37 @@ RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 759854320831885
 CREATE OR REPLACE FUNCTION usage.current_epoch()
 RETURNS integer LANGUAGE sql STABLE AS $$ SELECT max(id) FROM usage.epochs $$;
 
+-- Records --------------------------------------------------------------------
+
+-- One row per usage record, with the columns the record table had: the
+-- records are stored a batch to a row (usage.batches, one array per column;
+-- migrations/V9__usage_batches.sql says why). `batch_id` is the batch's
+-- first_id. A filter on batch_id probes the batches' primary key; any other
+-- filter unnests every batch, so hot readers filter the batches first.
+CREATE OR REPLACE VIEW usage.records AS
+SELECT b.first_id + r.i - 1 AS id, r.thread_id, r.agent_id, r.model, r.provider,
+       r.prompt_tokens, r.completion_tokens, r.latency_ms, r.cost, r.price_id,
+       r.user_id, r.variant_id, coalesce(r.metadata, '{}'::jsonb) AS metadata,
+       b.epoch, coalesce(r.at, b.recorded_at) AS created_at, b.first_id AS batch_id
+FROM usage.batches b
+CROSS JOIN LATERAL unnest(b.thread_ids, b.agent_ids, b.models, b.providers, b.prompt_tokens,
+                          b.completion_tokens, b.latency_ms, b.costs, b.price_ids, b.user_ids,
+                          b.variant_ids, b.metadata, b.at)
+    WITH ORDINALITY AS r(thread_id, agent_id, model, provider, prompt_tokens, completion_tokens,
+                         latency_ms, cost, price_id, user_id, variant_id, metadata, at, i);
+
 -- Records written but not yet in the budgets and rollups (usage.unfolded
--- names them by id range). Reads add these to what they read from the
--- rollups, in the same snapshot: a fold moves records from here to there in
--- one transaction, so each record is counted exactly once.
--- (LATERAL: one primary-key range scan per waiting batch, whatever the
--- statistics say; a plain join can be planned as a scan of every record.
--- The functions that read it run with jit off: the planner guesses each
--- range at 0.5% of the table, which at millions of records is past
--- jit_above_cost, and compiling took 0.2-0.5 s for reads that run in about a
--- millisecond: figure 6 of the benchmark.)
+-- names their batches). Reads add these to what they read from the rollups,
+-- in the same snapshot: a fold moves records from here to there in one
+-- transaction, so each record is counted exactly once.
+-- (LATERAL: one primary-key probe per waiting batch, whatever the statistics
+-- say. The functions that read it run with jit off: a plan over a view of
+-- unnested arrays can look costly enough to compile, and compiling takes
+-- longer than the read.)
 CREATE OR REPLACE VIEW usage.pending_records AS
 SELECT r.*
 FROM usage.unfolded q
-CROSS JOIN LATERAL (SELECT * FROM usage.records x
-                    WHERE x.id BETWEEN q.first_id AND q.last_id OFFSET 0) r;
+CROSS JOIN LATERAL (SELECT * FROM usage.records x WHERE x.batch_id = q.first_id OFFSET 0) r;
 
 -- Prices ----------------------------------------------------------------------
 
@@ -174,7 +190,7 @@ END
 $$;
 
 -- A thread's budget figures: its row plus its records not folded yet (one
--- index probe per unfolded batch). No row when the thread has neither. One
+-- primary-key probe per unfolded batch). No row when the thread has neither. One
 -- query, so one snapshot.
 CREATE OR REPLACE FUNCTION usage.thread_usage(p_thread_id text)
 RETURNS TABLE (max_tokens bigint, prompt_tokens bigint, completion_tokens bigint)
@@ -182,13 +198,13 @@ LANGUAGE sql STABLE AS $$
     SELECT coalesce(b.max_tokens, usage.default_max_tokens()),
            coalesce(b.prompt_tokens, 0) + coalesce(t.sp, 0),
            coalesce(b.completion_tokens, 0) + coalesce(t.sc, 0)
-    FROM (SELECT sum(r.prompt_tokens)::bigint AS sp, sum(r.completion_tokens)::bigint AS sc,
-                 count(*) AS n
+    FROM (SELECT sum(r.pt)::bigint AS sp, sum(r.ct)::bigint AS sc, count(*) AS n
           FROM usage.unfolded q
-          CROSS JOIN LATERAL (SELECT x.prompt_tokens, x.completion_tokens
-                              FROM usage.records x
-                              WHERE x.thread_id = p_thread_id
-                                AND x.id BETWEEN q.first_id AND q.last_id OFFSET 0) r) t
+          JOIN usage.batches x ON x.first_id = q.first_id
+          -- only batches holding the thread are unnested (a C loop over
+          -- the array first)
+          CROSS JOIN LATERAL unnest(x.thread_ids, x.prompt_tokens, x.completion_tokens) r(t, pt, ct)
+          WHERE p_thread_id = ANY (x.thread_ids) AND r.t = p_thread_id) t
     LEFT JOIN usage.thread_budgets b ON b.thread_id = p_thread_id
     WHERE b.thread_id IS NOT NULL OR t.n > 0
 $$;

@@ -10,6 +10,19 @@
 -- usage.unfolded names the batch, and every read adds its records
 -- (usage.pending_records), so no answer depends on when the fold runs.
 
+-- Whether every element of `p` is NULL or an identifier by ap.is_ident's
+-- rule (the set [A-Za-z0-9._:@/-], at most 128 long; '' is checked by the
+-- caller), tested on the array joined with spaces, in C: no character outside
+-- the set but the spaces, no run of 129, and exactly one space between
+-- elements (a space inside an element would add one). The "C" collation makes
+-- the regex byte-wise, about 4x faster.
+CREATE OR REPLACE FUNCTION usage.idents_ok(p text[])
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT NOT (s ~ '[^A-Za-z0-9._:@/ -]|[^ ]{129}')
+           AND length(s) - length(replace(s, ' ', '')) = cardinality(p) - 1
+    FROM (SELECT array_to_string(p, ' ', '') COLLATE "C" AS s) x
+$$;
+
 DROP FUNCTION IF EXISTS usage._ingest(text[], text[], text[], text[], bigint[], bigint[], bigint[],
                                       text[], text[], jsonb[], timestamptz[]);
 DROP FUNCTION IF EXISTS usage._insert(text[], text[], text[], text[], bigint[], bigint[], bigint[],
@@ -28,8 +41,13 @@ DECLARE
     n integer := coalesce(cardinality(p_thread_ids), 0);
     v_epoch integer;
     v_bad record;
-    v_chars_bad boolean;
-    c_bad_char constant text := '[^A-Za-z0-9._:@/-]';
+    v_idents_bad boolean;
+    v_now timestamptz := now();
+    v_costs numeric[];
+    v_price_ids bigint[];
+    v_providers text[];
+    v_min_at timestamptz;
+    v_max_at timestamptz;
 BEGIN
     IF n > usage.max_batch() THEN
         PERFORM ap.raise(400, 'batch_too_large',
@@ -48,22 +66,20 @@ BEGIN
         RETURN;
     END IF;
 
-    -- One regex over all identifiers at once: a character outside the
-    -- identifier set (ap.is_ident's) anywhere in them.
-    v_chars_bad := array_to_string(p_thread_ids, '') COLLATE "C" ~ c_bad_char
-                OR array_to_string(p_agent_ids, '') COLLATE "C" ~ c_bad_char
-                OR array_to_string(p_models, '') COLLATE "C" ~ c_bad_char
-                OR array_to_string(p_user_ids, '') COLLATE "C" ~ c_bad_char
-                OR array_to_string(p_variant_ids, '') COLLATE "C" ~ c_bad_char;
-    -- Fast path: whole-array checks (C loops; the "C" collation makes the
-    -- regex byte-wise, ~4x faster). Only when one fails is every record
-    -- looked at, to name the first bad one. Lengths over 128 are caught by the
-    -- table's CHECK constraints.
-    IF v_chars_bad
+    -- Identifier arrays: one regex over each whole array (ap.is_ident's
+    -- rule, usage.idents_ok).
+    v_idents_bad := NOT (usage.idents_ok(p_thread_ids) AND usage.idents_ok(p_agent_ids)
+                         AND usage.idents_ok(p_models) AND usage.idents_ok(p_user_ids)
+                         AND usage.idents_ok(p_variant_ids));
+    -- Fast path: whole-array checks (C loops). Only when one fails is every
+    -- record looked at, to name the first bad one.
+    IF v_idents_bad
        OR array_position(p_thread_ids, NULL) IS NOT NULL OR '' = ANY (p_thread_ids)
        OR '' = ANY (p_agent_ids)
        OR array_position(p_models, NULL) IS NOT NULL OR '' = ANY (p_models)
        OR '' = ANY (p_providers) OR '' = ANY (p_user_ids) OR '' = ANY (p_variant_ids)
+       OR (cardinality(array_remove(p_providers, NULL)) > 0
+           AND EXISTS (SELECT 1 FROM unnest(p_providers) pv WHERE length(pv) > 128))
        OR array_position(p_prompt_tokens, NULL) IS NOT NULL OR 0 > ANY (p_prompt_tokens)
        OR usage.max_count() < ANY (p_prompt_tokens)
        OR array_position(p_completion_tokens, NULL) IS NOT NULL OR 0 > ANY (p_completion_tokens)
@@ -104,16 +120,15 @@ BEGIN
     -- usage.max_batch()).
     first_id := nextval('usage.record_blocks');
     last_id := first_id + n - 1;
-    -- One statement. `pr`: each distinct model's price key is found once, then
-    -- each distinct (model, time) the key's version in effect (one index
-    -- probe). The records, unnested side by side in the select list (one
-    -- pass, no intermediate table, ids in the batch's order), find their
-    -- version in a hash of those few rows (merge joins are off for this
-    -- function: the planner would sort the whole batch instead). A jsonb map
-    -- looked up per record cost about 10,000 instructions per record more
-    -- (scripts/ingest_instructions.sh).
+    -- Pricing, one pass. `pr`: each distinct model's price key is found once,
+    -- then each distinct (model, time) the key's version in effect (one index
+    -- probe). The records, unnested side by side in the select list, find
+    -- their version in a hash of those few rows (merge joins are off for this
+    -- function: the planner would sort the whole batch instead), and the
+    -- aggregates collect each record's cost, price and provider in the
+    -- batch's order (the sorted subquery; array element i is record i).
     WITH d AS MATERIALIZED (
-        SELECT DISTINCT lower(r.m COLLATE "C") AS lm, coalesce(r.at, now()) AS ts
+        SELECT DISTINCT lower(r.m COLLATE "C") AS lm, coalesce(r.at, v_now) AS ts
         FROM unnest(p_models, p_at) AS r(m, at)),
     k AS MATERIALIZED (
         SELECT m.lm, usage.price_key(m.lm) AS pk FROM (SELECT DISTINCT lm FROM d) m),
@@ -122,27 +137,26 @@ BEGIN
                p.completion_per_million AS cpm
         FROM d JOIN k USING (lm)
         LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true),
-    ins AS (
-        INSERT INTO usage.records (id, thread_id, agent_id, model, provider, prompt_tokens,
-                                   completion_tokens, latency_ms, cost, price_id, user_id,
-                                   variant_id, metadata, epoch, created_at)
-        SELECT x.id, x.t, x.a, x.m, coalesce(x.pv, pr.provider), x.pt, x.ct, x.l,
-               round((x.pt * pr.ppm + x.ct * pr.cpm) / 1000000, 6),
-               pr.id, x.u, x.v, coalesce(x.md, '{}'::jsonb), v_epoch, x.at
-        FROM (SELECT y.*, coalesce(y.at0, now()) AS at
-              FROM (SELECT generate_series(first_id, last_id) AS id,
-                           unnest(p_thread_ids) AS t, unnest(p_agent_ids) AS a,
-                           unnest(p_models) AS m, lower(unnest(p_models) COLLATE "C") AS lm,
-                           unnest(p_providers) AS pv,
-                           unnest(p_prompt_tokens) AS pt, unnest(p_completion_tokens) AS ct,
-                           unnest(p_latency_ms) AS l, unnest(p_user_ids) AS u,
-                           unnest(p_variant_ids) AS v, unnest(p_metadata) AS md,
-                           unnest(p_at) AS at0) y) x
-        LEFT JOIN pr ON pr.lm = x.lm AND pr.ts = x.at
-        RETURNING cost, prompt_tokens + completion_tokens AS tokens)
-    SELECT count(*), coalesce(sum(tokens), 0), sum(cost)
-    INTO inserted, total_tokens, total_cost
-    FROM ins;
+    priced AS (
+        SELECT round((x.pt * pr.ppm + x.ct * pr.cpm) / 1000000, 6) AS cost, pr.id AS price_id,
+               coalesce(x.pv, pr.provider) AS provider, x.pt + x.ct AS tokens, x.ts
+        FROM (SELECT y.i, y.lm, y.pv, y.pt, y.ct, coalesce(y.at, v_now) AS ts
+              FROM (SELECT generate_series(1, n) AS i, lower(unnest(p_models) COLLATE "C") AS lm,
+                           unnest(p_providers) AS pv, unnest(p_prompt_tokens) AS pt,
+                           unnest(p_completion_tokens) AS ct, unnest(p_at) AS at) y) x
+        LEFT JOIN pr ON pr.lm = x.lm AND pr.ts = x.ts
+        ORDER BY x.i)
+    SELECT array_agg(cost), array_agg(price_id), array_agg(provider), sum(tokens), sum(cost),
+           min(ts), max(ts)
+    INTO v_costs, v_price_ids, v_providers, total_tokens, total_cost, v_min_at, v_max_at
+    FROM priced;
+    INSERT INTO usage.batches (first_id, n, epoch, recorded_at, min_at, max_at, thread_ids,
+                               agent_ids, models, providers, prompt_tokens, completion_tokens,
+                               latency_ms, costs, price_ids, user_ids, variant_ids, metadata, at)
+    VALUES (first_id, n, v_epoch, v_now, v_min_at, v_max_at, p_thread_ids, p_agent_ids, p_models,
+            v_providers, p_prompt_tokens, p_completion_tokens, p_latency_ms, v_costs, v_price_ids,
+            p_user_ids, p_variant_ids, p_metadata, p_at);
+    inserted := n;
 END
 $$;
 
@@ -150,51 +164,44 @@ CREATE OR REPLACE FUNCTION usage.fold_lock_key()
 RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 7598543208318853734::bigint $$;
 
 DROP FUNCTION IF EXISTS usage._fold(bigint[], bigint[]);
--- Adds the records with ids in first_id[i]..last_id[i] to the thread budgets
--- and the rollups: the one writer of both. Thresholds newly reached are
--- recorded in the same row update, under the row lock, so each fires once per
--- thread. Rows are locked in key order and the tables taken in the same order
--- in every call, so concurrent folds queue but never deadlock. Returns the
--- number of records folded.
+DROP FUNCTION IF EXISTS usage._fold(bigint[]);
+-- Adds the records of the batches `p_batches` (their first_ids) to the
+-- thread budgets and the rollups: the one writer of both. Thresholds newly
+-- reached are recorded in the same row update, under the row lock, so each
+-- fires once per thread. Rows are locked in key order and the tables taken in
+-- the same order in every call, so concurrent folds queue but never
+-- deadlock. Returns the number of records folded.
 -- (jit off: a fold's plan looks big enough to the planner to compile, and
 -- compiling costs more than the fold.)
-CREATE FUNCTION usage._fold(p_first bigint[], p_last bigint[])
+CREATE FUNCTION usage._fold(p_batches bigint[])
 RETURNS integer LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     v_shard smallint := (pg_backend_pid() % 16)::smallint;
-    v_from integer;
-    v_to integer;
     v_folded integer := 0;
     v_n integer;
+    e integer;
 BEGIN
-    -- A batch's records share its epoch, and epochs only grow with ids (a
-    -- reset waits for the batches holding the epoch lock), so a fold spans
-    -- the epochs of its first records; each is folded on its own (a thread
-    -- joins each epoch it has records in once).
-    SELECT min(r.epoch), max(r.epoch) INTO v_from, v_to
-    FROM unnest(p_first) f JOIN usage.records r ON r.id = f;
-    IF v_from IS NULL THEN
-        RETURN 0;  -- no such records (the ranges were empty)
-    END IF;
-    FOR e IN v_from..v_to LOOP
+    -- Each epoch's batches are folded on their own (a thread joins each
+    -- epoch it has records in once). A reset folds what waits first, so this
+    -- is one epoch but for a fold racing a reset.
+    FOR e IN SELECT DISTINCT b.epoch FROM usage.batches b
+             WHERE b.first_id = ANY (p_batches) ORDER BY 1 LOOP
         WITH g AS MATERIALIZED (
             -- everything the upserts need in one pass over the records
-            SELECT GROUPING(r.thread_id, coalesce(r.agent_id, ''), lower(r.model),
-                            (r.created_at AT TIME ZONE 'UTC')::date) AS kind,
-                   r.thread_id AS t, coalesce(r.agent_id, '') AS a, lower(r.model) AS lm,
-                   (r.created_at AT TIME ZONE 'UTC')::date AS day,
-                   sum(r.prompt_tokens)::bigint AS sp, sum(r.completion_tokens)::bigint AS sc,
+            SELECT GROUPING(r.t, coalesce(r.a, ''), lower(r.m), r.day) AS kind,
+                   r.t, coalesce(r.a, '') AS a, lower(r.m) AS lm, r.day,
+                   sum(r.pt)::bigint AS sp, sum(r.ct)::bigint AS sc,
                    count(*) AS n, coalesce(sum(r.cost), 0) AS cost,
-                   coalesce(sum(r.latency_ms), 0) AS ls, count(r.latency_ms) AS lc
-            -- LATERAL: one primary-key range scan per batch, whatever the
-            -- statistics say (a join here was planned as a scan of the whole
-            -- table while records were still unanalysed)
-            FROM unnest(p_first, p_last) q(f, l)
-            CROSS JOIN LATERAL (SELECT * FROM usage.records x
-                                WHERE x.id BETWEEN q.f AND q.l OFFSET 0) r
-            WHERE r.epoch = e
-            GROUP BY GROUPING SETS ((r.thread_id), (coalesce(r.agent_id, '')), (lower(r.model)),
-                                    ((r.created_at AT TIME ZONE 'UTC')::date))),
+                   coalesce(sum(r.l), 0) AS ls, count(r.l) AS lc
+            FROM usage.batches b
+            CROSS JOIN LATERAL (
+                SELECT u.t, u.a, u.m, u.pt, u.ct, u.l, u.cost,
+                       (coalesce(u.at, b.recorded_at) AT TIME ZONE 'UTC')::date AS day
+                FROM unnest(b.thread_ids, b.agent_ids, b.models, b.prompt_tokens,
+                            b.completion_tokens, b.latency_ms, b.costs, b.at)
+                     AS u(t, a, m, pt, ct, l, cost, at)) r
+            WHERE b.first_id = ANY (p_batches) AND b.epoch = e
+            GROUP BY GROUPING SETS ((r.t), (coalesce(r.a, '')), (lower(r.m)), (r.day))),
         up AS (
             INSERT INTO usage.thread_budgets AS b (thread_id, max_tokens, prompt_tokens,
                                                    completion_tokens, fired, fired_now,
@@ -282,7 +289,6 @@ CREATE OR REPLACE FUNCTION usage._fold_waiting(p_max_records integer)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     v_first bigint[];
-    v_last bigint[];
 BEGIN
     WITH pick AS (
         SELECT u.first_id,
@@ -295,13 +301,13 @@ BEGIN
         WHERE u.first_id = p.first_id
           AND (p_max_records IS NULL OR p.before < greatest(p_max_records, 1))
         RETURNING u.first_id, u.last_id)
-    SELECT array_agg(first_id ORDER BY first_id), array_agg(last_id ORDER BY first_id)
-    INTO v_first, v_last
+    SELECT array_agg(first_id ORDER BY first_id)
+    INTO v_first
     FROM taken;
     IF v_first IS NULL THEN
         RETURN 0;
     END IF;
-    RETURN usage._fold(v_first, v_last);
+    RETURN usage._fold(v_first);
 END
 $$;
 
@@ -340,7 +346,7 @@ BEGIN
         ARRAY[p_thread_id], ARRAY[p_agent_id], ARRAY[p_model], ARRAY[p_provider],
         ARRAY[p_prompt_tokens], ARRAY[p_completion_tokens], ARRAY[p_latency_ms],
         ARRAY[p_user_id], ARRAY[p_variant_id], ARRAY[p_metadata], ARRAY[p_at]);
-    PERFORM usage._fold(ARRAY[r.first_id], ARRAY[r.last_id]);
+    PERFORM usage._fold(ARRAY[r.first_id]);
     PERFORM feed.emit_data('usage',
         jsonb_build_object('id', r.first_id, 'threadId', p_thread_id, 'agentId', p_agent_id,
                            'model', p_model, 'promptTokens', p_prompt_tokens,

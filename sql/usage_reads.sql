@@ -199,19 +199,28 @@ BEGIN
     IF p_agent_id IS NOT NULL THEN PERFORM ap.check_ident('agentId', p_agent_id); END IF;
     IF p_model IS NOT NULL THEN PERFORM ap.check_ident('model', p_model); END IF;
     IF p_thread_id IS NOT NULL THEN PERFORM ap.check_ident('threadId', p_thread_id); END IF;
+    -- Batches newest first (primary key backwards), each read only when its
+    -- time range and arrays can hold a match; then its records newest first.
     SELECT coalesce(jsonb_agg(usage.record_json(s) ORDER BY s.id DESC), '[]'::jsonb),
            count(*),
            min(s.id)
     INTO v_rows, v_count, v_last
     FROM (SELECT r.*
-          FROM usage.records r
-          WHERE (p_start IS NULL OR r.created_at >= p_start)
+          FROM usage.batches b
+          CROSS JOIN LATERAL (SELECT * FROM usage.records x
+                              WHERE x.batch_id = b.first_id OFFSET 0) r
+          WHERE (p_after IS NULL OR b.first_id < p_after)
+            AND (p_start IS NULL OR b.max_at >= p_start)
+            AND (p_end IS NULL OR b.min_at < p_end)
+            AND (p_agent_id IS NULL OR p_agent_id = ANY (b.agent_ids))
+            AND (p_thread_id IS NULL OR p_thread_id = ANY (b.thread_ids))
+            AND (p_start IS NULL OR r.created_at >= p_start)
             AND (p_end IS NULL OR r.created_at < p_end)
             AND (p_agent_id IS NULL OR r.agent_id = p_agent_id)
             AND (p_model IS NULL OR lower(r.model) = lower(p_model))
             AND (p_thread_id IS NULL OR r.thread_id = p_thread_id)
             AND (p_after IS NULL OR r.id < p_after)
-          ORDER BY r.id DESC
+          ORDER BY b.first_id DESC, r.id DESC
           LIMIT v_limit) s;
     RETURN jsonb_build_object('records', v_rows, 'count', v_count,
                               'nextAfter', CASE WHEN v_count = v_limit THEN v_last END);
@@ -248,12 +257,20 @@ BEGIN
             UNION ALL
             SELECT (r.created_at AT TIME ZONE 'UTC')::date, sum(r.prompt_tokens + r.completion_tokens),
                    count(*), coalesce(sum(r.cost), 0)
-            FROM usage.records r
-            WHERE (v_same AND r.created_at >= p_start AND r.created_at < p_end)
+            FROM usage.batches b
+            CROSS JOIN LATERAL (SELECT * FROM usage.records x
+                                WHERE x.batch_id = b.first_id OFFSET 0) r
+            -- only batches whose time range meets a partial day are unnested
+            WHERE ((v_same AND b.max_at >= p_start AND b.min_at < p_end)
+                   OR (NOT v_same AND p_start IS NOT NULL AND b.max_at >= p_start
+                       AND b.min_at < v_from_ts)
+                   OR (NOT v_same AND p_end IS NOT NULL AND b.max_at >= v_to_ts
+                       AND b.min_at < p_end))
+              AND ((v_same AND r.created_at >= p_start AND r.created_at < p_end)
                OR (NOT v_same AND p_start IS NOT NULL AND r.created_at >= p_start
                    AND r.created_at < v_from_ts AND (p_end IS NULL OR r.created_at < p_end))
                OR (NOT v_same AND p_end IS NOT NULL AND r.created_at >= v_to_ts
-                   AND r.created_at < p_end AND (p_start IS NULL OR r.created_at >= p_start))
+                   AND r.created_at < p_end AND (p_start IS NULL OR r.created_at >= p_start)))
             GROUP BY 1),
         days AS (
             SELECT day, sum(tokens) AS tokens, sum(n) AS n, sum(cost) AS cost

@@ -609,21 +609,27 @@ async fn batch_is_all_or_nothing() {
         .mapped();
     assert_eq!(m.details, json!({"index": 3, "field": "metadata"}));
     many[3].metadata = None;
-    many[5].thread_id = "x".repeat(129);
-    assert_eq!(
-        usage_db::record_batch(pool, &many)
+    // Identifiers are checked a whole array at a time (usage.idents_ok):
+    // too long, a character outside the set, a space inside one (the
+    // arrays are joined with spaces), and a provider over 128 characters.
+    let cases: [(usize, &str, fn(&mut NewRecord)); 6] = [
+        (5, "threadId", |r| r.thread_id = "x".repeat(129)),
+        (5, "threadId", |r| r.thread_id = "tab\there".into()),
+        (19, "agentId", |r| r.agent_id = Some("a".repeat(129))),
+        (7, "userId", |r| r.user_id = Some("two words".into())),
+        (0, "variantId", |r| r.variant_id = Some("v ".into())),
+        (11, "provider", |r| r.provider = Some("p".repeat(129))),
+    ];
+    for (index, field, spoil) in cases {
+        let mut spoiled = many.clone();
+        spoil(&mut spoiled[index]);
+        let m = usage_db::record_batch(pool, &spoiled)
             .await
             .unwrap_err()
-            .mapped()
-            .status,
-        400
-    );
-    many[5].thread_id = "tab\there".into();
-    let m = usage_db::record_batch(pool, &many)
-        .await
-        .unwrap_err()
-        .mapped();
-    assert_eq!(m.details, json!({"index": 5, "field": "threadId"}));
+            .mapped();
+        assert_eq!((m.status, m.code.as_str()), (400, "invalid_record"));
+        assert_eq!(m.details, json!({"index": index, "field": field}));
+    }
     let over: Vec<NewRecord> = (0..10_001).map(|_| rec("s", None, "o1", 1, 1)).collect();
     let m = usage_db::record_batch(pool, &over)
         .await
@@ -634,6 +640,14 @@ async fn batch_is_all_or_nothing() {
     // an empty batch is a no-op
     let v = usage_db::record_batch(pool, &[]).await.unwrap();
     assert_eq!(v["inserted"], 0);
+    // the longest identifiers and provider are accepted
+    let mut longest = rec(&"t".repeat(128), Some(&"a".repeat(128)), "o1", 1, 1);
+    longest.provider = Some("p".repeat(128));
+    longest.user_id = Some("u".repeat(128));
+    let v = usage_db::record_batch(pool, &[longest.clone(), rec("s", None, "o1", 1, 1)])
+        .await
+        .unwrap();
+    assert_eq!(v["inserted"], 2);
 }
 
 /// A full batch in which every record has its own `at` (10,000 distinct
