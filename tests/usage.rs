@@ -612,7 +612,8 @@ async fn batch_is_all_or_nothing() {
     // Identifiers are checked a whole array at a time (usage.idents_ok):
     // too long, a character outside the set, a space inside one (the
     // arrays are joined with spaces), and a provider over 128 characters.
-    let cases: [(usize, &str, fn(&mut NewRecord)); 6] = [
+    type Spoil = fn(&mut NewRecord);
+    let cases: [(usize, &str, Spoil); 6] = [
         (5, "threadId", |r| r.thread_id = "x".repeat(129)),
         (5, "threadId", |r| r.thread_id = "tab\there".into()),
         (19, "agentId", |r| r.agent_id = Some("a".repeat(129))),

@@ -5,7 +5,9 @@
 //! Knobs (environment): DATABASE_URL (the server to create the bench
 //! database on; default the machine's 127.0.0.1:5432), BENCH_SECS (seconds
 //! per throughput phase, default 10), BENCH_CLIENTS (HTTP clients, default
-//! 32), BENCH_RECORDS (usage records for figure 6, default 10,000,000).
+//! 32), BENCH_RECORDS (usage records for figure 6, default 10,000,000),
+//! BENCH_ONLY (comma-separated parts to run: spend = figures 1-4 and 8,
+//! ingest = 5, feed = 7, records = 5b and 6; default all).
 
 mod feed;
 mod harness;
@@ -18,6 +20,16 @@ pub struct Knobs {
     pub secs: u64,
     pub clients: usize,
     pub records: u64,
+    pub only: Option<String>,
+}
+
+impl Knobs {
+    /// Whether BENCH_ONLY selects the part `part` (every part when unset).
+    fn runs(&self, part: &str) -> bool {
+        self.only
+            .as_deref()
+            .is_none_or(|only| only.split(',').any(|p| p.trim() == part))
+    }
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -43,6 +55,7 @@ fn main() {
         secs: env_num("BENCH_SECS", 10),
         clients: env_num("BENCH_CLIENTS", 32) as usize,
         records: env_num("BENCH_RECORDS", 10_000_000),
+        only: std::env::var("BENCH_ONLY").ok(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -62,9 +75,31 @@ async fn run(k: Knobs) {
     let mut rows = Vec::new();
 
     // Server A: migrates the database, then figures 1-3 and figure 4's baseline.
-    let server = Server::start(&db.url, &[]).await;
-    setup::credits(&db).await;
-    setup::minimal_spend(&db).await;
+    let mut server = Server::start(&db.url, &[]).await;
+    if k.runs("spend") {
+        server = spend_figures(&k, &db, server, &mut rows).await;
+    }
+
+    let mut copy_rate = None;
+    if k.runs("ingest") {
+        copy_rate = Some(ingest_figure(&k, &db, &server, &mut rows).await);
+    }
+    if k.runs("feed") {
+        feed_figure(&k, &db, &server, &mut rows).await;
+    }
+    if k.runs("records") {
+        records_figures(&k, &db, &server, copy_rate, &mut rows).await;
+    }
+    server.stop();
+    db.drop_db().await;
+    print_table(&k, &rows);
+}
+
+/// Figures 2, 1, 3, 4 and 8. Returns the server the later figures use (the
+/// one started for figure 4).
+async fn spend_figures(k: &Knobs, db: &BenchDb, server: Server, rows: &mut Vec<Row>) -> Server {
+    setup::credits(db).await;
+    setup::minimal_spend(db).await;
 
     // Figure 2: the spend function vs a minimal spend, both under pgbench,
     // alternated twice (best of each) to damp the noise of a shared machine.
@@ -111,8 +146,8 @@ async fn run(k: Knobs) {
     // Figure 3: one hot user vs figure 1; then the ledger must still add up,
     // and a user with 1,000 credits under the same contention never overdraws.
     let hot = spend_load(&server.base, k.clients, k.secs, true).await;
-    let (consistent, detail) = setup::hot_user_consistent(&db).await;
-    let (no_overdraft, probe) = setup::overdraft_probe(&db, &server.base).await;
+    let (consistent, detail) = setup::hot_user_consistent(db).await;
+    let (no_overdraft, probe) = setup::overdraft_probe(db, &server.base).await;
     rows.push(Row {
         figure: "3 one hot user vs figure 1",
         measured: format!("{:.0} req/s; {detail}; {probe}", hot.per_sec()),
@@ -150,9 +185,13 @@ async fn run(k: Knobs) {
         target: "report",
         pass: rss.is_finite(),
     });
+    server
+}
 
+/// Figure 5; returns the COPY baseline (rows/s).
+async fn ingest_figure(k: &Knobs, db: &BenchDb, server: &Server, rows: &mut Vec<Row>) -> f64 {
     // Figure 5: usage batch ingest vs COPY of the same rows.
-    let (api_rate, copy_rate) = setup::usage_ingest(&db, &server.base, k.secs).await;
+    let (api_rate, copy_rate) = setup::usage_ingest(db, &server.base, k.secs).await;
     rows.push(Row {
         figure: "5 usage batch ingest vs COPY",
         measured: format!("{api_rate:.0} records/s"),
@@ -161,9 +200,12 @@ async fn run(k: Knobs) {
         target: ">= 0.3 and >= 50k/s",
         pass: api_rate / copy_rate >= 0.3 && api_rate >= 50_000.0,
     });
+    copy_rate
+}
 
+async fn feed_figure(k: &Knobs, db: &BenchDb, server: &Server, rows: &mut Vec<Row>) {
     // Figure 7: feed latency at 1,000 events/s with 100 subscribers.
-    let (p50, p99, delivered) = feed::latency(&db, &server.addr, k.secs).await;
+    let (p50, p99, delivered) = feed::latency(db, &server.addr, k.secs).await;
     rows.push(Row {
         figure: "7 feed latency commit->WS, 1k ev/s, 100 subs",
         measured: format!("p50 {p50:.1} ms, p99 {p99:.1} ms"),
@@ -172,24 +214,35 @@ async fn run(k: Knobs) {
         target: "p99 < 50 ms",
         pass: p99 < 50.0,
     });
+}
 
+/// Figure 6 (and 5b, when figure 5 ran: its COPY rate is 5b's baseline).
+async fn records_figures(
+    k: &Knobs,
+    db: &BenchDb,
+    server: &Server,
+    copy_rate: Option<f64>,
+    rows: &mut Vec<Row>,
+) {
     // Figure 6: totals over many usage records vs the naive aggregate.
     let started = Instant::now();
-    setup::load_usage_records(&db, k.records).await;
+    setup::load_usage_records(db, k.records).await;
     let load_secs = started.elapsed().as_secs_f64();
-    setup::analyze_usage(&db).await;
+    setup::analyze_usage(db).await;
     eprintln!("loaded {} usage records in {load_secs:.0}s", k.records);
     // Where figure 5's time goes: the same batch function called from SQL
     // (no HTTP, no JSON), 10,000 records a call on two connections.
     let sql_rate = k.records as f64 / load_secs;
-    rows.push(Row {
-        figure: "5b usage batch fn alone (SQL) vs COPY",
-        measured: format!("{sql_rate:.0} records/s"),
-        baseline: format!("{copy_rate:.0} rows/s"),
-        ratio: sql_rate / copy_rate,
-        target: "diagnostic",
-        pass: true,
-    });
+    if let Some(copy_rate) = copy_rate {
+        rows.push(Row {
+            figure: "5b usage batch fn alone (SQL) vs COPY",
+            measured: format!("{sql_rate:.0} records/s"),
+            baseline: format!("{copy_rate:.0} rows/s"),
+            ratio: sql_rate / copy_rate,
+            target: "diagnostic",
+            pass: true,
+        });
+    }
     for (figure, api_path, naive_sql) in [
         (
             "6a GET /usage vs naive aggregate",
@@ -203,7 +256,7 @@ async fn run(k: Knobs) {
         ),
     ] {
         let api_ms = setup::median_get_ms(&server.base, api_path, 51).await;
-        let naive_ms = setup::median_sql_ms(&db, naive_sql, 5).await;
+        let naive_ms = setup::median_sql_ms(db, naive_sql, 5).await;
         rows.push(Row {
             figure,
             measured: format!("{api_ms:.2} ms median"),
@@ -213,9 +266,6 @@ async fn run(k: Knobs) {
             pass: naive_ms / api_ms >= 100.0 && api_ms < 50.0,
         });
     }
-    server.stop();
-    db.drop_db().await;
-    print_table(&k, &rows);
 }
 
 /// The spend load of figures 1, 3 and 4: each request spends on a random

@@ -1,7 +1,7 @@
 -- The baseline of figure 2: one conditional UPDATE plus one INSERT, on the
 -- same 10,000 user ids. Shared by benches/load/setup.rs and
 -- scripts/instructions.sh.
-CREATE SCHEMA bench;
+CREATE SCHEMA IF NOT EXISTS bench;
 CREATE TABLE bench.min_balance (user_id text PRIMARY KEY, balance bigint NOT NULL);
 CREATE TABLE bench.min_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id text NOT NULL, amount bigint NOT NULL, balance bigint NOT NULL,

@@ -154,7 +154,8 @@ pub async fn usage_ingest(db: &BenchDb, base: &str, secs: u64) -> (f64, f64) {
     // COPY the same rows (as text) into a plain table, the same number of times.
     let c = db.client().await;
     c.batch_execute(
-        "CREATE TABLE bench.usage_copy (thread_id text, agent_id text, model text,
+        "CREATE SCHEMA IF NOT EXISTS bench;
+         CREATE TABLE bench.usage_copy (thread_id text, agent_id text, model text,
              prompt_tokens bigint, completion_tokens bigint, latency_ms bigint,
              created_at timestamptz DEFAULT now())",
     )
