@@ -944,6 +944,55 @@ async fn history_pages_and_filters_and_daily_series() {
         .await;
     assert_eq!(d["days"][0]["requestCount"], 1);
     assert_eq!(d["count"], 1);
+
+    // Across batches (each stored as one row): two more, one back-dated to
+    // 2026-01-05, and a single record. Pages still run newest first over
+    // all of them; filters skip whole batches but never lose a record.
+    let later: Vec<NewRecord> = (0..3)
+        .map(|i| {
+            let mut r = rec("even", Some("a0"), "o1", 1 + i, 1);
+            r.at = Some("2026-01-05T12:00:00Z".parse().unwrap());
+            r
+        })
+        .collect();
+    usage_db::record_batch(pool, &later).await.unwrap();
+    usage_db::record(pool, &rec("odd", Some("a1"), "o1", 7, 7))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<i64> = None;
+    loop {
+        let path = match after {
+            Some(a) => format!("/api/v1/usage/history?limit=2&threadId=even&after={a}"),
+            None => "/api/v1/usage/history?limit=2&threadId=even".to_string(),
+        };
+        let (s, h) = app.get(&path).await;
+        assert_eq!(s, 200, "{h}");
+        for r in h["records"].as_array().unwrap() {
+            assert_eq!(r["threadId"], "even");
+            seen.push(r["id"].as_i64().unwrap());
+        }
+        match h["nextAfter"].as_i64() {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5 + 3, "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "{seen:?}");
+    let (_, h) = app
+        .get("/api/v1/usage/history?start=2026-01-04T00:00:00Z&end=2026-01-06T00:00:00Z")
+        .await;
+    assert_eq!(h["count"], 3);
+    assert_eq!(h["records"][0]["promptTokens"], 3); // newest of the batch first
+    let (_, d) = app
+        .get("/api/v1/usage/daily?start=2026-01-05T11:00:00Z&end=2026-01-05T13:00:00Z")
+        .await;
+    assert_eq!(
+        d["days"],
+        json!([{"date": "2026-01-05", "totalTokens": 9, "requestCount": 3, "totalCost": d["days"][0]["totalCost"]}])
+    );
+    let (_, h) = app.get("/api/v1/usage/history?limit=100").await;
+    assert_eq!(h["count"], 9 + 3 + 1);
 }
 
 #[tokio::test]
