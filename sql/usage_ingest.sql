@@ -10,6 +10,14 @@
 -- usage.unfolded names the batch, and every read adds its records
 -- (usage.pending_records), so no answer depends on when the fold runs.
 
+-- The cost of one record (USD, 6 decimals; CONTRACT: at most 6 decimals per
+-- record) at a price of `ppm` / `cpm` USD per million prompt / completion
+-- tokens; NULL when unpriced. Inlined where it is called.
+CREATE OR REPLACE FUNCTION usage.cost_of(pt bigint, ct bigint, ppm numeric, cpm numeric)
+RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT round((pt * ppm + ct * cpm) / 1000000, 6)
+$$;
+
 -- Whether every element of `p` is NULL or an identifier by ap.is_ident's
 -- rule (the set [A-Za-z0-9._:@/-], at most 128 long; '' is checked by the
 -- caller), tested on the whole array in C: no character outside the set in
@@ -50,6 +58,11 @@ DECLARE
     v_providers text[];
     v_min_at timestamptz;
     v_max_at timestamptz;
+    v_km text[];
+    v_kid bigint[];
+    v_kprov text[];
+    v_kppm numeric[];
+    v_kcpm numeric[];
 BEGIN
     IF n > usage.max_batch() THEN
         PERFORM ap.raise(400, 'batch_too_large',
@@ -122,36 +135,60 @@ BEGIN
     -- usage.max_batch()).
     first_id := nextval('usage.record_blocks');
     last_id := first_id + n - 1;
-    -- Pricing, one pass. `pr`: each distinct model's price key is found once,
-    -- then each distinct (model, time) the key's version in effect (one index
-    -- probe). The records, unnested side by side in the select list, find
-    -- their version in a hash of those few rows (merge joins are off for this
-    -- function: the planner would sort the whole batch instead), and the
-    -- aggregates collect each record's cost, price and provider in the
-    -- batch's order (the sorted subquery; array element i is record i).
-    WITH d AS MATERIALIZED (
-        SELECT DISTINCT lower(r.m COLLATE "C") AS lm, coalesce(r.at, v_now) AS ts
-        FROM unnest(p_models, p_at) AS r(m, at)),
-    k AS MATERIALIZED (
-        SELECT m.lm, usage.price_key(m.lm) AS pk FROM (SELECT DISTINCT lm FROM d) m),
-    pr AS MATERIALIZED (
-        SELECT d.lm, d.ts, p.id, p.provider, p.prompt_per_million AS ppm,
-               p.completion_per_million AS cpm
-        FROM d JOIN k USING (lm)
-        LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true),
-    priced AS (
-        SELECT round((x.pt * pr.ppm + x.ct * pr.cpm) / 1000000, 6) AS cost, pr.id AS price_id,
-               coalesce(x.pv, pr.provider) AS provider, x.pt + x.ct AS tokens, x.ts
-        FROM (SELECT y.i, y.lm, y.pv, y.pt, y.ct, coalesce(y.at, v_now) AS ts
-              FROM (SELECT generate_series(1, n) AS i, lower(unnest(p_models) COLLATE "C") AS lm,
+    -- Pricing: every record's cost, price version and provider, as arrays in
+    -- the batch's order (element i is record i).
+    IF cardinality(array_remove(p_at, NULL)) = 0 THEN
+        -- No record says when it happened (the usual batch): all are priced
+        -- now, so each distinct model has one price, looked up once; each
+        -- record finds its model's by position in those few. The select
+        -- list unnests the arrays side by side and nothing joins or sorts
+        -- them, so the aggregates see the records in array order.
+        SELECT array_agg(x.m), array_agg(p.id), array_agg(p.provider),
+               array_agg(p.prompt_per_million), array_agg(p.completion_per_million)
+        INTO v_km, v_kid, v_kprov, v_kppm, v_kcpm
+        FROM (SELECT DISTINCT m FROM unnest(p_models) AS m) x
+        LEFT JOIN LATERAL usage.price_at(x.m, v_now) p ON true;
+        SELECT array_agg(c.cost), array_agg(v_kid[c.j]), array_agg(coalesce(c.pv, v_kprov[c.j])),
+               sum(c.pt + c.ct), sum(c.cost)
+        INTO v_costs, v_price_ids, v_providers, total_tokens, total_cost
+        FROM (SELECT y.j, y.pv, y.pt, y.ct,
+                     usage.cost_of(y.pt, y.ct, v_kppm[y.j], v_kcpm[y.j]) AS cost
+              FROM (SELECT array_position(v_km, unnest(p_models)) AS j,
                            unnest(p_providers) AS pv, unnest(p_prompt_tokens) AS pt,
-                           unnest(p_completion_tokens) AS ct, unnest(p_at) AS at) y) x
-        LEFT JOIN pr ON pr.lm = x.lm AND pr.ts = x.ts
-        ORDER BY x.i)
-    SELECT array_agg(cost), array_agg(price_id), array_agg(provider), sum(tokens), sum(cost),
-           min(ts), max(ts)
-    INTO v_costs, v_price_ids, v_providers, total_tokens, total_cost, v_min_at, v_max_at
-    FROM priced;
+                           unnest(p_completion_tokens) AS ct) y) c;
+        v_min_at := v_now;
+        v_max_at := v_now;
+    ELSE
+        -- Back-dated records: `pr` finds each distinct model's price key once,
+        -- then each distinct (model, time) the key's version in effect (one index
+        -- probe). The records, unnested side by side in the select list, find
+        -- their version in a hash of those few rows (merge joins are off for this
+        -- function: the planner would sort the whole batch instead), and the
+        -- aggregates collect them in the batch's order (the sorted subquery).
+        WITH d AS MATERIALIZED (
+            SELECT DISTINCT lower(r.m COLLATE "C") AS lm, coalesce(r.at, v_now) AS ts
+            FROM unnest(p_models, p_at) AS r(m, at)),
+        k AS MATERIALIZED (
+            SELECT m.lm, usage.price_key(m.lm) AS pk FROM (SELECT DISTINCT lm FROM d) m),
+        pr AS MATERIALIZED (
+            SELECT d.lm, d.ts, p.id, p.provider, p.prompt_per_million AS ppm,
+                   p.completion_per_million AS cpm
+            FROM d JOIN k USING (lm)
+            LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true),
+        priced AS (
+            SELECT usage.cost_of(x.pt, x.ct, pr.ppm, pr.cpm) AS cost, pr.id AS price_id,
+                   coalesce(x.pv, pr.provider) AS provider, x.pt + x.ct AS tokens, x.ts
+            FROM (SELECT y.i, y.lm, y.pv, y.pt, y.ct, coalesce(y.at, v_now) AS ts
+                  FROM (SELECT generate_series(1, n) AS i, lower(unnest(p_models) COLLATE "C") AS lm,
+                               unnest(p_providers) AS pv, unnest(p_prompt_tokens) AS pt,
+                               unnest(p_completion_tokens) AS ct, unnest(p_at) AS at) y) x
+            LEFT JOIN pr ON pr.lm = x.lm AND pr.ts = x.ts
+            ORDER BY x.i)
+        SELECT array_agg(cost), array_agg(price_id), array_agg(provider), sum(tokens), sum(cost),
+               min(ts), max(ts)
+        INTO v_costs, v_price_ids, v_providers, total_tokens, total_cost, v_min_at, v_max_at
+        FROM priced;
+    END IF;
     INSERT INTO usage.batches (first_id, n, epoch, recorded_at, min_at, max_at, thread_ids,
                                agent_ids, models, providers, prompt_tokens, completion_tokens,
                                latency_ms, costs, price_ids, user_ids, variant_ids, metadata, at)

@@ -1,7 +1,10 @@
 //! `/api/v1/model-prices` and `/api/v1/usage...`: LLM usage metering, totals
 //! and per-thread token budgets (CONTRACT §3). The rules live in sql/usage.sql.
 
+mod batch_body;
 mod types;
+
+use batch_body::BatchBody;
 
 pub use types::*;
 
@@ -87,11 +90,10 @@ impl UsageApi {
         &self,
         auth: Auth,
         state: Data<&AppState>,
-        body: Json<RecordBatch>,
+        body: BatchBody,
     ) -> ApiResult<Json<BatchResult>> {
         auth.require(Role::Service)?;
-        let records: Vec<NewRecord> = body.0.records.into_iter().map(Into::into).collect();
-        reply(db::usage::record_batch(&state.pool, &records)).await
+        reply(db::usage::record_batch(&state.pool, &body.0)).await
     }
 
     /// The check before an LLM call: 200 when the estimate fits the thread's
