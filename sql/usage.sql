@@ -149,13 +149,18 @@ $$;
 CREATE OR REPLACE FUNCTION usage.crossed(p_total bigint, p_max bigint, p_fired smallint[])
 RETURNS smallint[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     -- one expression, no subquery: inlined into the callers' upserts;
-    -- numeric arithmetic, exact whatever maxTokens a client sets
-    SELECT array_remove(ARRAY[
+    -- numeric arithmetic, exact whatever maxTokens a client sets. First two
+    -- bigint tests that settle most calls (a fold upserts thousands of
+    -- threads): every threshold fired already, or the total below 3/4 of
+    -- the budget rounded down (3 * (max / 4) cannot overflow).
+    SELECT CASE WHEN p_fired @> '{75,90,95,100}'::smallint[] OR p_total < 3 * (p_max / 4)
+                THEN '{}'::smallint[]
+           ELSE array_remove(ARRAY[
         CASE WHEN p_total::numeric * 100 >= 75 * p_max::numeric AND NOT (75 = ANY (p_fired)) THEN 75 END,
         CASE WHEN p_total::numeric * 100 >= 90 * p_max::numeric AND NOT (90 = ANY (p_fired)) THEN 90 END,
         CASE WHEN p_total::numeric * 100 >= 95 * p_max::numeric AND NOT (95 = ANY (p_fired)) THEN 95 END,
         CASE WHEN p_total >= p_max AND NOT (100 = ANY (p_fired)) THEN 100 END
-    ]::smallint[], NULL)
+    ]::smallint[], NULL) END
 $$;
 
 CREATE OR REPLACE FUNCTION usage.budget_json(p_thread_id text, p_max bigint,
