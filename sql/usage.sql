@@ -30,22 +30,40 @@ RETURNS integer LANGUAGE sql STABLE AS $$ SELECT max(id) FROM usage.epochs $$;
 
 -- Records --------------------------------------------------------------------
 
--- One row per usage record, with the columns the record table had: the
--- records are stored a batch to a row (usage.batches, one array per column;
--- migrations/V9__usage_batches.sql says why). `batch_id` is the batch's
--- first_id. A filter on batch_id probes the batches' primary key; any other
--- filter unnests every batch, so hot readers filter the batches first.
+-- The records of one batch row, in id order: the one place that says how a
+-- batch's arrays make records (usage.batches; migrations/V9__usage_batches.sql
+-- says why records are stored so). Inlined where it is called, so a reader
+-- that has the batch row already unnests it without fetching it again.
+CREATE OR REPLACE FUNCTION usage.batch_records(b usage.batches)
+RETURNS TABLE (id bigint, thread_id text, agent_id text, model text, provider text,
+               prompt_tokens bigint, completion_tokens bigint, latency_ms bigint,
+               cost numeric, price_id bigint, user_id text, variant_id text,
+               metadata jsonb, epoch integer, created_at timestamptz, batch_id bigint)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT b.first_id + r.i - 1, r.thread_id, r.agent_id, r.model, r.provider,
+           r.prompt_tokens, r.completion_tokens, r.latency_ms, r.cost, r.price_id,
+           r.user_id, r.variant_id, coalesce(r.metadata, '{}'::jsonb),
+           b.epoch, coalesce(r.at, b.recorded_at), b.first_id
+    FROM unnest(b.thread_ids, b.agent_ids, b.models, b.providers, b.prompt_tokens,
+                b.completion_tokens, b.latency_ms, b.costs, b.price_ids, b.user_ids,
+                b.variant_ids, b.metadata, b.at)
+         WITH ORDINALITY AS r(thread_id, agent_id, model, provider, prompt_tokens,
+                              completion_tokens, latency_ms, cost, price_id, user_id,
+                              variant_id, metadata, at, i)
+$$;
+
+-- One row per usage record, with the columns the record table had (plus
+-- `batch_id`, the batch's first_id). Any filter but one on batch_id unnests
+-- every batch, so hot readers pick the batches first and call
+-- usage.batch_records on them. (Identifiers in the "C" collation, as the
+-- table's columns were; a function's result columns have the default one.)
 CREATE OR REPLACE VIEW usage.records AS
-SELECT b.first_id + r.i - 1 AS id, r.thread_id, r.agent_id, r.model, r.provider,
-       r.prompt_tokens, r.completion_tokens, r.latency_ms, r.cost, r.price_id,
-       r.user_id, r.variant_id, coalesce(r.metadata, '{}'::jsonb) AS metadata,
-       b.epoch, coalesce(r.at, b.recorded_at) AS created_at, b.first_id AS batch_id
+SELECT r.id, r.thread_id COLLATE "C" AS thread_id, r.agent_id COLLATE "C" AS agent_id,
+       r.model COLLATE "C" AS model, r.provider, r.prompt_tokens, r.completion_tokens,
+       r.latency_ms, r.cost, r.price_id, r.user_id, r.variant_id, r.metadata, r.epoch,
+       r.created_at, r.batch_id
 FROM usage.batches b
-CROSS JOIN LATERAL unnest(b.thread_ids, b.agent_ids, b.models, b.providers, b.prompt_tokens,
-                          b.completion_tokens, b.latency_ms, b.costs, b.price_ids, b.user_ids,
-                          b.variant_ids, b.metadata, b.at)
-    WITH ORDINALITY AS r(thread_id, agent_id, model, provider, prompt_tokens, completion_tokens,
-                         latency_ms, cost, price_id, user_id, variant_id, metadata, at, i);
+CROSS JOIN LATERAL usage.batch_records(b) r;
 
 -- Records written but not yet in the budgets and rollups (usage.unfolded
 -- names their batches). Reads add these to what they read from the rollups,

@@ -186,7 +186,11 @@ $$;
 CREATE OR REPLACE FUNCTION usage.history(p_start timestamptz, p_end timestamptz,
                                          p_agent_id text, p_model text, p_thread_id text,
                                          p_limit integer, p_after bigint)
-RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+-- (enable_sort off: the planner takes each batch for 10 records, so for a
+-- thread or agent filter it would unnest every matching batch and sort them
+-- all; walking the batches newest first stops after the page: 1.3 s became
+-- 17 ms for a thread in 1,600 of 2,000 batches.)
+RETURNS jsonb LANGUAGE plpgsql STABLE SET enable_sort = off AS $$
 DECLARE
     v_limit integer := coalesce(p_limit, 50);
     v_rows jsonb;
@@ -207,8 +211,7 @@ BEGIN
     INTO v_rows, v_count, v_last
     FROM (SELECT r.*
           FROM usage.batches b
-          CROSS JOIN LATERAL (SELECT * FROM usage.records x
-                              WHERE x.batch_id = b.first_id OFFSET 0) r
+          CROSS JOIN LATERAL usage.batch_records(b) r
           WHERE (p_after IS NULL OR b.first_id < p_after)
             AND (p_start IS NULL OR b.max_at >= p_start)
             AND (p_end IS NULL OR b.min_at < p_end)
@@ -258,8 +261,7 @@ BEGIN
             SELECT (r.created_at AT TIME ZONE 'UTC')::date, sum(r.prompt_tokens + r.completion_tokens),
                    count(*), coalesce(sum(r.cost), 0)
             FROM usage.batches b
-            CROSS JOIN LATERAL (SELECT * FROM usage.records x
-                                WHERE x.batch_id = b.first_id OFFSET 0) r
+            CROSS JOIN LATERAL usage.batch_records(b) r
             -- only batches whose time range meets a partial day are unnested
             WHERE ((v_same AND b.max_at >= p_start AND b.min_at < p_end)
                    OR (NOT v_same AND p_start IS NOT NULL AND b.max_at >= p_start

@@ -6,8 +6,10 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde_json::Value;
 
-/// One usage record as the SQL writer takes it.
-#[derive(Debug, Clone, Default)]
+/// One usage record as the SQL writer takes it. Also the wire shape of a record in a batch
+/// body (camelCase; `src/api/usage/batch_body.rs` reads it with serde).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NewRecord {
     pub thread_id: String,
     pub agent_id: Option<String>,

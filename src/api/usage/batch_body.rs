@@ -13,7 +13,6 @@
 use super::types::{RecordBatch, UsageRecordIn};
 use crate::api::types::IdentCheck;
 use crate::db::usage::NewRecord;
-use chrono::{DateTime, Utc};
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::{
     error::{ContentTypeError, ParseRequestPayloadError},
@@ -36,78 +35,35 @@ const MAX_COUNT: i64 = 1_000_000_000;
 
 #[derive(Deserialize)]
 struct FastBatch {
-    records: Vec<FastRecord>,
+    records: Vec<NewRecord>,
 }
 
-/// `UsageRecordIn` as serde reads it (unknown fields ignored, as there).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FastRecord {
-    thread_id: String,
-    #[serde(default)]
-    agent_id: Option<String>,
-    model: String,
-    #[serde(default)]
-    provider: Option<String>,
-    prompt_tokens: i64,
-    completion_tokens: i64,
-    #[serde(default)]
-    latency_ms: Option<i64>,
-    #[serde(default)]
-    user_id: Option<String>,
-    #[serde(default)]
-    variant_id: Option<String>,
-    #[serde(default)]
-    metadata: Option<Value>,
-    #[serde(default)]
-    at: Option<DateTime<Utc>>,
-}
-
-impl FastRecord {
-    /// Whether `UsageRecordIn`'s validators accept it.
-    fn is_valid(&self) -> bool {
-        let ident = |s: &String| IdentCheck.check(s);
-        let count = |n: i64| (0..=MAX_COUNT).contains(&n);
-        ident(&self.thread_id)
-            && self.agent_id.as_ref().is_none_or(ident)
-            && ident(&self.model)
-            && self
-                .provider
-                .as_ref()
-                .is_none_or(|p| (1..=128).contains(&p.chars().count()))
-            && count(self.prompt_tokens)
-            && count(self.completion_tokens)
-            && self.latency_ms.is_none_or(count)
-            && self.user_id.as_ref().is_none_or(ident)
-            && self.variant_id.as_ref().is_none_or(ident)
-    }
-}
-
-impl From<FastRecord> for NewRecord {
-    fn from(r: FastRecord) -> NewRecord {
-        NewRecord {
-            thread_id: r.thread_id,
-            agent_id: r.agent_id,
-            model: r.model,
-            provider: r.provider,
-            prompt_tokens: r.prompt_tokens,
-            completion_tokens: r.completion_tokens,
-            latency_ms: r.latency_ms,
-            user_id: r.user_id,
-            variant_id: r.variant_id,
-            metadata: r.metadata,
-            at: r.at,
-        }
-    }
+/// Whether `UsageRecordIn`'s validators accept `r` (serde has checked the
+/// types; a missing optional field reads as None, unknown fields are
+/// ignored, as there).
+fn is_valid(r: &NewRecord) -> bool {
+    let ident = |s: &String| IdentCheck.check(s);
+    let count = |n: i64| (0..=MAX_COUNT).contains(&n);
+    ident(&r.thread_id)
+        && r.agent_id.as_ref().is_none_or(ident)
+        && ident(&r.model)
+        && r.provider
+            .as_ref()
+            .is_none_or(|p| (1..=128).contains(&p.chars().count()))
+        && count(r.prompt_tokens)
+        && count(r.completion_tokens)
+        && r.latency_ms.is_none_or(count)
+        && r.user_id.as_ref().is_none_or(ident)
+        && r.variant_id.as_ref().is_none_or(ident)
 }
 
 /// The records when the fast path accepts the body, else None.
 fn parse_fast(data: &[u8]) -> Option<Vec<NewRecord>> {
     let batch: FastBatch = serde_json::from_slice(data).ok()?;
-    if batch.records.len() > MAX_RECORDS || !batch.records.iter().all(FastRecord::is_valid) {
+    if batch.records.len() > MAX_RECORDS || !batch.records.iter().all(is_valid) {
         return None;
     }
-    Some(batch.records.into_iter().map(Into::into).collect())
+    Some(batch.records)
 }
 
 /// poem-openapi's `Json<RecordBatch>` reading of the same bytes (its
