@@ -364,6 +364,36 @@ async fn hub_filters_bounds_and_channels() {
 }
 
 #[tokio::test]
+async fn an_idle_hub_skips_ahead_and_a_registered_connection_stops_it() {
+    let hub = Hub::new(4, 100);
+    hub.start_at(5);
+    assert!(hub.is_idle());
+    // nobody registered: the relay may move the watermark without events
+    assert!(hub.skip_while_idle(9));
+    assert_eq!(hub.last_id(), Some(9));
+    assert_eq!(hub.watermark().await, 9);
+    // never backwards
+    assert!(hub.skip_while_idle(7));
+    assert_eq!(hub.last_id(), Some(9));
+    // a registered connection (even with no interest yet) must get events
+    let mut sub = hub.register(hub.try_connect().unwrap(), None);
+    assert!(!hub.is_idle());
+    assert!(!hub.skip_while_idle(20));
+    assert_eq!(hub.last_id(), Some(9));
+    // it subscribes from 9 on, and event 10 reaches it
+    assert_eq!(
+        hub.set_interest(&sub, Interest::Filter(Filter::default())),
+        9
+    );
+    hub.publish(&[ev(10, "credits.changed", None, &[], None)]);
+    assert_eq!(sub.rx.try_recv().map(|e| e.stored.id).ok(), Some(10));
+    drop(sub);
+    assert!(hub.is_idle());
+    assert!(hub.skip_while_idle(12));
+    assert_eq!(hub.last_id(), Some(12));
+}
+
+#[tokio::test]
 async fn hub_connection_limit() {
     let hub = Hub::new(4, 2);
     let a = hub.try_connect();

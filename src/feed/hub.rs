@@ -228,6 +228,31 @@ impl Hub {
         self.lock().last_id
     }
 
+    /// Whether no connection is registered: nobody to deliver to.
+    pub fn is_idle(&self) -> bool {
+        self.lock().subs.is_empty()
+    }
+
+    /// With no connection registered, moves the last published id up to
+    /// `upto` without reading the events (nobody would receive them; a later
+    /// subscriber that resumes replays them from the table) and returns true.
+    /// Returns false, changing nothing, when a connection has registered: the
+    /// relay must then read and publish the events. Decided under the lock
+    /// that `register` and `set_interest` take, so a connection either is
+    /// seen here or starts after `upto`.
+    pub fn skip_while_idle(&self, upto: i64) -> bool {
+        let mut inner = self.lock();
+        if !inner.subs.is_empty() {
+            return false;
+        }
+        if inner.last_id.is_some_and(|last| last < upto) {
+            inner.last_id = Some(upto);
+            drop(inner);
+            self.ready.send_replace(Some(upto));
+        }
+        true
+    }
+
     /// Delivers events (in id order) to every interested connection without
     /// waiting; connections whose queue is full are dropped and kicked.
     pub fn publish(&self, events: &[Arc<Event>]) {
