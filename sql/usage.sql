@@ -41,14 +41,14 @@ RETURNS TABLE (id bigint, thread_id text, agent_id text, model text, provider te
                metadata jsonb, epoch integer, created_at timestamptz, batch_id bigint)
 LANGUAGE sql IMMUTABLE AS $$
     SELECT b.first_id + r.i - 1, r.thread_id, r.agent_id, r.model, r.provider,
-           r.prompt_tokens, r.completion_tokens, r.latency_ms, r.cost, r.price_id,
+           r.prompt_tokens, r.completion_tokens, r.latency_ms, r.cost_micros * 0.000001, r.price_id,
            r.user_id, r.variant_id, coalesce(r.metadata, '{}'::jsonb),
            b.epoch, coalesce(r.at, b.recorded_at), b.first_id
     FROM unnest(b.thread_ids, b.agent_ids, b.models, b.providers, b.prompt_tokens,
-                b.completion_tokens, b.latency_ms, b.costs, b.price_ids, b.user_ids,
+                b.completion_tokens, b.latency_ms, b.cost_micros, b.price_ids, b.user_ids,
                 b.variant_ids, b.metadata, b.at)
          WITH ORDINALITY AS r(thread_id, agent_id, model, provider, prompt_tokens,
-                              completion_tokens, latency_ms, cost, price_id, user_id,
+                              completion_tokens, latency_ms, cost_micros, price_id, user_id,
                               variant_id, metadata, at, i)
 $$;
 
@@ -157,9 +157,11 @@ BEGIN
         PERFORM ap.raise(400, 'invalid_provider', 'provider must be 1-128 characters',
                          jsonb_build_object('field', 'provider'));
     END IF;
-    IF p_prompt_per_million IS NULL OR p_prompt_per_million < 0
-       OR p_completion_per_million IS NULL OR p_completion_per_million < 0 THEN
-        PERFORM ap.raise(400, 'invalid_price', 'prices must be numbers >= 0',
+    -- (at most 1e9 USD per million tokens, so that every cost fits in
+    -- usage.batches' micro-USD: migrations/V12__usage_cost_micros.sql)
+    IF p_prompt_per_million IS NULL OR p_prompt_per_million NOT BETWEEN 0 AND 1e9
+       OR p_completion_per_million IS NULL OR p_completion_per_million NOT BETWEEN 0 AND 1e9 THEN
+        PERFORM ap.raise(400, 'invalid_price', 'prices must be numbers from 0 to 1e9',
                          jsonb_build_object('promptPerMillion', p_prompt_per_million,
                                             'completionPerMillion', p_completion_per_million));
     END IF;

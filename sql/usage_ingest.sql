@@ -10,12 +10,31 @@
 -- usage.unfolded names the batch, and every read adds its records
 -- (usage.pending_records), so no answer depends on when the fold runs.
 
--- The cost of one record (USD, 6 decimals; CONTRACT: at most 6 decimals per
--- record) at a price of `ppm` / `cpm` USD per million prompt / completion
--- tokens; NULL when unpriced. Inlined where it is called.
-CREATE OR REPLACE FUNCTION usage.cost_of(pt bigint, ct bigint, ppm numeric, cpm numeric)
-RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT round((pt * ppm + ct * cpm) / 1000000, 6)
+-- A sum of bigints that stays a bigint: int8pl as the transition, so each
+-- group's state is one by-value integer (sum(bigint) keeps a 128-bit state per
+-- group and returns numeric). Errors on overflow, as int8pl does; a fold's
+-- sums are far below it (at most usage.max_count() per record).
+CREATE OR REPLACE AGGREGATE usage.total(bigint) (
+    SFUNC = int8pl, STYPE = bigint, COMBINEFUNC = int8pl, PARALLEL = SAFE);
+
+-- A price as an integer: pico-USD per token (USD per million tokens, which
+-- has 6 decimals, times 10^6). At most 10^15 (usage.model_prices' check).
+CREATE OR REPLACE FUNCTION usage.pico_per_token(p_per_million numeric)
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (p_per_million * 1000000)::bigint
+$$;
+
+-- The cost of one record in micro-USD (CONTRACT: a cost has at most 6
+-- decimals, rounded half up), at prices `pp` / `cp` in pico-USD per prompt /
+-- completion token (usage.pico_per_token); NULL when unpriced. Integer
+-- arithmetic when it cannot overflow (tokens are at most 10^9, so prices up
+-- to 4,000 USD per million tokens), else numeric; both exact. Inlined where
+-- it is called.
+CREATE OR REPLACE FUNCTION usage.cost_micros(pt bigint, ct bigint, pp bigint, cp bigint)
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN pp <= 4000000000 AND cp <= 4000000000
+                THEN (pt * pp + ct * cp + 500000) / 1000000
+                ELSE round((pt::numeric * pp + ct::numeric * cp) / 1000000)::bigint END
 $$;
 
 -- Whether every element of `p` is NULL or an identifier by ap.is_ident's
@@ -37,6 +56,7 @@ DROP FUNCTION IF EXISTS usage._ingest(text[], text[], text[], text[], bigint[], 
                                       text[], text[], jsonb[], timestamptz[]);
 DROP FUNCTION IF EXISTS usage._insert(text[], text[], text[], text[], bigint[], bigint[], bigint[],
                                       text[], text[], jsonb[], timestamptz[]);
+DROP FUNCTION IF EXISTS usage.cost_of(bigint, bigint, numeric, numeric);
 -- The one writer of records. Parallel arrays, one element per record; all
 -- validated first (400 naming the first bad record, nothing written). The
 -- records get the consecutive ids first_id..last_id, in array order.
@@ -53,7 +73,7 @@ DECLARE
     v_bad record;
     v_idents_bad boolean;
     v_now timestamptz := now();
-    v_costs numeric[];
+    v_costs bigint[];
     v_price_ids bigint[];
     v_providers text[];
     v_min_at timestamptz;
@@ -61,8 +81,9 @@ DECLARE
     v_km text[];
     v_kid bigint[];
     v_kprov text[];
-    v_kppm numeric[];
-    v_kcpm numeric[];
+    v_kpp bigint[];
+    v_kcp bigint[];
+    v_total_micros numeric;  -- (a sum of costs at the highest prices passes 2^63)
 BEGIN
     IF n > usage.max_batch() THEN
         PERFORM ap.raise(400, 'batch_too_large',
@@ -144,15 +165,16 @@ BEGIN
         -- list unnests the arrays side by side and nothing joins or sorts
         -- them, so the aggregates see the records in array order.
         SELECT array_agg(x.m), array_agg(p.id), array_agg(p.provider),
-               array_agg(p.prompt_per_million), array_agg(p.completion_per_million)
-        INTO v_km, v_kid, v_kprov, v_kppm, v_kcpm
+               array_agg(usage.pico_per_token(p.prompt_per_million)),
+               array_agg(usage.pico_per_token(p.completion_per_million))
+        INTO v_km, v_kid, v_kprov, v_kpp, v_kcp
         FROM (SELECT DISTINCT m FROM unnest(p_models) AS m) x
         LEFT JOIN LATERAL usage.price_at(x.m, v_now) p ON true;
         SELECT array_agg(c.cost), array_agg(v_kid[c.j]), array_agg(coalesce(c.pv, v_kprov[c.j])),
-               sum(c.pt + c.ct), sum(c.cost)
-        INTO v_costs, v_price_ids, v_providers, total_tokens, total_cost
+               usage.total(c.pt + c.ct), sum(c.cost)
+        INTO v_costs, v_price_ids, v_providers, total_tokens, v_total_micros
         FROM (SELECT y.j, y.pv, y.pt, y.ct,
-                     usage.cost_of(y.pt, y.ct, v_kppm[y.j], v_kcpm[y.j]) AS cost
+                     usage.cost_micros(y.pt, y.ct, v_kpp[y.j], v_kcp[y.j]) AS cost
               FROM (SELECT array_position(v_km, unnest(p_models)) AS j,
                            unnest(p_providers) AS pv, unnest(p_prompt_tokens) AS pt,
                            unnest(p_completion_tokens) AS ct) y) c;
@@ -171,12 +193,12 @@ BEGIN
         k AS MATERIALIZED (
             SELECT m.lm, usage.price_key(m.lm) AS pk FROM (SELECT DISTINCT lm FROM d) m),
         pr AS MATERIALIZED (
-            SELECT d.lm, d.ts, p.id, p.provider, p.prompt_per_million AS ppm,
-                   p.completion_per_million AS cpm
+            SELECT d.lm, d.ts, p.id, p.provider, usage.pico_per_token(p.prompt_per_million) AS pp,
+                   usage.pico_per_token(p.completion_per_million) AS cp
             FROM d JOIN k USING (lm)
             LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true),
         priced AS (
-            SELECT usage.cost_of(x.pt, x.ct, pr.ppm, pr.cpm) AS cost, pr.id AS price_id,
+            SELECT usage.cost_micros(x.pt, x.ct, pr.pp, pr.cp) AS cost, pr.id AS price_id,
                    coalesce(x.pv, pr.provider) AS provider, x.pt + x.ct AS tokens, x.ts
             FROM (SELECT y.i, y.lm, y.pv, y.pt, y.ct, coalesce(y.at, v_now) AS ts
                   FROM (SELECT generate_series(1, n) AS i, lower(unnest(p_models) COLLATE "C") AS lm,
@@ -184,14 +206,15 @@ BEGIN
                                unnest(p_completion_tokens) AS ct, unnest(p_at) AS at) y) x
             LEFT JOIN pr ON pr.lm = x.lm AND pr.ts = x.ts
             ORDER BY x.i)
-        SELECT array_agg(cost), array_agg(price_id), array_agg(provider), sum(tokens), sum(cost),
-               min(ts), max(ts)
-        INTO v_costs, v_price_ids, v_providers, total_tokens, total_cost, v_min_at, v_max_at
+        SELECT array_agg(cost), array_agg(price_id), array_agg(provider), usage.total(tokens),
+               sum(cost), min(ts), max(ts)
+        INTO v_costs, v_price_ids, v_providers, total_tokens, v_total_micros, v_min_at, v_max_at
         FROM priced;
     END IF;
+    total_cost := v_total_micros * 0.000001;  -- 6 decimals; NULL: none priced
     INSERT INTO usage.batches (first_id, n, epoch, recorded_at, min_at, max_at, thread_ids,
                                agent_ids, models, providers, prompt_tokens, completion_tokens,
-                               latency_ms, costs, price_ids, user_ids, variant_ids, metadata, at)
+                               latency_ms, cost_micros, price_ids, user_ids, variant_ids, metadata, at)
     VALUES (first_id, n, v_epoch, v_now, v_min_at, v_max_at, p_thread_ids, p_agent_ids, p_models,
             v_providers, p_prompt_tokens, p_completion_tokens, p_latency_ms, v_costs, v_price_ids,
             p_user_ids, p_variant_ids, p_metadata, p_at);
@@ -210,9 +233,14 @@ DROP FUNCTION IF EXISTS usage._fold(bigint[]);
 -- fires once per thread. Rows are locked in key order and the tables taken in
 -- the same order in every call, so concurrent folds queue but never
 -- deadlock. Returns the number of records folded.
+--
+-- Two statements per epoch: the first reads and groups the records and
+-- writes nothing, so the transaction has no xid yet and the feed relay does
+-- not wait for it (it holds back every event committed after a transaction
+-- with an xid that is still open); the second writes the sums, briefly.
 -- (jit off: a fold's plan looks big enough to the planner to compile, and
 -- compiling costs more than the fold. The planner takes each batch's arrays
--- for 10 records, so it would sort 20,000 records to group them and size the
+-- for 10 records, so it would sort the records to group them and size the
 -- hash tables for a few dozen groups: hashing (enable_sort off) with room for
 -- the groups (work_mem) halved a fold of 20 batches over 5,000 threads.)
 CREATE FUNCTION usage._fold(p_batches bigint[])
@@ -220,7 +248,8 @@ RETURNS integer LANGUAGE plpgsql SET jit = off SET enable_sort = off SET work_me
 DECLARE
     v_shard smallint := (pg_backend_pid() % 16)::smallint;
     v_folded integer := 0;
-    v_n integer;
+    v_sums usage.fold_sum[];
+    v_n bigint;
     e integer;
 BEGIN
     -- Each epoch's batches are folded on their own (a thread joins each
@@ -229,41 +258,50 @@ BEGIN
     FOR e IN SELECT DISTINCT b.epoch FROM usage.batches b
              WHERE b.first_id = ANY (p_batches) ORDER BY 1 LOOP
         -- The records, combined by every key the rollups use (one hash
-        -- pass; the arrays unnested side by side in the select list), then
-        -- each rollup's groups from those combinations. Grouping the records
-        -- by each key separately cost twice as much.
+        -- pass; the arrays unnested side by side in the select list; a
+        -- batch's day computed once, unless a record says when it happened),
+        -- then each rollup's groups from those combinations. Grouping the
+        -- records by each key separately cost twice as much.
         WITH c AS MATERIALIZED (
-            -- (bigint sums: summing them again below stays in 128-bit
-            -- integers instead of numeric)
-            SELECT y.t, y.a, y.m, y.at, y.rec, sum(y.pt)::bigint AS sp, sum(y.ct)::bigint AS sc,
-                   count(*) AS n, sum(y.cost) AS cost, sum(y.l)::bigint AS ls, count(y.l) AS lc
-            FROM (SELECT b.recorded_at AS rec, unnest(b.thread_ids) AS t,
-                         unnest(b.agent_ids) AS a, unnest(b.models) AS m,
-                         unnest(b.prompt_tokens) AS pt, unnest(b.completion_tokens) AS ct,
-                         unnest(b.latency_ms) AS l, unnest(b.costs) AS cost, unnest(b.at) AS at
+            SELECT y.t, y.a, y.m, coalesce((y.at AT TIME ZONE 'UTC')::date, y.day) AS day,
+                   usage.total(y.pt) AS sp, usage.total(y.ct) AS sc, count(*) AS n,
+                   sum(y.cost) AS cost, usage.total(y.l) AS ls, count(y.l) AS lc
+            FROM (SELECT (b.recorded_at AT TIME ZONE 'UTC')::date AS day,
+                         unnest(b.thread_ids) AS t, unnest(b.agent_ids) AS a,
+                         unnest(b.models) AS m, unnest(b.prompt_tokens) AS pt,
+                         unnest(b.completion_tokens) AS ct, unnest(b.latency_ms) AS l,
+                         unnest(b.cost_micros) AS cost, unnest(b.at) AS at
                   FROM usage.batches b
                   WHERE b.first_id = ANY (p_batches) AND b.epoch = e) y
-            GROUP BY y.t, y.a, y.m, y.at, y.rec),
-        g AS MATERIALIZED (
-            SELECT GROUPING(c.t, coalesce(c.a, ''), lower(c.m), r.day) AS kind,
-                   c.t, coalesce(c.a, '') AS a, lower(c.m) AS lm, r.day,
-                   sum(c.sp)::bigint AS sp, sum(c.sc)::bigint AS sc, sum(c.n)::bigint AS n,
-                   coalesce(sum(c.cost), 0) AS cost, coalesce(sum(c.ls), 0) AS ls,
-                   sum(c.lc)::bigint AS lc
+            GROUP BY 1, 2, 3, 4),
+        g AS (
+            SELECT GROUPING(c.t, coalesce(c.a, ''), lower(c.m), c.day)::smallint AS kind,
+                   c.t, coalesce(c.a, '') AS a, lower(c.m) AS lm, c.day,
+                   usage.total(c.sp) AS sp, usage.total(c.sc) AS sc, usage.total(c.n) AS n,
+                   sum(c.cost) AS cost, usage.total(c.ls) AS ls,
+                   usage.total(c.lc) AS lc
             FROM c
-            CROSS JOIN LATERAL (SELECT (coalesce(c.at, c.rec) AT TIME ZONE 'UTC')::date AS day) r
-            GROUP BY GROUPING SETS ((c.t), (coalesce(c.a, '')), (lower(c.m)), (r.day))),
+            GROUP BY GROUPING SETS ((c.t), (coalesce(c.a, '')), (lower(c.m)), (c.day)))
+        SELECT array_agg(ROW(g.kind, CASE g.kind WHEN 7 THEN g.t WHEN 11 THEN g.a WHEN 13 THEN g.lm END,
+                             g.day, g.sp, g.sc, g.n, g.cost, coalesce(g.ls, 0), g.lc)::usage.fold_sum)
+        INTO v_sums
+        FROM g;
+
+        WITH s AS MATERIALIZED (
+            SELECT * FROM unnest(v_sums)),
         up AS (
             INSERT INTO usage.thread_budgets AS b (thread_id, max_tokens, prompt_tokens,
                                                    completion_tokens, fired, fired_now,
                                                    last_epoch, joined_epoch)
-            SELECT g.t, usage.default_max_tokens(), g.sp, g.sc,
-                   usage.crossed(g.sp + g.sc, usage.default_max_tokens(), '{}'),
-                   usage.crossed(g.sp + g.sc, usage.default_max_tokens(), '{}'),
+            SELECT s.key, usage.default_max_tokens(), s.prompt_tokens, s.completion_tokens,
+                   usage.crossed(s.prompt_tokens + s.completion_tokens,
+                                 usage.default_max_tokens(), '{}'),
+                   usage.crossed(s.prompt_tokens + s.completion_tokens,
+                                 usage.default_max_tokens(), '{}'),
                    e, true
-            FROM g
-            WHERE g.kind = 7
-            ORDER BY g.t
+            FROM s
+            WHERE s.kind = 7
+            ORDER BY s.key COLLATE "C"
             ON CONFLICT (thread_id) DO UPDATE SET
                 prompt_tokens = b.prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = b.completion_tokens + excluded.completion_tokens,
@@ -290,9 +328,10 @@ BEGIN
         ua AS (
             INSERT INTO usage.agent_rollup AS x (epoch, agent_id, shard, prompt_tokens, completion_tokens,
                                                  request_count, cost, latency_sum, latency_count)
-            SELECT e, g.a, v_shard, g.sp, g.sc, g.n, g.cost, g.ls, g.lc
-            FROM g WHERE g.kind = 11
-            ORDER BY g.a
+            SELECT e, s.key, v_shard, s.prompt_tokens, s.completion_tokens, s.request_count,
+                   coalesce(s.cost_micros * 0.000001, 0), s.latency_sum, s.latency_count
+            FROM s WHERE s.kind = 11
+            ORDER BY s.key COLLATE "C"
             ON CONFLICT (epoch, agent_id, shard) DO UPDATE SET
                 prompt_tokens = x.prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = x.completion_tokens + excluded.completion_tokens,
@@ -303,9 +342,10 @@ BEGIN
         um AS (
             INSERT INTO usage.model_rollup AS x (epoch, model, shard, prompt_tokens, completion_tokens,
                                                  request_count, cost, latency_sum, latency_count)
-            SELECT e, g.lm, v_shard, g.sp, g.sc, g.n, g.cost, g.ls, g.lc
-            FROM g WHERE g.kind = 13
-            ORDER BY g.lm
+            SELECT e, s.key, v_shard, s.prompt_tokens, s.completion_tokens, s.request_count,
+                   coalesce(s.cost_micros * 0.000001, 0), s.latency_sum, s.latency_count
+            FROM s WHERE s.kind = 13
+            ORDER BY s.key COLLATE "C"
             ON CONFLICT (epoch, model, shard) DO UPDATE SET
                 prompt_tokens = x.prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = x.completion_tokens + excluded.completion_tokens,
@@ -316,49 +356,47 @@ BEGIN
         ud AS (
             INSERT INTO usage.daily_rollup AS x (day, shard, prompt_tokens, completion_tokens,
                                                  request_count, cost)
-            SELECT g.day, v_shard, g.sp, g.sc, g.n, g.cost
-            FROM g WHERE g.kind = 14
-            ORDER BY g.day
+            SELECT s.day, v_shard, s.prompt_tokens, s.completion_tokens, s.request_count,
+                   coalesce(s.cost_micros * 0.000001, 0)
+            FROM s WHERE s.kind = 14
+            ORDER BY s.day
             ON CONFLICT (day, shard) DO UPDATE SET
                 prompt_tokens = x.prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = x.completion_tokens + excluded.completion_tokens,
                 request_count = x.request_count + excluded.request_count,
                 cost = x.cost + excluded.cost)
-        SELECT coalesce(sum(g.n), 0) + 0 * (SELECT count(*) FROM ev)
+        SELECT coalesce(sum(s.request_count), 0) + 0 * (SELECT count(*) FROM ev)
         INTO v_n
-        FROM g WHERE g.kind = 14;
+        FROM s WHERE s.kind = 14;
         v_folded := v_folded + v_n;
     END LOOP;
     RETURN v_folded;
 END
 $$;
 
--- Takes the oldest waiting batches, up to about `p_max_records` records
--- (NULL: all), out of usage.unfolded and folds them; returns how many records.
--- The caller holds the fold lock.
+-- Folds the oldest waiting batches, up to about `p_max_records` records
+-- (NULL: all), and takes them out of usage.unfolded; returns how many
+-- records. The caller holds the fold lock, so nobody else takes them between
+-- the pick and the delete (which comes last: see usage._fold on xids).
 CREATE OR REPLACE FUNCTION usage._fold_waiting(p_max_records integer)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     v_first bigint[];
+    v_n integer;
 BEGIN
-    WITH pick AS (
-        SELECT u.first_id,
-               sum(u.last_id - u.first_id + 1) OVER (ORDER BY u.first_id)
-                   - (u.last_id - u.first_id + 1) AS before
-        FROM usage.unfolded u),
-    taken AS (
-        DELETE FROM usage.unfolded u
-        USING pick p
-        WHERE u.first_id = p.first_id
-          AND (p_max_records IS NULL OR p.before < greatest(p_max_records, 1))
-        RETURNING u.first_id, u.last_id)
-    SELECT array_agg(first_id ORDER BY first_id)
+    SELECT array_agg(p.first_id ORDER BY p.first_id)
     INTO v_first
-    FROM taken;
+    FROM (SELECT u.first_id,
+                 sum(u.last_id - u.first_id + 1) OVER (ORDER BY u.first_id)
+                     - (u.last_id - u.first_id + 1) AS before
+          FROM usage.unfolded u) p
+    WHERE p_max_records IS NULL OR p.before < greatest(p_max_records, 1);
     IF v_first IS NULL THEN
         RETURN 0;
     END IF;
-    RETURN usage._fold(v_first);
+    v_n := usage._fold(v_first);
+    DELETE FROM usage.unfolded WHERE first_id = ANY (v_first);
+    RETURN v_n;
 END
 $$;
 
@@ -367,7 +405,7 @@ DROP FUNCTION IF EXISTS usage.fold(integer);
 -- records, in one transaction; returns how many records it folded (0 when
 -- none waited or another fold is running). The server calls it on a timer;
 -- anyone may call it at any time.
-CREATE FUNCTION usage.fold(p_max_records integer DEFAULT 20000)
+CREATE FUNCTION usage.fold(p_max_records integer DEFAULT 100000)
 RETURNS integer LANGUAGE plpgsql AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM usage.unfolded) THEN
@@ -376,7 +414,7 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(usage.fold_lock_key()) THEN
         RETURN 0;  -- the running fold takes what waits
     END IF;
-    RETURN usage._fold_waiting(coalesce(p_max_records, 20000));
+    RETURN usage._fold_waiting(coalesce(p_max_records, 100000));
 END
 $$;
 

@@ -76,6 +76,9 @@ pub struct Hub {
     connections: AtomicUsize,
     ready: watch::Sender<Option<i64>>,
     shutdown: watch::Sender<bool>,
+    /// Signalled when a connection registers: the relay polls slowly while
+    /// nobody is connected and wakes up for the first one.
+    registered: tokio::sync::Notify,
 }
 
 /// A connection slot (counts against the maximum until dropped).
@@ -129,6 +132,7 @@ impl Hub {
             connections: AtomicUsize::new(0),
             ready: watch::channel(None).0,
             shutdown: watch::channel(false).0,
+            registered: tokio::sync::Notify::new(),
         })
     }
 
@@ -166,6 +170,8 @@ impl Hub {
                 kicked: kicked.clone(),
             },
         );
+        drop(inner);
+        self.registered.notify_one();
         Subscription {
             hub: self.clone(),
             id,
@@ -226,6 +232,12 @@ impl Hub {
     /// The last published id, if the relay has started.
     pub fn last_id(&self) -> Option<i64> {
         self.lock().last_id
+    }
+
+    /// Resolves when a connection registers (at once if one registered since
+    /// the last call).
+    pub async fn connection_registered(&self) {
+        self.registered.notified().await
     }
 
     /// Whether no connection is registered: nobody to deliver to.

@@ -31,9 +31,11 @@ pub struct ModelPriceList {
 pub struct SetModelPrice {
     #[oai(validator(min_length = 1, max_length = 128))]
     pub provider: Text,
-    #[oai(validator(minimum(value = "0")))]
+    /// USD per million prompt tokens, 0 to 1e9.
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
     pub prompt_per_million: f64,
-    #[oai(validator(minimum(value = "0")))]
+    /// USD per million completion tokens, 0 to 1e9.
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
     pub completion_per_million: f64,
 }
 
