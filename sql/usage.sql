@@ -30,10 +30,21 @@ RETURNS integer LANGUAGE sql STABLE AS $$ SELECT max(id) FROM usage.epochs $$;
 
 -- Records --------------------------------------------------------------------
 
+-- Micro-USD as USD with 6 decimals: how every stored cost and sum of costs
+-- (usage.batches.cost_micros, a fold's sums) is read. NULL stays NULL.
+-- Inlined where it is called.
+CREATE OR REPLACE FUNCTION usage.usd(p_micros numeric)
+RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p_micros * 0.000001
+$$;
+
 -- The records of one batch row, in id order: the one place that says how a
 -- batch's arrays make records (usage.batches; migrations/V9__usage_batches.sql
 -- says why records are stored so). Inlined where it is called, so a reader
 -- that has the batch row already unnests it without fetching it again.
+-- (Its body names no function of ours, so `cost` is usage.usd written out:
+-- an inlined body is parsed with the reader's rights, and the reporting role
+-- has no USAGE on schema usage.)
 CREATE OR REPLACE FUNCTION usage.batch_records(b usage.batches)
 RETURNS TABLE (id bigint, thread_id text, agent_id text, model text, provider text,
                prompt_tokens bigint, completion_tokens bigint, latency_ms bigint,

@@ -211,7 +211,7 @@ BEGIN
         INTO v_costs, v_price_ids, v_providers, total_tokens, v_total_micros, v_min_at, v_max_at
         FROM priced;
     END IF;
-    total_cost := v_total_micros * 0.000001;  -- 6 decimals; NULL: none priced
+    total_cost := usage.usd(v_total_micros);  -- NULL: none priced
     INSERT INTO usage.batches (first_id, n, epoch, recorded_at, min_at, max_at, thread_ids,
                                agent_ids, models, providers, prompt_tokens, completion_tokens,
                                latency_ms, cost_micros, price_ids, user_ids, variant_ids, metadata, at)
@@ -329,7 +329,7 @@ BEGIN
             INSERT INTO usage.agent_rollup AS x (epoch, agent_id, shard, prompt_tokens, completion_tokens,
                                                  request_count, cost, latency_sum, latency_count)
             SELECT e, s.key, v_shard, s.prompt_tokens, s.completion_tokens, s.request_count,
-                   coalesce(s.cost_micros * 0.000001, 0), s.latency_sum, s.latency_count
+                   coalesce(usage.usd(s.cost_micros), 0), s.latency_sum, s.latency_count
             FROM s WHERE s.kind = 11
             ORDER BY s.key COLLATE "C"
             ON CONFLICT (epoch, agent_id, shard) DO UPDATE SET
@@ -343,7 +343,7 @@ BEGIN
             INSERT INTO usage.model_rollup AS x (epoch, model, shard, prompt_tokens, completion_tokens,
                                                  request_count, cost, latency_sum, latency_count)
             SELECT e, s.key, v_shard, s.prompt_tokens, s.completion_tokens, s.request_count,
-                   coalesce(s.cost_micros * 0.000001, 0), s.latency_sum, s.latency_count
+                   coalesce(usage.usd(s.cost_micros), 0), s.latency_sum, s.latency_count
             FROM s WHERE s.kind = 13
             ORDER BY s.key COLLATE "C"
             ON CONFLICT (epoch, model, shard) DO UPDATE SET
@@ -357,7 +357,7 @@ BEGIN
             INSERT INTO usage.daily_rollup AS x (day, shard, prompt_tokens, completion_tokens,
                                                  request_count, cost)
             SELECT s.day, v_shard, s.prompt_tokens, s.completion_tokens, s.request_count,
-                   coalesce(s.cost_micros * 0.000001, 0)
+                   coalesce(usage.usd(s.cost_micros), 0)
             FROM s WHERE s.kind = 14
             ORDER BY s.day
             ON CONFLICT (day, shard) DO UPDATE SET

@@ -41,6 +41,22 @@ async fn post_record(app: &TestApp, body: Value) -> Value {
     b
 }
 
+/// Every record of `GET /usage/history?{query}`, following `nextAfter` from
+/// page to page.
+async fn history_pages(app: &TestApp, query: &str) -> Vec<Value> {
+    let mut records = Vec::new();
+    let mut path = format!("/api/v1/usage/history?{query}");
+    loop {
+        let (s, h) = app.get(&path).await;
+        assert_eq!(s, 200, "{h}");
+        records.extend(h["records"].as_array().unwrap().iter().cloned());
+        match h["nextAfter"].as_i64() {
+            Some(n) => path = format!("/api/v1/usage/history?{query}&after={n}"),
+            None => return records,
+        }
+    }
+}
+
 #[tokio::test]
 async fn one_record_gives_totals_by_agent_and_model() {
     let app = TestApp::new().await;
@@ -995,23 +1011,11 @@ async fn history_pages_and_filters_and_daily_series() {
     usage_db::record_batch(pool, &recs).await.unwrap();
 
     // pages of 4, newest first, following nextAfter
-    let mut seen = Vec::new();
-    let mut after: Option<i64> = None;
-    loop {
-        let path = match after {
-            Some(a) => format!("/api/v1/usage/history?limit=4&after={a}"),
-            None => "/api/v1/usage/history?limit=4".to_string(),
-        };
-        let (s, h) = app.get(&path).await;
-        assert_eq!(s, 200, "{h}");
-        for r in h["records"].as_array().unwrap() {
-            seen.push(r["id"].as_i64().unwrap());
-        }
-        match h["nextAfter"].as_i64() {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
+    let seen: Vec<i64> = history_pages(&app, "limit=4")
+        .await
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(seen.len(), 9);
     assert!(seen.windows(2).all(|w| w[0] > w[1]), "{seen:?}");
 
@@ -1085,22 +1089,9 @@ async fn history_pages_and_filters_and_daily_series() {
         .await
         .unwrap();
     let mut seen = Vec::new();
-    let mut after: Option<i64> = None;
-    loop {
-        let path = match after {
-            Some(a) => format!("/api/v1/usage/history?limit=2&threadId=even&after={a}"),
-            None => "/api/v1/usage/history?limit=2&threadId=even".to_string(),
-        };
-        let (s, h) = app.get(&path).await;
-        assert_eq!(s, 200, "{h}");
-        for r in h["records"].as_array().unwrap() {
-            assert_eq!(r["threadId"], "even");
-            seen.push(r["id"].as_i64().unwrap());
-        }
-        match h["nextAfter"].as_i64() {
-            Some(n) => after = Some(n),
-            None => break,
-        }
+    for r in history_pages(&app, "limit=2&threadId=even").await {
+        assert_eq!(r["threadId"], "even");
+        seen.push(r["id"].as_i64().unwrap());
     }
     assert_eq!(seen.len(), 5 + 3, "{seen:?}");
     assert!(seen.windows(2).all(|w| w[0] > w[1]), "{seen:?}");
