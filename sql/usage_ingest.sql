@@ -38,17 +38,47 @@ RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- Whether every element of `p` is NULL or an identifier by ap.is_ident's
--- rule (the set [A-Za-z0-9._:@/-], at most 128 long; '' is checked by the
--- caller), tested on the whole array in C: no character outside the set in
--- the elements run together, and no run of 129 between the spaces that
--- separate them. The "C" collation makes the regexes byte-wise, about 4x
--- faster. (PL/pgSQL: a SQL function that cannot be inlined is planned again
--- at every call.)
+-- rule (1-128 characters of [A-Za-z0-9._:@/-]), tested on the whole array
+-- in C: the array's text form (array_out) has no character outside that set
+-- and the punctuation of the form, and no run of 129 between the commas.
+-- array_out prints a NULL element as NULL and double-quotes every element
+-- that is empty or holds a space, a comma, a brace, a quote or a backslash,
+-- so each of those fails on its quote. (It also quotes an element spelled
+-- "null", a valid identifier: a false alarm, which the caller's record by
+-- record check then clears.) One pass that prints the array and one regex:
+-- joining it with array_to_string cost as much again, as its printf does.
+-- The "C" collation makes the regex byte-wise, about 4x faster.
+-- (PL/pgSQL: a SQL function that cannot be inlined is planned again at
+-- every call.)
 CREATE OR REPLACE FUNCTION usage.idents_ok(p text[])
 RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 BEGIN
-    RETURN NOT (array_to_string(p, '') COLLATE "C" ~ '[^A-Za-z0-9._:@/-]'
-                OR array_to_string(p, ' ') COLLATE "C" ~ '[^ ]{129}');
+    RETURN NOT p::text COLLATE "C" ~ '[^A-Za-z0-9._:@/,{}-]|[^,{}]{129}';
+END
+$$;
+
+-- The distinct elements of `p` (no NULLs), in the order they first appear.
+-- A batch names a few models: taking out one model at a time (array_remove,
+-- a C loop) is about a third of what hashing every record's model costs.
+-- Past 16 distinct, the rest are hashed, so a batch of many models does not
+-- take a pass per model.
+CREATE OR REPLACE FUNCTION usage.distinct_models(p text[])
+RETURNS text[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    v_rest text[] := p;
+    v_seen text[] := '{}';
+BEGIN
+    WHILE cardinality(v_rest) > 0 AND cardinality(v_seen) < 16 LOOP
+        IF v_rest[1] IS NOT NULL THEN
+            v_seen := v_seen || v_rest[1];
+        END IF;
+        v_rest := array_remove(v_rest, v_rest[1]);
+    END LOOP;
+    IF cardinality(v_rest) > 0 THEN
+        v_seen := v_seen || ARRAY(SELECT m FROM unnest(v_rest) WITH ORDINALITY AS r(m, i)
+                                  WHERE m IS NOT NULL GROUP BY m ORDER BY min(i));
+    END IF;
+    RETURN v_seen;
 END
 $$;
 
@@ -71,7 +101,6 @@ DECLARE
     n integer := coalesce(cardinality(p_thread_ids), 0);
     v_epoch integer;
     v_bad record;
-    v_idents_bad boolean;
     v_now timestamptz := now();
     v_costs bigint[];
     v_price_ids bigint[];
@@ -102,19 +131,17 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Identifier arrays: one regex over each whole array (ap.is_ident's
-    -- rule, usage.idents_ok).
-    v_idents_bad := NOT (usage.idents_ok(p_thread_ids) AND usage.idents_ok(p_agent_ids)
-                         AND usage.idents_ok(p_models) AND usage.idents_ok(p_user_ids)
-                         AND usage.idents_ok(p_variant_ids));
-    -- Fast path: whole-array checks (C loops). Only when one fails is every
-    -- record looked at, to name the first bad one.
-    IF v_idents_bad
-       OR array_position(p_thread_ids, NULL) IS NOT NULL OR '' = ANY (p_thread_ids)
-       OR '' = ANY (p_agent_ids)
-       OR array_position(p_models, NULL) IS NOT NULL OR '' = ANY (p_models)
-       OR '' = ANY (p_providers) OR '' = ANY (p_user_ids) OR '' = ANY (p_variant_ids)
-       OR (cardinality(array_remove(p_providers, NULL)) > 0
+    -- Fast path: whole-array checks (C loops; identifiers one regex over
+    -- each array, usage.idents_ok, which also finds empty ones). Only when
+    -- one fails is every record looked at, to name the first bad one.
+    v_km := usage.distinct_models(p_models);  -- (its few models checked, not every record's)
+    IF NOT (usage.idents_ok(p_thread_ids) AND usage.idents_ok(p_agent_ids)
+            AND usage.idents_ok(v_km) AND usage.idents_ok(p_user_ids)
+            AND usage.idents_ok(p_variant_ids))
+       OR array_position(p_thread_ids, NULL) IS NOT NULL
+       OR array_position(p_models, NULL) IS NOT NULL
+       OR '' = ANY (p_providers)
+       OR (array_to_string(p_providers, '') <> ''
            AND EXISTS (SELECT 1 FROM unnest(p_providers) pv WHERE length(pv) > 128))
        OR array_position(p_prompt_tokens, NULL) IS NOT NULL OR 0 > ANY (p_prompt_tokens)
        OR usage.max_count() < ANY (p_prompt_tokens)
@@ -160,24 +187,34 @@ BEGIN
     -- the batch's order (element i is record i).
     IF cardinality(array_remove(p_at, NULL)) = 0 THEN
         -- No record says when it happened (the usual batch): all are priced
-        -- now, so each distinct model has one price, looked up once; each
-        -- record finds its model's by position in those few. The select
-        -- list unnests the arrays side by side and nothing joins or sorts
-        -- them, so the aggregates see the records in array order.
-        SELECT array_agg(x.m), array_agg(p.id), array_agg(p.provider),
-               array_agg(usage.pico_per_token(p.prompt_per_million)),
-               array_agg(usage.pico_per_token(p.completion_per_million))
+        -- now, so each distinct model has one price, looked up once.
+        SELECT array_agg(x.m ORDER BY x.i), array_agg(p.id ORDER BY x.i),
+               array_agg(p.provider ORDER BY x.i),
+               array_agg(usage.pico_per_token(p.prompt_per_million) ORDER BY x.i),
+               array_agg(usage.pico_per_token(p.completion_per_million) ORDER BY x.i)
         INTO v_km, v_kid, v_kprov, v_kpp, v_kcp
-        FROM (SELECT DISTINCT m FROM unnest(p_models) AS m) x
+        FROM unnest(v_km) WITH ORDINALITY AS x(m, i)
         LEFT JOIN LATERAL usage.price_at(x.m, v_now) p ON true;
-        SELECT array_agg(c.cost), array_agg(v_kid[c.j]), array_agg(coalesce(c.pv, v_kprov[c.j])),
+        -- Each record finds its model's price by position in those few. The
+        -- select list unnests the arrays side by side and nothing joins or
+        -- sorts them, so the aggregates see the records in array order. The
+        -- fences (OFFSET 0) keep each record's price and cost computed once:
+        -- pulled up, they would be computed again for every aggregate that
+        -- reads them. Providers are rarely given: then they are all the
+        -- price's, and unnest(NULL) ends at once, reading none.
+        SELECT array_agg(c.cost), array_agg(c.price_id), array_agg(c.provider),
                usage.total(c.pt + c.ct), sum(c.cost)
         INTO v_costs, v_price_ids, v_providers, total_tokens, v_total_micros
-        FROM (SELECT y.j, y.pv, y.pt, y.ct,
-                     usage.cost_micros(y.pt, y.ct, v_kpp[y.j], v_kcp[y.j]) AS cost
-              FROM (SELECT array_position(v_km, unnest(p_models)) AS j,
-                           unnest(p_providers) AS pv, unnest(p_prompt_tokens) AS pt,
-                           unnest(p_completion_tokens) AS ct) y) c;
+        FROM (SELECT usage.cost_micros(z.pt, z.ct, z.pp, z.cp) AS cost, z.price_id,
+                     z.provider, z.pt, z.ct
+              FROM (SELECT y.pt, y.ct, v_kpp[y.j] AS pp, v_kcp[y.j] AS cp, v_kid[y.j] AS price_id,
+                           coalesce(y.pv, v_kprov[y.j]) AS provider
+                    FROM (SELECT array_position(v_km, unnest(p_models)) AS j,
+                                 unnest(p_prompt_tokens) AS pt, unnest(p_completion_tokens) AS ct,
+                                 unnest(CASE WHEN array_to_string(p_providers, '') <> ''
+                                             THEN p_providers END) AS pv) y
+                    OFFSET 0) z
+              OFFSET 0) c;
         v_min_at := v_now;
         v_max_at := v_now;
     ELSE
@@ -258,21 +295,32 @@ BEGIN
     FOR e IN SELECT DISTINCT b.epoch FROM usage.batches b
              WHERE b.first_id = ANY (p_batches) ORDER BY 1 LOOP
         -- The records, combined by every key the rollups use (one hash
-        -- pass; the arrays unnested side by side in the select list; a
-        -- batch's day computed once, unless a record says when it happened),
-        -- then each rollup's groups from those combinations. Grouping the
-        -- records by each key separately cost twice as much.
+        -- pass; the arrays unnested side by side in the select list), then
+        -- each rollup's groups from those combinations. Grouping the records
+        -- by each key separately cost twice as much. A batch's day is
+        -- computed once, below the fence (OFFSET 0) that keeps it out of the
+        -- per-record select list; when its records' times [min_at, max_at]
+        -- fall in one UTC day, that is every record's day and its `at` goes
+        -- unread (unnest of NULL ends at once; the others carry on).
         WITH c AS MATERIALIZED (
             SELECT y.t, y.a, y.m, coalesce((y.at AT TIME ZONE 'UTC')::date, y.day) AS day,
                    usage.total(y.pt) AS sp, usage.total(y.ct) AS sc, count(*) AS n,
                    sum(y.cost) AS cost, usage.total(y.l) AS ls, count(y.l) AS lc
-            FROM (SELECT (b.recorded_at AT TIME ZONE 'UTC')::date AS day,
+            FROM (SELECT b.day,
                          unnest(b.thread_ids) AS t, unnest(b.agent_ids) AS a,
                          unnest(b.models) AS m, unnest(b.prompt_tokens) AS pt,
                          unnest(b.completion_tokens) AS ct, unnest(b.latency_ms) AS l,
-                         unnest(b.cost_micros) AS cost, unnest(b.at) AS at
-                  FROM usage.batches b
-                  WHERE b.first_id = ANY (p_batches) AND b.epoch = e) y
+                         unnest(b.cost_micros) AS cost, unnest(b.ats) AS at
+                  FROM (SELECT b.thread_ids, b.agent_ids, b.models, b.prompt_tokens,
+                               b.completion_tokens, b.latency_ms, b.cost_micros,
+                               CASE WHEN d.first_day = d.last_day THEN d.first_day
+                                    ELSE (b.recorded_at AT TIME ZONE 'UTC')::date END AS day,
+                               CASE WHEN d.first_day <> d.last_day THEN b.at END AS ats
+                        FROM usage.batches b,
+                             LATERAL (SELECT (b.min_at AT TIME ZONE 'UTC')::date AS first_day,
+                                             (b.max_at AT TIME ZONE 'UTC')::date AS last_day) d
+                        WHERE b.first_id = ANY (p_batches) AND b.epoch = e
+                        OFFSET 0) b) y
             GROUP BY 1, 2, 3, 4),
         g AS (
             SELECT GROUPING(c.t, coalesce(c.a, ''), lower(c.m), c.day)::smallint AS kind,

@@ -750,13 +750,21 @@ async fn batch_is_all_or_nothing() {
         .mapped();
     assert_eq!(m.details, json!({"index": 3, "field": "metadata"}));
     many[3].metadata = None;
-    // Identifiers are checked a whole array at a time (usage.idents_ok):
-    // too long, a character outside the set, a space inside one (the
-    // arrays are joined with spaces), and a provider over 128 characters.
+    // Identifiers are checked a whole array at a time, on its printed form
+    // (usage.idents_ok): too long, a character outside the set, and every
+    // character that array_out quotes or that separates its elements (a
+    // space, a comma, a brace, a quote, a backslash, an empty one), and a
+    // provider over 128 characters.
     type Spoil = fn(&mut NewRecord);
-    let cases: [(usize, &str, Spoil); 6] = [
+    let cases: [(usize, &str, Spoil); 12] = [
         (5, "threadId", |r| r.thread_id = "x".repeat(129)),
         (5, "threadId", |r| r.thread_id = "tab\there".into()),
+        (2, "threadId", |r| r.thread_id = String::new()),
+        (8, "threadId", |r| r.thread_id = "q\"uote".into()),
+        (4, "agentId", |r| r.agent_id = Some("a,b".into())),
+        (6, "model", |r| r.model = "{o1}".into()),
+        (9, "userId", |r| r.user_id = Some("back\\slash".into())),
+        (1, "agentId", |r| r.agent_id = Some(String::new())),
         (19, "agentId", |r| r.agent_id = Some("a".repeat(129))),
         (7, "userId", |r| r.user_id = Some("two words".into())),
         (0, "variantId", |r| r.variant_id = Some("v ".into())),
@@ -782,6 +790,14 @@ async fn batch_is_all_or_nothing() {
     // an empty batch is a no-op
     let v = usage_db::record_batch(pool, &[]).await.unwrap();
     assert_eq!(v["inserted"], 0);
+    // identifiers spelled like NULL are valid (array_out quotes them: a
+    // false alarm the record by record check clears)
+    let nullish = [
+        rec("NULL", Some("null"), "o1", 1, 1),
+        rec("s", None, "NuLl", 1, 1),
+    ];
+    let v = usage_db::record_batch(pool, &nullish).await.unwrap();
+    assert_eq!(v["inserted"], 2);
     // the longest identifiers and provider are accepted
     let mut longest = rec(&"t".repeat(128), Some(&"a".repeat(128)), "o1", 1, 1);
     longest.provider = Some("p".repeat(128));
@@ -790,6 +806,78 @@ async fn batch_is_all_or_nothing() {
         .await
         .unwrap();
     assert_eq!(v["inserted"], 2);
+}
+
+/// A batch of many models, some named twice in different cases, some
+/// unknown, some records naming their own provider: each record gets its own
+/// model's price version, provider and cost. The batch's first 16 distinct
+/// models are found one at a time and the rest by hashing
+/// (usage.distinct_models); a record matched to the wrong model would show.
+#[tokio::test]
+async fn a_batch_of_many_models_prices_each_record_by_its_own_model() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let c = db.client().await;
+    let mut models: Vec<String> = (0..20).map(|k| format!("unknown-{k:02}")).collect();
+    models.extend(
+        [
+            "o3-mini",
+            "GPT-4o",
+            "gpt-4o",
+            "gpt-4o-mini",
+            "Claude-Sonnet-4-20250514",
+            "grok-4.1",
+        ]
+        .map(String::from),
+    );
+    let records: Vec<NewRecord> = (0..2_000i64)
+        .map(|i| NewRecord {
+            thread_id: format!("t{i}"),
+            // a stride through the models, so first appearances are not in
+            // the list's order
+            model: models[((i * 7) % models.len() as i64) as usize].clone(),
+            provider: (i % 5 == 0).then(|| "mine".to_string()),
+            prompt_tokens: 1_000 + 37 * i,
+            completion_tokens: 3 * i,
+            ..Default::default()
+        })
+        .collect();
+    let out = usage_db::record_batch(&pool, &records).await.unwrap();
+    assert_eq!(out["inserted"], 2_000);
+    let wrong: Vec<String> = c
+        .query(
+            "SELECT r.thread_id FROM usage.records r
+             LEFT JOIN LATERAL usage.price_at(r.model, r.created_at) p ON true
+             WHERE r.price_id IS DISTINCT FROM p.id
+                OR r.provider IS DISTINCT FROM
+                   CASE WHEN substr(r.thread_id, 2)::int % 5 = 0 THEN 'mine' ELSE p.provider END
+                OR r.cost IS DISTINCT FROM
+                   round((r.prompt_tokens * p.prompt_per_million
+                          + r.completion_tokens * p.completion_per_million) / 1000000, 6)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(wrong.is_empty(), "records priced wrongly: {wrong:?}");
+    let priced = count(
+        &c,
+        "SELECT count(*) FROM usage.records WHERE cost IS NOT NULL",
+    )
+    .await;
+    assert_eq!(priced, 2_000 * 6 / 26 + 1, "records with a known model");
+    // the answer's total is the sum of the records' costs
+    let same: bool = c
+        .query_one(
+            "SELECT round(sum(cost), 6) = $1::text::numeric FROM usage.records",
+            &[&out["totalCost"].to_string()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(same, "totalCost {}", out["totalCost"]);
 }
 
 /// A full batch in which every record has its own `at` (10,000 distinct
