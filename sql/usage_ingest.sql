@@ -53,6 +53,9 @@ $$;
 CREATE OR REPLACE FUNCTION usage.idents_ok(p text[])
 RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 BEGIN
+    IF p[1] IS NULL AND cardinality(array_remove(p, NULL)) = 0 THEN
+        RETURN true;  -- all NULL (an optional field no record gives): nothing to print
+    END IF;
     RETURN NOT p::text COLLATE "C" ~ '[^A-Za-z0-9._:@/,{}-]|[^,{}]{129}';
 END
 $$;
