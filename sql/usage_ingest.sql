@@ -60,8 +60,7 @@ BEGIN
 END
 $$;
 
--- The distinct elements of `p` (no NULLs), in the order they first appear.
--- A batch names a few models: taking out one model at a time (array_remove,
+-- The distinct elements of `p` (no NULLs). A batch names a few models: taking out one model at a time (array_remove,
 -- a C loop) is about a third of what hashing every record's model costs.
 -- Past 16 distinct, the rest are hashed, so a batch of many models does not
 -- take a pass per model.
@@ -78,8 +77,8 @@ BEGIN
         v_rest := array_remove(v_rest, v_rest[1]);
     END LOOP;
     IF cardinality(v_rest) > 0 THEN
-        v_seen := v_seen || ARRAY(SELECT m FROM unnest(v_rest) WITH ORDINALITY AS r(m, i)
-                                  WHERE m IS NOT NULL GROUP BY m ORDER BY min(i));
+        v_seen := v_seen || ARRAY(SELECT DISTINCT m FROM unnest(v_rest) AS m
+                                  WHERE m IS NOT NULL);
     END IF;
     RETURN v_seen;
 END
@@ -111,6 +110,7 @@ DECLARE
     v_min_at timestamptz;
     v_max_at timestamptz;
     v_km text[];
+    v_providers_given boolean;
     v_kid bigint[];
     v_kprov text[];
     v_kpp bigint[];
@@ -138,13 +138,14 @@ BEGIN
     -- each array, usage.idents_ok, which also finds empty ones). Only when
     -- one fails is every record looked at, to name the first bad one.
     v_km := usage.distinct_models(p_models);  -- (its few models checked, not every record's)
+    v_providers_given := array_to_string(p_providers, '') <> '';  -- (a NULL element prints nothing)
     IF NOT (usage.idents_ok(p_thread_ids) AND usage.idents_ok(p_agent_ids)
             AND usage.idents_ok(v_km) AND usage.idents_ok(p_user_ids)
             AND usage.idents_ok(p_variant_ids))
        OR array_position(p_thread_ids, NULL) IS NOT NULL
        OR array_position(p_models, NULL) IS NOT NULL
        OR '' = ANY (p_providers)
-       OR (array_to_string(p_providers, '') <> ''
+       OR (v_providers_given
            AND EXISTS (SELECT 1 FROM unnest(p_providers) pv WHERE length(pv) > 128))
        OR array_position(p_prompt_tokens, NULL) IS NOT NULL OR 0 > ANY (p_prompt_tokens)
        OR usage.max_count() < ANY (p_prompt_tokens)
@@ -191,12 +192,13 @@ BEGIN
     IF cardinality(array_remove(p_at, NULL)) = 0 THEN
         -- No record says when it happened (the usual batch): all are priced
         -- now, so each distinct model has one price, looked up once.
-        SELECT array_agg(x.m ORDER BY x.i), array_agg(p.id ORDER BY x.i),
-               array_agg(p.provider ORDER BY x.i),
-               array_agg(usage.pico_per_token(p.prompt_per_million) ORDER BY x.i),
-               array_agg(usage.pico_per_token(p.completion_per_million) ORDER BY x.i)
+        -- (The aggregates read the same rows in the same order, so element
+        -- k of each belongs to model k.)
+        SELECT array_agg(x.m), array_agg(p.id), array_agg(p.provider),
+               array_agg(usage.pico_per_token(p.prompt_per_million)),
+               array_agg(usage.pico_per_token(p.completion_per_million))
         INTO v_km, v_kid, v_kprov, v_kpp, v_kcp
-        FROM unnest(v_km) WITH ORDINALITY AS x(m, i)
+        FROM unnest(v_km) AS x(m)
         LEFT JOIN LATERAL usage.price_at(x.m, v_now) p ON true;
         -- Each record finds its model's price by position in those few. The
         -- select list unnests the arrays side by side and nothing joins or
@@ -214,8 +216,7 @@ BEGIN
                            coalesce(y.pv, v_kprov[y.j]) AS provider
                     FROM (SELECT array_position(v_km, unnest(p_models)) AS j,
                                  unnest(p_prompt_tokens) AS pt, unnest(p_completion_tokens) AS ct,
-                                 unnest(CASE WHEN array_to_string(p_providers, '') <> ''
-                                             THEN p_providers END) AS pv) y
+                                 unnest(CASE WHEN v_providers_given THEN p_providers END) AS pv) y
                     OFFSET 0) z
               OFFSET 0) c;
         v_min_at := v_now;

@@ -23,6 +23,11 @@ async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.unwrap().get(0)
 }
 
+/// The one text value `sql` selects.
+async fn text(client: &tokio_postgres::Client, sql: &str) -> String {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
 /// Rows written by the usage domain anywhere (records, budgets, rollups, events).
 async fn written(app: &TestApp) -> i64 {
     let c = app.db.client().await;
@@ -222,11 +227,7 @@ async fn costs_round_half_up_to_the_micro_dollar_at_any_price() {
     assert_eq!(got[6], "8000000.000000");
     // the totals agree with the records, through the fold and through a batch
     let (_, o) = app.get("/api/v1/usage").await;
-    let total: String = c
-        .query_one("SELECT sum(cost)::text FROM usage.records", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let total = text(&c, "SELECT sum(cost)::text FROM usage.records").await;
     assert_eq!(
         o["usage"]["totals"]["totalCost"].as_f64(),
         total.parse::<f64>().ok()
@@ -259,14 +260,11 @@ async fn costs_round_half_up_to_the_micro_dollar_at_any_price() {
     let (s, a) = app.get("/api/v1/usage/agents/rich").await;
     assert_eq!(s, 200, "{a}");
     assert_eq!(a["totalCost"].as_f64(), Some(10_000_040_000_000.0));
-    let rollup: String = c
-        .query_one(
-            "SELECT sum(cost)::text FROM usage.agent_rollup WHERE agent_id = 'rich'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let rollup = text(
+        &c,
+        "SELECT sum(cost)::text FROM usage.agent_rollup WHERE agent_id = 'rich'",
+    )
+    .await;
     assert_eq!(rollup, "10000040000000.000000");
 }
 
@@ -483,14 +481,11 @@ async fn prices_are_versioned_and_looked_up_by_longest_prefix() {
     .await;
     assert_eq!(b["cost"].as_f64(), Some(0.75));
     let c = app.db.client().await;
-    let m: String = c
-        .query_one(
-            "SELECT model FROM usage.price_at('Claude-Sonnet-4-20250514', now())",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let m = text(
+        &c,
+        "SELECT model FROM usage.price_at('Claude-Sonnet-4-20250514', now())",
+    )
+    .await;
     assert_eq!(m, "claude-sonnet-4");
 
     // a new price applies from now on; the old record keeps its cost
@@ -696,11 +691,7 @@ async fn batch_is_all_or_nothing() {
     let c = app.db.client().await;
     assert_eq!(count(&c, "SELECT count(*) FROM usage.records").await, 500);
     // the batch's cost is the sum of the records' costs
-    let sum: String = c
-        .query_one("SELECT sum(cost)::text FROM usage.records", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let sum = text(&c, "SELECT sum(cost)::text FROM usage.records").await;
     assert_eq!(b["totalCost"].as_f64(), sum.parse::<f64>().ok());
     // one summary `usage` event per batch
     assert_eq!(
@@ -1219,14 +1210,11 @@ async fn reporting_role_reads_the_usage_views() {
         let n = count(&c, &format!("SELECT count(*) FROM reporting.{view}")).await;
         assert_eq!(n, 1, "{view}");
     }
-    let cost: String = c
-        .query_one(
-            "SELECT cost::text || ' ' || priced_as FROM reporting.usage_records",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let cost = text(
+        &c,
+        "SELECT cost::text || ' ' || priced_as FROM reporting.usage_records",
+    )
+    .await;
     assert_eq!(cost, "0.000105 grok-4.1");
     // and not the tables behind them
     assert!(c.query("SELECT * FROM usage.records", &[]).await.is_err());
