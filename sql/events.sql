@@ -110,82 +110,115 @@ $$;
 -- One relay step. State in, state out (the caller keeps it):
 --   p_after      the last id delivered (NULL: do not read, just compute the cut)
 --   p_cut        ids <= p_cut are final
---   p_pend_seq / p_pend_xip  a checkpoint waiting for its running set to finish
--- Returns the new cut and checkpoint, and up to p_limit events in
--- (p_after, cut] in id order. Each statement of this VOLATILE function runs
--- with a fresh snapshot (READ COMMITTED), which the scheme relies on.
+--   p_cands      checkpoints (sequence values, ascending) still waiting for
+--                transactions that were running when they were taken
+--   p_xids / p_xid_first  those transactions, each with the first (oldest)
+--                checkpoint it was seen running at
+-- Returns the new state, and up to p_limit events in (p_after, cut] in id
+-- order (only those of p_users, when given: feed.read_range). Each
+-- statement of this VOLATILE function runs with a fresh snapshot (READ
+-- COMMITTED), which the scheme relies on.
+--
+-- Checkpoints are pipelined: every step takes a new one, however many still
+-- wait. A transaction running at checkpoint c is running at every later
+-- checkpoint it outlives, and one that had no xid at c takes only ids above
+-- c; so c is final once no transaction first seen at or before c still
+-- runs, whatever became of the checkpoints after it. An event then waits
+-- for the transactions in flight at the first step after its commit, not
+-- also for those of a checkpoint taken before it (README "Benchmarks",
+-- figure 7).
+DROP FUNCTION IF EXISTS feed.relay_poll(bigint, bigint, bigint, bigint[], int);
 CREATE OR REPLACE FUNCTION feed.relay_poll(
-    p_after    bigint,
-    p_cut      bigint,
-    p_pend_seq bigint,
-    p_pend_xip bigint[],
-    p_limit    int)
-RETURNS TABLE (cut bigint, pend_seq bigint, pend_xip bigint[], events jsonb)
+    p_after     bigint,
+    p_cut       bigint,
+    p_cands     bigint[],
+    p_xids      bigint[],
+    p_xid_first bigint[],
+    p_limit     int,
+    p_users     text[] DEFAULT NULL)
+RETURNS TABLE (cut bigint, cands bigint[], xids bigint[], xid_first bigint[], events jsonb)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    v_cut  bigint := coalesce(p_cut, 0);
-    v_seq  bigint := p_pend_seq;
-    v_xip  bigint[] := p_pend_xip;
-    v_busy boolean;
-    v_snap pg_snapshot;
-    v_next bigint;
+    v_cut   bigint := coalesce(p_cut, 0);
+    v_cands bigint[] := coalesce(p_cands, '{}');
+    v_xids  bigint[] := coalesce(p_xids, '{}');
+    v_first bigint[] := coalesce(p_xid_first, '{}');
+    v_block bigint;
+    v_seq   bigint;
+    v_snap  pg_snapshot;
+    v_next  bigint;
+    v_run   bigint[];
 BEGIN
-    IF v_seq IS NOT NULL THEN
-        SELECT bool_or(NOT pg_visible_in_snapshot(x::text::xid8, pg_current_snapshot()))
-          INTO v_busy FROM unnest(v_xip) x;
-        IF NOT coalesce(v_busy, false) THEN
-            v_cut := greatest(v_cut, v_seq);
-            v_seq := NULL;
-            v_xip := NULL;
-        END IF;
+    IF cardinality(v_cands) > 0 THEN
+        -- The remembered transactions still running, and the oldest
+        -- checkpoint any of them holds back; every checkpoint below it is final.
+        v_snap := pg_current_snapshot();
+        SELECT coalesce(array_agg(u.x ORDER BY u.x), '{}'), coalesce(array_agg(u.f ORDER BY u.x), '{}'),
+               min(u.f)
+          INTO v_xids, v_first, v_block
+          FROM unnest(v_xids, v_first) AS u(x, f)
+         WHERE NOT pg_visible_in_snapshot(u.x::text::xid8, v_snap);
+        v_cut := greatest(v_cut, (SELECT max(c) FROM unnest(v_cands) c
+                                   WHERE v_block IS NULL OR c < v_block));
+        v_cands := ARRAY(SELECT c FROM unnest(v_cands) c WHERE c > v_cut ORDER BY c);
     END IF;
-    IF v_seq IS NULL THEN
-        SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END
-          INTO v_seq FROM feed.events_id_seq s;
-        IF v_seq <= v_cut THEN
-            v_seq := NULL;
-        ELSE
-            -- a new statement, so a snapshot taken after the sequence read
-            v_snap := pg_current_snapshot();
-            SELECT array_agg(x::text::bigint) INTO v_xip FROM pg_snapshot_xip(v_snap) x;
-            -- A snapshot lists running xids only below its xmax (the latest
-            -- completed xid + 1); every xid assigned at or above it is still
-            -- running too. Add them: probe upwards until an xid that is not
-            -- assigned yet ("in the future").
-            v_next := pg_snapshot_xmax(v_snap)::text::bigint;
-            LOOP
-                BEGIN
-                    PERFORM pg_xact_status(v_next::text::xid8);
-                EXCEPTION WHEN OTHERS THEN
-                    EXIT;
-                END;
-                v_xip := coalesce(v_xip, '{}') || v_next;
-                v_next := v_next + 1;
-            END LOOP;
-            -- Drop the xids known to run in other databases of the cluster
-            -- (they cannot hold ids of this table). Unknown ones are kept.
-            IF v_xip IS NOT NULL THEN
-                SELECT array_agg(x) INTO v_xip
-                  FROM unnest(v_xip) x
-                 WHERE NOT EXISTS (
-                       SELECT 1 FROM pg_stat_activity a
-                        WHERE a.backend_xid::text::bigint = x % 4294967296
+
+    -- A new checkpoint when the sequence moved past the last one (at most 64
+    -- wait at once; the next step takes one when a slot frees).
+    SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END
+      INTO v_seq FROM feed.events_id_seq s;
+    IF v_seq > greatest(v_cut, v_cands[cardinality(v_cands)]) AND cardinality(v_cands) < 64 THEN
+        -- a new statement, so a snapshot taken after the sequence read
+        v_snap := pg_current_snapshot();
+        SELECT array_agg(x::text::bigint) INTO v_run FROM pg_snapshot_xip(v_snap) x;
+        -- A snapshot lists running xids only below its xmax (the latest
+        -- completed xid + 1); every xid assigned at or above it is still
+        -- running too. Add them: probe upwards until an xid that is not
+        -- assigned yet ("in the future").
+        v_next := pg_snapshot_xmax(v_snap)::text::bigint;
+        LOOP
+            BEGIN
+                PERFORM pg_xact_status(v_next::text::xid8);
+            EXCEPTION WHEN OTHERS THEN
+                EXIT;
+            END;
+            v_run := coalesce(v_run, '{}') || v_next;
+            v_next := v_next + 1;
+        END LOOP;
+        -- Drop the xids known to run in other databases of the cluster
+        -- (they cannot hold ids of this table). Unknown ones are kept.
+        IF v_run IS NOT NULL THEN
+            SELECT array_agg(x) INTO v_run
+              FROM unnest(v_run) x
+             WHERE x % 4294967296 <> ALL (ARRAY(
+                       SELECT a.backend_xid::text::bigint FROM pg_stat_activity a
+                        WHERE a.backend_xid IS NOT NULL
                           AND a.datname IS DISTINCT FROM current_database()
-                          AND a.datid IS NOT NULL);
-            END IF;
-            IF v_xip IS NULL THEN
-                v_cut := v_seq;
-                v_seq := NULL;
-            END IF;
+                          AND a.datid IS NOT NULL));
+        END IF;
+        IF v_run IS NULL THEN
+            -- nothing runs: every id up to the sequence value is final
+            v_cut := v_seq;
+            v_cands := '{}';
+            v_xids := '{}';
+            v_first := '{}';
+        ELSE
+            v_cands := v_cands || v_seq;
+            SELECT v_xids || coalesce(array_agg(x ORDER BY x), '{}'),
+                   v_first || coalesce(array_agg(v_seq) , '{}')
+              INTO v_xids, v_first
+              FROM unnest(v_run) x
+             WHERE x <> ALL (v_xids);
         END IF;
     END IF;
     cut := v_cut;
-    pend_seq := v_seq;
-    pend_xip := v_xip;
+    cands := v_cands;
+    xids := v_xids;
+    xid_first := v_first;
     IF p_after IS NULL OR p_limit <= 0 OR p_after >= v_cut THEN
         events := '[]'::jsonb;
     ELSE
-        events := feed.read_range(p_after, v_cut, p_limit);
+        events := feed.read_range(p_after, v_cut, p_limit, p_users);
     END IF;
     RETURN NEXT;
 END
@@ -197,8 +230,12 @@ $$;
 -- from its ledger row here (feed.events.ledger_id; credits.ledger_event_body
 -- is the shape), one join for the whole range. (plpgsql: the credits
 -- functions are created after this file.)
+-- With p_users given, only the events of those users are read (the relay's
+-- connections all follow named users: the rest would be rendered for
+-- nobody; README "Benchmarks", figure 4).
 DROP FUNCTION IF EXISTS feed.read_range(bigint, bigint, int);
-CREATE FUNCTION feed.read_range(p_after bigint, p_upto bigint, p_limit int)
+CREATE OR REPLACE FUNCTION feed.read_range(p_after bigint, p_upto bigint, p_limit int,
+                                           p_users text[] DEFAULT NULL)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN (
@@ -207,6 +244,7 @@ BEGIN
                                   ORDER BY e.id), '[]'::jsonb)
           FROM (SELECT * FROM feed.events
                  WHERE id > p_after AND id <= p_upto
+                   AND (p_users IS NULL OR user_id = ANY (p_users))
                  ORDER BY id LIMIT greatest(p_limit, 0)) e
           LEFT JOIN credits.transactions t
                  ON e.ledger_id IS NOT NULL AND t.user_id = e.user_id AND t.id = e.ledger_id);

@@ -128,11 +128,12 @@ pub async fn run(
         stop_rx,
     ));
     tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "agentplane is listening");
-    let acceptor =
-        poem::listener::TcpAcceptor::from_tokio(listener).map_err(|source| StartError::Bind {
+    let acceptor = NoDelay(poem::listener::TcpAcceptor::from_tokio(listener).map_err(
+        |source| StartError::Bind {
             addr: config.bind,
             source,
-        })?;
+        },
+    )?);
     let hub = state.hub.clone();
     let shutdown = async move {
         shutdown.await;
@@ -146,6 +147,36 @@ pub async fn run(
     let _ = pruner.await;
     let _ = folder.await;
     result.map_err(|e| StartError::Refused(format!("server error: {e}")))
+}
+
+/// Accepts connections with Nagle's algorithm off. The live feed writes
+/// small frames as events arrive; with Nagle on, a frame written while the
+/// previous one is unacknowledged waits for the client's delayed ACK (up to
+/// 40 ms on Linux): that was the whole tail of figure 7 (README
+/// "Benchmarks"). poem leaves the option as the OS sets it.
+struct NoDelay(poem::listener::TcpAcceptor);
+
+impl poem::listener::Acceptor for NoDelay {
+    type Io = tokio::net::TcpStream;
+
+    fn local_addr(&self) -> Vec<poem::web::LocalAddr> {
+        self.0.local_addr()
+    }
+
+    async fn accept(
+        &mut self,
+    ) -> std::io::Result<(
+        Self::Io,
+        poem::web::LocalAddr,
+        poem::web::RemoteAddr,
+        poem::http::uri::Scheme,
+    )> {
+        let accepted = self.0.accept().await?;
+        if let Err(e) = accepted.0.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not turn Nagle's algorithm off");
+        }
+        Ok(accepted)
+    }
 }
 
 /// With no admin key and no stored key the API is open; allowed only on loopback.

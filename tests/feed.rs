@@ -184,8 +184,10 @@ async fn relay_read_never_skips_a_late_commit() {
     let relay = db.client().await;
     let mut cursor = RelayCursor::default();
     // start: everything so far is history
-    let _ = relay_poll(&relay, None, &mut cursor, 0).await.unwrap();
-    assert!(cursor.pending.is_none());
+    let _ = relay_poll(&relay, None, &mut cursor, 0, None)
+        .await
+        .unwrap();
+    assert!(!cursor.is_pending());
     let start = cursor.cut;
 
     let mut late = db.client().await;
@@ -198,7 +200,7 @@ async fn relay_read_never_skips_a_late_commit() {
     // nothing after it has completed yet: the open transaction's xid is at
     // or above the snapshot's xmax, where snapshots list no running xids
     for _ in 0..3 {
-        let got = relay_poll(&relay, Some(start), &mut cursor, 100)
+        let got = relay_poll(&relay, Some(start), &mut cursor, 100, None)
             .await
             .unwrap();
         assert!(got.is_empty());
@@ -216,7 +218,7 @@ async fn relay_read_never_skips_a_late_commit() {
         .get(0);
     assert!(high > low);
     for _ in 0..3 {
-        let got = relay_poll(&relay, Some(start), &mut cursor, 100)
+        let got = relay_poll(&relay, Some(start), &mut cursor, 100, None)
             .await
             .unwrap();
         assert!(
@@ -232,7 +234,7 @@ async fn relay_read_never_skips_a_late_commit() {
     for _ in 0..1000 {
         let after = got.last().map(|e| e.id).unwrap_or(start);
         got.extend(
-            relay_poll(&relay, Some(after), &mut cursor, 100)
+            relay_poll(&relay, Some(after), &mut cursor, 100, None)
                 .await
                 .unwrap(),
         );

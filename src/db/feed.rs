@@ -29,8 +29,20 @@ pub struct StoredEvent {
 pub struct RelayCursor {
     /// Ids up to here are final.
     pub cut: i64,
-    /// A checkpoint waiting for the transactions running at its instant.
-    pub pending: Option<(i64, Vec<i64>)>,
+    /// Checkpoints (ascending) waiting for transactions running at their
+    /// instant.
+    pub checkpoints: Vec<i64>,
+    /// Those transactions' xids, and for each the oldest checkpoint it
+    /// holds back.
+    pub xids: Vec<i64>,
+    pub xid_first: Vec<i64>,
+}
+
+impl RelayCursor {
+    /// Whether some checkpoint still waits (the relay then steps again soon).
+    pub fn is_pending(&self) -> bool {
+        !self.checkpoints.is_empty()
+    }
 }
 
 fn decode_events(v: Value) -> Result<Vec<StoredEvent>, DbError> {
@@ -38,29 +50,34 @@ fn decode_events(v: Value) -> Result<Vec<StoredEvent>, DbError> {
 }
 
 /// One relay step: advances the cut and reads up to `limit` events after
-/// `after` (none when `after` is `None`).
+/// `after` (none when `after` is `None`), only those of `users` when given.
 pub async fn relay_poll(
     client: &tokio_postgres::Client,
     after: Option<i64>,
     cursor: &mut RelayCursor,
     limit: i32,
+    users: Option<&[String]>,
 ) -> Result<Vec<StoredEvent>, DbError> {
-    let (pend_seq, pend_xip) = match &cursor.pending {
-        Some((s, x)) => (Some(*s), Some(x.clone())),
-        None => (None, None),
-    };
     let row = client
         .query_one(
-            "SELECT cut, pend_seq, pend_xip, events FROM feed.relay_poll($1, $2, $3, $4, $5)",
-            &[&after, &cursor.cut, &pend_seq, &pend_xip, &limit],
+            "SELECT cut, cands, xids, xid_first, events \
+             FROM feed.relay_poll($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &after,
+                &cursor.cut,
+                &cursor.checkpoints,
+                &cursor.xids,
+                &cursor.xid_first,
+                &limit,
+                &users,
+            ],
         )
         .await?;
-    let cut: i64 = row.try_get(0)?;
-    let seq: Option<i64> = row.try_get(1)?;
-    let xip: Option<Vec<i64>> = row.try_get(2)?;
-    cursor.cut = cut;
-    cursor.pending = seq.map(|s| (s, xip.unwrap_or_default()));
-    decode_events(row.try_get(3)?)
+    cursor.cut = row.try_get(0)?;
+    cursor.checkpoints = row.try_get(1)?;
+    cursor.xids = row.try_get(2)?;
+    cursor.xid_first = row.try_get(3)?;
+    decode_events(row.try_get(4)?)
 }
 
 /// Stored events in `(after, upto]`, id order, at most `limit`.
@@ -70,7 +87,16 @@ pub async fn read_range(
     upto: i64,
     limit: i32,
 ) -> Result<Vec<StoredEvent>, DbError> {
-    let client = pool.get().await?;
+    read_range_on(&**pool.get().await?, after, upto, limit).await
+}
+
+/// `read_range` on a given connection (the relay's).
+pub async fn read_range_on(
+    client: &tokio_postgres::Client,
+    after: i64,
+    upto: i64,
+    limit: i32,
+) -> Result<Vec<StoredEvent>, DbError> {
     let row = client
         .query_one(
             "SELECT feed.read_range($1, $2, $3)",

@@ -67,6 +67,8 @@ struct Inner {
     channels: HashMap<String, HashSet<u64>>,
     /// The last id published (None until the relay has started).
     last_id: Option<i64>,
+    /// Bumped by every change of interest (see `wanted_users`).
+    interest_version: u64,
 }
 
 pub struct Hub {
@@ -191,6 +193,7 @@ impl Hub {
             return last;
         };
         let old = std::mem::replace(&mut entry.interest, interest.clone());
+        inner.interest_version += 1;
         drop_channels(inner, sub.id, &old);
         if let Interest::Channels(chs) = &interest {
             for ch in chs {
@@ -265,10 +268,53 @@ impl Hub {
         true
     }
 
+    /// The users whose events some connection may want (`None`: any event
+    /// may be wanted), and the interest version that answer holds for. The
+    /// relay reads only those users' events when it can: a dashboard
+    /// following a few customers does not make it render everyone's.
+    pub fn wanted_users(&self) -> (u64, Option<Vec<String>>) {
+        let inner = self.lock();
+        let mut users: Vec<String> = Vec::new();
+        for sub in inner.subs.values() {
+            match &sub.interest {
+                Interest::Nothing => {}
+                Interest::Filter(f) if !f.users.is_empty() => users.extend_from_slice(&f.users),
+                _ => return (inner.interest_version, None),
+            }
+        }
+        users.sort_unstable();
+        users.dedup();
+        (inner.interest_version, Some(users))
+    }
+
+    /// Publishes what the relay read of `(last, upto]` and marks everything
+    /// up to `upto` published. `read_for` is the interest version of the
+    /// `wanted_users` the read was filtered by (None: not filtered). When an
+    /// interest changed since, nothing is published and false is returned:
+    /// the read may lack events the new interest wants, so the caller reads
+    /// the range again unfiltered. (Checked under the lock that
+    /// `set_interest` takes, so no change slips in between.)
+    pub fn publish_read(&self, events: &[Arc<Event>], upto: i64, read_for: Option<u64>) -> bool {
+        let guard = self.lock();
+        if read_for.is_some_and(|v| v != guard.interest_version) {
+            return false;
+        }
+        self.publish_locked(guard, events, Some(upto));
+        true
+    }
+
     /// Delivers events (in id order) to every interested connection without
     /// waiting; connections whose queue is full are dropped and kicked.
     pub fn publish(&self, events: &[Arc<Event>]) {
-        let mut guard = self.lock();
+        self.publish_locked(self.lock(), events, None);
+    }
+
+    fn publish_locked(
+        &self,
+        mut guard: MutexGuard<'_, Inner>,
+        events: &[Arc<Event>],
+        upto: Option<i64>,
+    ) {
         let inner = &mut *guard;
         let mut dead: Vec<u64> = Vec::new();
         for ev in events {
@@ -324,6 +370,11 @@ impl Hub {
         for id in dead {
             if let Some(sub) = inner.subs.remove(&id) {
                 drop_channels(inner, id, &sub.interest);
+            }
+        }
+        if let Some(upto) = upto {
+            if inner.last_id.is_some_and(|last| last < upto) {
+                inner.last_id = Some(upto);
             }
         }
         let last = inner.last_id;

@@ -8,7 +8,7 @@
 //! catches up from where it was, so nothing is lost or repeated.
 
 use super::{Event, Hub, CHANNEL, LISTENER_APP_NAME};
-use crate::db::feed::{relay_poll, RelayCursor};
+use crate::db::feed::{read_range_on, relay_poll, RelayCursor};
 use crate::db::{self, DbError};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -91,8 +91,9 @@ async fn session(
         tracing::info!(listen = cfg.listen, "feed listener connected");
         let settle = (cfg.poll / 4).max(Duration::from_millis(1));
         loop {
+            let stepped_at = tokio::time::Instant::now();
             step(hub, &client, state).await?;
-            let wait = if state.cursor.pending.is_some() || state.last.is_none() {
+            let wait = if state.cursor.is_pending() || state.last.is_none() {
                 settle
             } else if hub.is_idle() {
                 // Nobody to deliver to: the cut only has to stay recent, and
@@ -109,6 +110,13 @@ async fn session(
                         client.simple_query("SELECT 1").await?;
                         return Err(DbError::Config("feed listener connection closed".into()));
                     }
+                    // Under a stream of hints, step at most once per
+                    // `settle`: each step then carries a burst of events
+                    // that every connection writes out at once, instead of
+                    // a step, and a write per connection, for every commit
+                    // (README "Benchmarks", figure 7). A lone hint after a
+                    // quiet spell is stepped on at once.
+                    tokio::time::sleep_until(stepped_at + settle).await;
                 }
                 _ = tokio::time::sleep(wait) => {}
                 _ = hub.connection_registered() => {}
@@ -136,9 +144,19 @@ async fn step(
         // machine under a spend load (README "Benchmarks", figure 2).
         let idle = state.last.is_some() && hub.is_idle();
         let limit = if idle { 0 } else { PAGE };
-        let events = relay_poll(client, state.last, &mut state.cursor, limit).await?;
+        // Likewise only the events of the users someone follows, when every
+        // connection follows named users (figure 4).
+        let (version, users) = hub.wanted_users();
+        let events = relay_poll(
+            client,
+            state.last,
+            &mut state.cursor,
+            limit,
+            users.as_deref(),
+        )
+        .await?;
         let Some(last) = state.last else {
-            if state.cursor.pending.is_none() {
+            if !state.cursor.is_pending() {
                 // Start: what is already in the table is history.
                 state.last = Some(state.cursor.cut);
                 hub.start_at(state.cursor.cut);
@@ -152,18 +170,46 @@ async fn step(
             }
             continue; // a connection registered meanwhile: read the events
         }
-        let n = events.len();
+        let full_page = events.len() >= PAGE as usize;
         let batch: Vec<Arc<Event>> = events
             .into_iter()
             .filter(|e| e.id > last)
             .map(Event::new)
             .collect();
-        if let Some(e) = batch.last() {
-            state.last = Some(e.stored.id);
+        // A full page ends at its last event; a short one read the whole
+        // range up to the cut.
+        let upto = match batch.last() {
+            Some(e) if full_page => e.stored.id,
+            _ => state.cursor.cut.max(last),
+        };
+        let read_for = users.is_some().then_some(version);
+        if !hub.publish_read(&batch, upto, read_for) {
+            republish_unfiltered(hub, client, last, upto).await?;
         }
-        hub.publish(&batch);
-        if n < PAGE as usize {
+        state.last = Some(upto);
+        if !full_page {
             return Ok(());
         }
     }
+}
+
+/// Reads `(after, upto]` again with no user filter and publishes it: an
+/// interest changed while the filtered read was under way.
+async fn republish_unfiltered(
+    hub: &Arc<Hub>,
+    client: &tokio_postgres::Client,
+    mut after: i64,
+    upto: i64,
+) -> Result<(), DbError> {
+    while after < upto {
+        let page = read_range_on(client, after, upto, PAGE).await?;
+        let page_upto = match page.last() {
+            Some(e) if page.len() >= PAGE as usize => e.id,
+            _ => upto,
+        };
+        let batch: Vec<Arc<Event>> = page.into_iter().map(Event::new).collect();
+        hub.publish_read(&batch, page_upto, None);
+        after = page_upto;
+    }
+    Ok(())
 }

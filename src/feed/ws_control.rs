@@ -177,9 +177,10 @@ impl Conn {
                 cur = e.id;
                 if filter.matches(&e) && visible_to(self.auth.user_id.as_deref(), &e) {
                     let ev = Event::new(e);
-                    self.send(ev.control_json.clone()).await?;
+                    self.queue_frame(ev.control_json.clone()).await?;
                 }
             }
+            self.flush().await?; // a page's frames in one write
         }
         Ok(upto)
     }
