@@ -4,7 +4,7 @@
 
 mod common;
 
-use agentplane::db::feed::{relay_poll, RelayCursor, StoredEvent};
+use agentplane::db::feed::{relay_poll, RelayCursor, StoredEvent, RELAY_POLL};
 use agentplane::feed::{Event, Filter, Hub, Interest};
 use common::{error_code, TestApp, TestDb};
 use serde_json::{json, Value};
@@ -184,7 +184,7 @@ async fn relay_read_never_skips_a_late_commit() {
     let relay = db.client().await;
     let mut cursor = RelayCursor::default();
     // start: everything so far is history
-    let _ = relay_poll(&relay, None, &mut cursor, 0, None)
+    let _ = relay_poll(&relay, RELAY_POLL, None, &mut cursor, 0, None)
         .await
         .unwrap();
     assert!(!cursor.is_pending());
@@ -200,7 +200,7 @@ async fn relay_read_never_skips_a_late_commit() {
     // nothing after it has completed yet: the open transaction's xid is at
     // or above the snapshot's xmax, where snapshots list no running xids
     for _ in 0..3 {
-        let got = relay_poll(&relay, Some(start), &mut cursor, 100, None)
+        let got = relay_poll(&relay, RELAY_POLL, Some(start), &mut cursor, 100, None)
             .await
             .unwrap();
         assert!(got.is_empty());
@@ -218,7 +218,7 @@ async fn relay_read_never_skips_a_late_commit() {
         .get(0);
     assert!(high > low);
     for _ in 0..3 {
-        let got = relay_poll(&relay, Some(start), &mut cursor, 100, None)
+        let got = relay_poll(&relay, RELAY_POLL, Some(start), &mut cursor, 100, None)
             .await
             .unwrap();
         assert!(
@@ -234,7 +234,7 @@ async fn relay_read_never_skips_a_late_commit() {
     for _ in 0..1000 {
         let after = got.last().map(|e| e.id).unwrap_or(start);
         got.extend(
-            relay_poll(&relay, Some(after), &mut cursor, 100, None)
+            relay_poll(&relay, RELAY_POLL, Some(after), &mut cursor, 100, None)
                 .await
                 .unwrap(),
         );

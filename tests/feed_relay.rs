@@ -5,7 +5,7 @@
 
 mod common;
 
-use agentplane::db::feed::{relay_poll, RelayCursor, StoredEvent};
+use agentplane::db::feed::{relay_poll, RelayCursor, StoredEvent, RELAY_POLL};
 use agentplane::feed::{Event, Filter, Hub, Interest};
 use common::TestDb;
 use serde_json::json;
@@ -17,7 +17,9 @@ async fn started(relay: &tokio_postgres::Client) -> (RelayCursor, i64) {
     let mut cursor = RelayCursor::default();
     // transactions elsewhere in the cluster may hold the first cut back
     for _ in 0..500 {
-        relay_poll(relay, None, &mut cursor, 0, None).await.unwrap();
+        relay_poll(relay, RELAY_POLL, None, &mut cursor, 0, None)
+            .await
+            .unwrap();
         if !cursor.is_pending() {
             break;
         }
@@ -48,7 +50,7 @@ async fn poll_until(
     for _ in 0..500 {
         let after = got.last().map(|e| e.id).unwrap_or(start).max(start);
         got.extend(
-            relay_poll(relay, Some(after), cursor, 100, users)
+            relay_poll(relay, RELAY_POLL, Some(after), cursor, 100, users)
                 .await
                 .unwrap(),
         );
@@ -72,14 +74,14 @@ async fn a_later_checkpoint_is_final_once_the_transactions_it_saw_end() {
     let mut t1c = db.client().await;
     let t1 = t1c.transaction().await.unwrap();
     let low = emit(&t1, "t1", None).await;
-    let got = relay_poll(&relay, Some(start), &mut cursor, 100, None)
+    let got = relay_poll(&relay, RELAY_POLL, Some(start), &mut cursor, 100, None)
         .await
         .unwrap();
     assert!(got.is_empty() && cursor.is_pending());
 
     let other = db.client().await;
     let committed = emit(&other, "committed", None).await;
-    let got = relay_poll(&relay, Some(start), &mut cursor, 100, None)
+    let got = relay_poll(&relay, RELAY_POLL, Some(start), &mut cursor, 100, None)
         .await
         .unwrap();
     assert!(
@@ -130,9 +132,16 @@ async fn a_read_for_named_users_skips_the_rest_and_still_advances() {
     let mut none = Vec::new();
     for _ in 0..500 {
         none.extend(
-            relay_poll(&relay, Some(ids[4]), &mut cursor, 100, Some(&[]))
-                .await
-                .unwrap(),
+            relay_poll(
+                &relay,
+                RELAY_POLL,
+                Some(ids[4]),
+                &mut cursor,
+                100,
+                Some(&[]),
+            )
+            .await
+            .unwrap(),
         );
         if cursor.cut >= last {
             break;

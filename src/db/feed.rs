@@ -49,10 +49,16 @@ fn decode_events(v: Value) -> Result<Vec<StoredEvent>, DbError> {
     serde_json::from_value(v).map_err(DbError::decode)
 }
 
+/// The relay step's query (`statement` of `relay_poll`: this text, or it
+/// prepared).
+pub const RELAY_POLL: &str = "SELECT cut, cands, xids, xid_first, events \
+                              FROM feed.relay_poll($1, $2, $3, $4, $5, $6, $7)";
+
 /// One relay step: advances the cut and reads up to `limit` events after
 /// `after` (none when `after` is `None`), only those of `users` when given.
-pub async fn relay_poll(
+pub async fn relay_poll<S: tokio_postgres::ToStatement + ?Sized>(
     client: &tokio_postgres::Client,
+    statement: &S,
     after: Option<i64>,
     cursor: &mut RelayCursor,
     limit: i32,
@@ -60,8 +66,7 @@ pub async fn relay_poll(
 ) -> Result<Vec<StoredEvent>, DbError> {
     let row = client
         .query_one(
-            "SELECT cut, cands, xids, xid_first, events \
-             FROM feed.relay_poll($1, $2, $3, $4, $5, $6, $7)",
+            statement,
             &[
                 &after,
                 &cursor.cut,

@@ -8,7 +8,7 @@
 //! catches up from where it was, so nothing is lost or repeated.
 
 use super::{Event, Hub, CHANNEL, LISTENER_APP_NAME};
-use crate::db::feed::{read_range_on, relay_poll, RelayCursor};
+use crate::db::feed::{read_range_on, relay_poll, RelayCursor, RELAY_POLL};
 use crate::db::{self, DbError};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -88,39 +88,53 @@ async fn session(
         if cfg.listen {
             client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
         }
+        // prepared once per connection (parsed at every step before)
+        let poll = client.prepare(RELAY_POLL).await?;
         tracing::info!(listen = cfg.listen, "feed listener connected");
         let settle = (cfg.poll / 4).max(Duration::from_millis(1));
         loop {
             let stepped_at = tokio::time::Instant::now();
-            step(hub, &client, state).await?;
-            let wait = if state.cursor.is_pending() || state.last.is_none() {
-                settle
+            step(hub, &client, &poll, state).await?;
+            let wait = if state.last.is_none() {
+                settle // starting: the first cut
             } else if hub.is_idle() {
-                // Nobody to deliver to: the cut only has to stay recent, and
-                // a step costs a little (a tenth of a core at the 10 ms tick
-                // under load). The first connection wakes the relay.
+                // Nobody to deliver to: the cut only has to stay recent. A
+                // step costs a little, and under a write load a checkpoint
+                // is nearly always waiting: chasing it every `settle` took
+                // an eighth of a core during usage ingest (README
+                // "Benchmarks", figure 5). The first connection wakes the
+                // relay.
                 cfg.poll * IDLE_POLL_FACTOR
+            } else if state.cursor.is_pending() {
+                settle
             } else {
                 cfg.poll
             };
-            tokio::select! {
-                w = wake_rx.recv() => {
-                    if w.is_none() {
-                        // the driver ended: the connection is gone
-                        client.simple_query("SELECT 1").await?;
-                        return Err(DbError::Config("feed listener connection closed".into()));
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    w = wake_rx.recv() => {
+                        if w.is_none() {
+                            // the driver ended: the connection is gone
+                            client.simple_query("SELECT 1").await?;
+                            return Err(DbError::Config("feed listener connection closed".into()));
+                        }
+                        if hub.is_idle() {
+                            continue; // a hint for nobody: keep the idle pace
+                        }
+                        // Under a stream of hints, step at most once per
+                        // `settle`: each step then carries a burst of events
+                        // that every connection writes out at once, instead
+                        // of a step, and a write per connection, for every
+                        // commit (README "Benchmarks", figure 7). A lone
+                        // hint after a quiet spell is stepped on at once.
+                        tokio::time::sleep_until(stepped_at + settle).await;
                     }
-                    // Under a stream of hints, step at most once per
-                    // `settle`: each step then carries a burst of events
-                    // that every connection writes out at once, instead of
-                    // a step, and a write per connection, for every commit
-                    // (README "Benchmarks", figure 7). A lone hint after a
-                    // quiet spell is stepped on at once.
-                    tokio::time::sleep_until(stepped_at + settle).await;
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = hub.connection_registered() => {}
+                    _ = stop.changed() => return Ok(()),
                 }
-                _ = tokio::time::sleep(wait) => {}
-                _ = hub.connection_registered() => {}
-                _ = stop.changed() => return Ok(()),
+                break;
             }
             if *stop.borrow() {
                 return Ok(());
@@ -136,6 +150,7 @@ async fn session(
 async fn step(
     hub: &Arc<Hub>,
     client: &tokio_postgres::Client,
+    poll: &tokio_postgres::Statement,
     state: &mut RelayState,
 ) -> Result<(), DbError> {
     loop {
@@ -149,6 +164,7 @@ async fn step(
         let (version, users) = hub.wanted_users();
         let events = relay_poll(
             client,
+            poll,
             state.last,
             &mut state.cursor,
             limit,
