@@ -119,11 +119,12 @@ $$;
 -- statement of this VOLATILE function runs with a fresh snapshot (READ
 -- COMMITTED), which the scheme relies on.
 --
--- Checkpoints are pipelined: every step takes a new one, however many still
--- wait. A transaction running at checkpoint c is running at every later
--- checkpoint it outlives, and one that had no xid at c takes only ids above
--- c; so c is final once no transaction first seen at or before c still
--- runs, whatever became of the checkpoints after it. An event then waits
+-- Checkpoints are pipelined: a step takes a new one whenever the sequence
+-- moved, however many still wait (up to 64). A transaction running at
+-- checkpoint c is running at every later checkpoint it outlives, and one
+-- that had no xid at c takes only ids above c; so c is final once no
+-- transaction first seen at or before c still runs, whatever became of the
+-- checkpoints after it. An event then waits
 -- for the transactions in flight at the first step after its commit, not
 -- also for those of a checkpoint taken before it (README "Benchmarks",
 -- figure 7).
@@ -149,6 +150,10 @@ DECLARE
     v_next  bigint;
     v_run   bigint[];
 BEGIN
+    IF cardinality(v_xids) <> cardinality(v_first) THEN
+        -- (unnest would pad the shorter one with NULLs, which min() skips)
+        RAISE EXCEPTION 'feed.relay_poll: p_xids and p_xid_first differ in length';
+    END IF;
     IF cardinality(v_cands) > 0 THEN
         -- The remembered transactions still running, and the oldest
         -- checkpoint any of them holds back; every checkpoint below it is final.

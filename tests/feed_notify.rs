@@ -1,6 +1,6 @@
 //! NOTIFY is a wake-up hint for the relay, and it costs a cluster-wide lock at
-//! commit: the writers on hot paths (credit movements, single usage records)
-//! pass `p_notify => false` to feed.emit; everything else notifies.
+//! commit: the writers on hot paths (credit movements, usage records and
+//! batches) pass `p_notify => false` to feed.emit; everything else notifies.
 
 mod common;
 
@@ -37,13 +37,17 @@ async fn hot_writers_do_not_notify_and_the_rest_do() {
     let c = db.client().await;
     // Hot paths, one transaction each: a first touch (refill through
     // credits._post), a fast-path spend, a slow-path spend (idempotency key),
-    // a top-up and a single usage record.
+    // a top-up, a single usage record and a usage batch.
     for write in [
         "SELECT credits.get_credits('u1')",
         "SELECT * FROM credits.spend('u1', 'blk', '{}', NULL, 1)",
         "SELECT * FROM credits.spend('u1', 'blk', '{}', NULL, 1, true, 'k1')",
         "SELECT credits.top_up('u1', 5)",
         "SELECT usage.record('t1', 'a1', 'gpt-4o', NULL, 10, 5, 100, NULL, NULL, NULL, NULL)",
+        "SELECT usage.record_batch(ARRAY['t1', 't2'], ARRAY['a1', NULL], ARRAY['gpt-4o', 'gpt-4o'], \
+         ARRAY[NULL, NULL]::text[], ARRAY[1, 2]::bigint[], ARRAY[3, 4]::bigint[], \
+         ARRAY[NULL, NULL]::bigint[], ARRAY[NULL, NULL]::text[], ARRAY[NULL, NULL]::text[], \
+         ARRAY[NULL, NULL]::jsonb[], ARRAY[NULL, NULL]::timestamptz[])",
     ] {
         c.batch_execute(write).await.expect(write);
     }
@@ -70,5 +74,8 @@ async fn hot_writers_do_not_notify_and_the_rest_do() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(hot_events, 5, "refill, two spends, top-up, usage");
+    assert_eq!(
+        hot_events, 6,
+        "refill, two spends, top-up, usage record, usage batch"
+    );
 }

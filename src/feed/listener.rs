@@ -1,8 +1,9 @@
 //! The relay: one dedicated database connection per server process (never a
 //! pooled one) that LISTENs for wake-up hints and reads the event table.
 //!
-//! After every (re)connect, on every NOTIFY and on every poll tick it runs
-//! `feed.relay_poll`, which only ever hands out ids that are final, in id
+//! After every (re)connect, on NOTIFY hints (at most one step per quarter
+//! tick; none while no connection is registered) and on every poll tick it
+//! runs `feed.relay_poll`, which only ever hands out ids that are final, in id
 //! order; the relay publishes them to the hub and remembers the last one.
 //! A dropped connection is re-established with backoff and the relay
 //! catches up from where it was, so nothing is lost or repeated.
@@ -92,6 +93,7 @@ async fn session(
         let poll = client.prepare(RELAY_POLL).await?;
         tracing::info!(listen = cfg.listen, "feed listener connected");
         let settle = (cfg.poll / 4).max(Duration::from_millis(1));
+        let mut hinted = false; // whether a NOTIFY hint led to this step
         loop {
             let stepped_at = tokio::time::Instant::now();
             step(hub, &client, &poll, state).await?;
@@ -105,12 +107,19 @@ async fn session(
                 // "Benchmarks", figure 5). The first connection wakes the
                 // relay.
                 cfg.poll * IDLE_POLL_FACTOR
-            } else if state.cursor.is_pending() {
+            } else if hinted && state.cursor.is_pending() {
+                // A hinted commit waits for the transactions in flight: look
+                // again soon (figure 7's p99 doubled without this).
                 settle
             } else {
+                // Unhinted writes (the hot paths) wait for the tick even
+                // while a checkpoint waits: under their load one nearly
+                // always does, and stepping every `settle` for it cost a
+                // spend load with subscribers a tenth of a core (figure 4).
                 cfg.poll
             };
             let deadline = tokio::time::Instant::now() + wait;
+            hinted = false;
             loop {
                 tokio::select! {
                     w = wake_rx.recv() => {
@@ -129,6 +138,7 @@ async fn session(
                         // commit (README "Benchmarks", figure 7). A lone
                         // hint after a quiet spell is stepped on at once.
                         tokio::time::sleep_until(stepped_at + settle).await;
+                        hinted = true;
                     }
                     _ = tokio::time::sleep_until(deadline) => {}
                     _ = hub.connection_registered() => {}
@@ -172,7 +182,9 @@ async fn step(
         )
         .await?;
         let Some(last) = state.last else {
-            if !state.cursor.is_pending() {
+            // A cut above 0 is final even while later checkpoints wait
+            // (under a steady write load one nearly always does).
+            if !state.cursor.is_pending() || state.cursor.cut > 0 {
                 // Start: what is already in the table is history.
                 state.last = Some(state.cursor.cut);
                 hub.start_at(state.cursor.cut);
