@@ -6,7 +6,7 @@
 mod common;
 mod credits_support;
 
-use common::{error_code, TestApp};
+use common::{column, error_code, TestApp};
 use credits_support::*;
 use serde_json::{json, Value};
 
@@ -390,15 +390,12 @@ async fn low_balance_events_once_per_threshold_and_month() {
     )
     .await;
     let c = app.db.client().await;
-    let rows = c
-        .query(
-            "SELECT (body->'data'->>'threshold')::bigint FROM feed.events \
-             WHERE type = 'credits.low_balance' AND user_id = 'lo' ORDER BY id",
-            &[],
-        )
-        .await
-        .unwrap();
-    let thresholds: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let thresholds: Vec<i64> = column(
+        &c,
+        "SELECT (body->'data'->>'threshold')::bigint FROM feed.events \
+         WHERE type = 'credits.low_balance' AND user_id = 'lo' ORDER BY id",
+    )
+    .await;
     assert_eq!(thresholds, vec![500, 100]);
 }
 

@@ -1,12 +1,12 @@
-//! Node executions (SQL + HTTP), the relay's no-skip read, retention
-//! pruning and the hub's fan-out rules. The WebSocket protocols against a
+//! Node executions (SQL + HTTP), retention pruning and the hub's fan-out
+//! rules. The relay's read is in feed_relay.rs. The WebSocket protocols against a
 //! running server are in feed_ws.rs.
 
 mod common;
 
-use agentplane::db::feed::{relay_poll, RelayCursor, StoredEvent, RELAY_POLL};
+use agentplane::db::feed::StoredEvent;
 use agentplane::feed::{Event, Filter, Hub, Interest};
-use common::{error_code, TestApp, TestDb};
+use common::{column, error_code, TestApp, TestDb};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -176,78 +176,6 @@ async fn node_execution_bad_input_and_roles() {
     assert_eq!(event_count(&app, "execution_event").await, 1);
 }
 
-/// A transaction that took a lower id commits after one with a higher id:
-/// the relay read holds the higher one back until the lower one is final.
-#[tokio::test]
-async fn relay_read_never_skips_a_late_commit() {
-    let db = TestDb::new().await;
-    let relay = db.client().await;
-    let mut cursor = RelayCursor::default();
-    // start: everything so far is history
-    let _ = relay_poll(&relay, RELAY_POLL, None, &mut cursor, 0, None)
-        .await
-        .unwrap();
-    assert!(!cursor.is_pending());
-    let start = cursor.cut;
-
-    let mut late = db.client().await;
-    let tx = late.transaction().await.unwrap();
-    let low: i64 = tx
-        .query_one("SELECT feed.emit('late', '{}')", &[])
-        .await
-        .unwrap()
-        .get(0);
-    // nothing after it has completed yet: the open transaction's xid is at
-    // or above the snapshot's xmax, where snapshots list no running xids
-    for _ in 0..3 {
-        let got = relay_poll(&relay, RELAY_POLL, Some(start), &mut cursor, 100, None)
-            .await
-            .unwrap();
-        assert!(got.is_empty());
-        assert!(
-            cursor.cut < low,
-            "cut {} passed an open transaction's id {low}",
-            cursor.cut
-        );
-    }
-    let other = db.client().await;
-    let high: i64 = other
-        .query_one("SELECT feed.emit('early', '{}')", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(high > low);
-    for _ in 0..3 {
-        let got = relay_poll(&relay, RELAY_POLL, Some(start), &mut cursor, 100, None)
-            .await
-            .unwrap();
-        assert!(
-            got.is_empty(),
-            "delivered past an open transaction: {got:?}"
-        );
-        assert!(cursor.cut < low);
-    }
-    tx.commit().await.unwrap();
-    let mut got: Vec<StoredEvent> = Vec::new();
-    // transactions elsewhere in the cluster may still be running: poll until
-    // the cut passes both (generous bound, not a timing assertion)
-    for _ in 0..1000 {
-        let after = got.last().map(|e| e.id).unwrap_or(start);
-        got.extend(
-            relay_poll(&relay, RELAY_POLL, Some(after), &mut cursor, 100, None)
-                .await
-                .unwrap(),
-        );
-        if got.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let ids: Vec<i64> = got.iter().map(|e| e.id).collect();
-    assert_eq!(ids, vec![low, high]);
-    assert_eq!(got[0].ty, "late");
-}
-
 #[tokio::test]
 async fn retention_prunes_in_batches_and_keeps_fresh_events() {
     let db = TestDb::new().await;
@@ -271,13 +199,7 @@ async fn retention_prunes_in_batches_and_keeps_fresh_events() {
             .await
             .unwrap();
     assert_eq!(rest, 15);
-    let left: Vec<String> = c
-        .query("SELECT type FROM feed.events ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let left: Vec<String> = column(&c, "SELECT type FROM feed.events ORDER BY id").await;
     assert_eq!(left, vec!["fresh"; 5]);
 }
 

@@ -6,7 +6,7 @@
 mod common;
 
 use common::ws::{connect, recv, send, Ws, WAIT};
-use common::{TestDb, TestServer, ADMIN_KEY};
+use common::{column, TestDb, TestServer, ADMIN_KEY};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -230,17 +230,12 @@ async fn a_stalled_client_does_not_hold_up_fifty_others() {
         others.push(subscribed(&srv.ws_url("/ws"), &["test.s"], None).await.0);
     }
     let c = srv.db.client().await;
-    let ids: Vec<i64> = c
-        .query(
-            "SELECT feed.emit_data('test.s', jsonb_build_object('pad', repeat('x', 1000), 'n', g))
+    let ids: Vec<i64> = column(
+        &c,
+        "SELECT feed.emit_data('test.s', jsonb_build_object('pad', repeat('x', 1000), 'n', g))
                FROM generate_series(1, 300) g",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    )
+    .await;
     let mut tasks = Vec::new();
     for mut ws in others {
         let ids = ids.clone();
@@ -273,17 +268,12 @@ async fn a_client_past_its_queue_bound_is_closed_with_1013_and_resumes() {
     let (mut stalled, last) = subscribed(&srv.ws_url("/ws"), &["test.k"], None).await;
     // more than the socket buffers hold, so the server's writes block
     let c = srv.db.client().await;
-    let ids: Vec<i64> = c
-        .query(
-            "SELECT feed.emit_data('test.k', jsonb_build_object('pad', repeat('x', 20000), 'n', g))
+    let ids: Vec<i64> = column(
+        &c,
+        "SELECT feed.emit_data('test.k', jsonb_build_object('pad', repeat('x', 20000), 'n', g))
                FROM generate_series(1, 800) g",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    )
+    .await;
     tokio::time::timeout(WAIT, async {
         while srv.state.hub.last_id().unwrap_or(0) < *ids.last().unwrap() {
             tokio::time::sleep(Duration::from_millis(10)).await;

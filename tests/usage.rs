@@ -4,7 +4,7 @@
 mod common;
 
 use agentplane::db::usage::{self as usage_db, NewRecord};
-use common::{error_code, TestApp, TestDb};
+use common::{column, error_code, TestApp, TestDb};
 use serde_json::{json, Value};
 
 fn rec(thread: &str, agent: Option<&str>, model: &str, p: i64, c: i64) -> NewRecord {
@@ -652,17 +652,12 @@ async fn concurrent_records_on_one_thread_fire_each_threshold_once() {
         .unwrap();
     assert_eq!((stored.get::<_, i64>(0), stored.get::<_, i64>(1)), (rp, rc));
     assert_eq!(c.query_one(live, &[]).await.unwrap().get::<_, i64>(0), rp);
-    let fired: Vec<i32> = c
-        .query(
-            "SELECT (body->'data'->>'threshold')::int FROM feed.events \
+    let fired: Vec<i32> = column(
+        &c,
+        "SELECT (body->'data'->>'threshold')::int FROM feed.events \
              WHERE type = 'budget.threshold' AND thread_id = 'hot' ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    )
+    .await;
     assert_eq!(fired, [75, 90, 95, 100]);
     // the rollups saw every record
     let o: Value = c
@@ -835,9 +830,9 @@ async fn a_batch_of_many_models_prices_each_record_by_its_own_model() {
         .collect();
     let out = usage_db::record_batch(&pool, &records).await.unwrap();
     assert_eq!(out["inserted"], 2_000);
-    let wrong: Vec<String> = c
-        .query(
-            "SELECT r.thread_id FROM usage.records r
+    let wrong: Vec<String> = column(
+        &c,
+        "SELECT r.thread_id FROM usage.records r
              LEFT JOIN LATERAL usage.price_at(r.model, r.created_at) p ON true
              WHERE r.price_id IS DISTINCT FROM p.id
                 OR r.provider IS DISTINCT FROM
@@ -845,13 +840,8 @@ async fn a_batch_of_many_models_prices_each_record_by_its_own_model() {
                 OR r.cost IS DISTINCT FROM
                    round((r.prompt_tokens * p.prompt_per_million
                           + r.completion_tokens * p.completion_per_million) / 1000000, 6)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    )
+    .await;
     assert!(wrong.is_empty(), "records priced wrongly: {wrong:?}");
     let priced = count(
         &c,

@@ -92,32 +92,12 @@ async fn session(
         // prepared once per connection (parsed at every step before)
         let poll = client.prepare(RELAY_POLL).await?;
         tracing::info!(listen = cfg.listen, "feed listener connected");
-        let settle = (cfg.poll / 4).max(Duration::from_millis(1));
+        let settle = settle_of(cfg);
         let mut hinted = false; // whether a NOTIFY hint led to this step
         loop {
             let stepped_at = tokio::time::Instant::now();
             step(hub, &client, &poll, state).await?;
-            let wait = if state.last.is_none() {
-                settle // starting: the first cut
-            } else if hub.is_idle() {
-                // Nobody to deliver to: the cut only has to stay recent. A
-                // step costs a little, and under a write load a checkpoint
-                // is nearly always waiting: chasing it every `settle` took
-                // an eighth of a core during usage ingest (README
-                // "Benchmarks", figure 5). The first connection wakes the
-                // relay.
-                cfg.poll * IDLE_POLL_FACTOR
-            } else if hinted && state.cursor.is_pending() {
-                // A hinted commit waits for the transactions in flight: look
-                // again soon (figure 7's p99 doubled without this).
-                settle
-            } else {
-                // Unhinted writes (the hot paths) wait for the tick even
-                // while a checkpoint waits: under their load one nearly
-                // always does, and stepping every `settle` for it cost a
-                // spend load with subscribers a tenth of a core (figure 4).
-                cfg.poll
-            };
+            let wait = next_wait(hub, cfg, state, hinted);
             let deadline = tokio::time::Instant::now() + wait;
             hinted = false;
             loop {
@@ -154,6 +134,38 @@ async fn session(
     .await;
     driver.abort();
     result
+}
+
+/// The shortest gap between steps, and the wait while a hinted commit's
+/// checkpoint is pending: a quarter tick.
+fn settle_of(cfg: &RelayConfig) -> Duration {
+    (cfg.poll / 4).max(Duration::from_millis(1))
+}
+
+/// How long the relay waits for the next step, unless a hint, a new
+/// connection or a stop comes first. `hinted`: a NOTIFY hint led to the
+/// step just taken.
+fn next_wait(hub: &Hub, cfg: &RelayConfig, state: &RelayState, hinted: bool) -> Duration {
+    if state.last.is_none() {
+        settle_of(cfg) // starting: the first cut
+    } else if hub.is_idle() {
+        // Nobody to deliver to: the cut only has to stay recent. A step
+        // costs a little, and under a write load a checkpoint is nearly
+        // always waiting: chasing it every settle took an eighth of a core
+        // during usage ingest (README "Benchmarks", figure 5). The first
+        // connection wakes the relay.
+        cfg.poll * IDLE_POLL_FACTOR
+    } else if hinted && state.cursor.is_pending() {
+        // A hinted commit waits for the transactions in flight: look again
+        // soon (figure 7's p99 doubled without this).
+        settle_of(cfg)
+    } else {
+        // Unhinted writes (the hot paths) wait for the tick even while a
+        // checkpoint waits: under their load one nearly always does, and
+        // stepping every settle for it cost a spend load with subscribers a
+        // tenth of a core (figure 4).
+        cfg.poll
+    }
 }
 
 /// Reads and publishes everything that is final now.

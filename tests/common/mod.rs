@@ -14,6 +14,20 @@ use tokio::sync::OnceCell;
 pub mod variants;
 pub mod ws;
 
+/// The first column of every row `sql` selects, in order.
+pub async fn column<T>(client: &tokio_postgres::Client, sql: &str) -> Vec<T>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    client
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// The admin secret every test app is configured with.
 pub const ADMIN_KEY: &str = "test-admin-key";
 
