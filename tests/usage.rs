@@ -4,6 +4,7 @@
 mod common;
 
 use agentplane::db::usage::{self as usage_db, NewRecord};
+use agentplane::db::usage_columns::RecordColumns;
 use common::{column, error_code, TestApp, TestDb};
 use serde_json::{json, Value};
 
@@ -17,6 +18,11 @@ fn rec(thread: &str, agent: Option<&str>, model: &str, p: i64, c: i64) -> NewRec
         latency_ms: Some(10),
         ..Default::default()
     }
+}
+
+/// `records` as one batch.
+fn batch(records: &[NewRecord]) -> RecordColumns {
+    RecordColumns::from(records)
 }
 
 async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
@@ -609,10 +615,10 @@ async fn concurrent_records_on_one_thread_fire_each_threshold_once() {
                 // batches of two records interleave with single records
                 usage_db::record_batch(
                     &pool,
-                    &[
+                    &batch(&[
                         rec("hot", Some("a"), "grok-4.1", 1000, 250),
                         rec("hot", Some("b"), "gpt-4o", 1000, 250),
-                    ],
+                    ]),
                 )
                 .await
                 .unwrap();
@@ -724,13 +730,15 @@ async fn batch_is_all_or_nothing() {
     let pool = &app.state.pool;
     let mut many: Vec<NewRecord> = (0..20).map(|_| rec("s", None, "o1", 1, 1)).collect();
     many[13].completion_tokens = -5;
-    let e = usage_db::record_batch(pool, &many).await.unwrap_err();
+    let e = usage_db::record_batch(pool, &batch(&many))
+        .await
+        .unwrap_err();
     let m = e.mapped();
     assert_eq!((m.status, m.code.as_str()), (400, "invalid_record"));
     assert_eq!(m.details, json!({"index": 13, "field": "completionTokens"}));
     many[13].completion_tokens = 1;
     many[3].metadata = Some(json!("not an object"));
-    let m = usage_db::record_batch(pool, &many)
+    let m = usage_db::record_batch(pool, &batch(&many))
         .await
         .unwrap_err()
         .mapped();
@@ -759,7 +767,7 @@ async fn batch_is_all_or_nothing() {
     for (index, field, spoil) in cases {
         let mut spoiled = many.clone();
         spoil(&mut spoiled[index]);
-        let m = usage_db::record_batch(pool, &spoiled)
+        let m = usage_db::record_batch(pool, &batch(&spoiled))
             .await
             .unwrap_err()
             .mapped();
@@ -767,14 +775,14 @@ async fn batch_is_all_or_nothing() {
         assert_eq!(m.details, json!({"index": index, "field": field}));
     }
     let over: Vec<NewRecord> = (0..10_001).map(|_| rec("s", None, "o1", 1, 1)).collect();
-    let m = usage_db::record_batch(pool, &over)
+    let m = usage_db::record_batch(pool, &batch(&over))
         .await
         .unwrap_err()
         .mapped();
     assert_eq!((m.status, m.code.as_str()), (400, "batch_too_large"));
     assert_eq!(written(&app).await, before);
     // an empty batch is a no-op
-    let v = usage_db::record_batch(pool, &[]).await.unwrap();
+    let v = usage_db::record_batch(pool, &batch(&[])).await.unwrap();
     assert_eq!(v["inserted"], 0);
     // identifiers spelled like NULL are valid (array_out quotes them: a
     // false alarm the record by record check clears)
@@ -782,13 +790,15 @@ async fn batch_is_all_or_nothing() {
         rec("NULL", Some("null"), "o1", 1, 1),
         rec("s", None, "NuLl", 1, 1),
     ];
-    let v = usage_db::record_batch(pool, &nullish).await.unwrap();
+    let v = usage_db::record_batch(pool, &batch(&nullish))
+        .await
+        .unwrap();
     assert_eq!(v["inserted"], 2);
     // the longest identifiers and provider are accepted
     let mut longest = rec(&"t".repeat(128), Some(&"a".repeat(128)), "o1", 1, 1);
     longest.provider = Some("p".repeat(128));
     longest.user_id = Some("u".repeat(128));
-    let v = usage_db::record_batch(pool, &[longest.clone(), rec("s", None, "o1", 1, 1)])
+    let v = usage_db::record_batch(pool, &batch(&[longest.clone(), rec("s", None, "o1", 1, 1)]))
         .await
         .unwrap();
     assert_eq!(v["inserted"], 2);
@@ -828,7 +838,9 @@ async fn a_batch_of_many_models_prices_each_record_by_its_own_model() {
             ..Default::default()
         })
         .collect();
-    let out = usage_db::record_batch(&pool, &records).await.unwrap();
+    let out = usage_db::record_batch(&pool, &batch(&records))
+        .await
+        .unwrap();
     assert_eq!(out["inserted"], 2_000);
     let wrong: Vec<String> = column(
         &c,
@@ -915,7 +927,9 @@ async fn full_batch_with_a_distinct_at_per_record_uses_each_records_price_versio
             ..Default::default()
         })
         .collect();
-    let out = usage_db::record_batch(&pool, &records).await.unwrap();
+    let out = usage_db::record_batch(&pool, &batch(&records))
+        .await
+        .unwrap();
     assert_eq!(out["inserted"], N);
 
     // expected price version, provider and cost in micro-USD, per record
@@ -1077,7 +1091,7 @@ async fn history_pages_and_filters_and_daily_series() {
         r.metadata = Some(json!({"i": i}));
         recs.push(r);
     }
-    usage_db::record_batch(pool, &recs).await.unwrap();
+    usage_db::record_batch(pool, &batch(&recs)).await.unwrap();
 
     // pages of 4, newest first, following nextAfter
     let seen: Vec<i64> = history_pages(&app, "limit=4")
@@ -1153,7 +1167,7 @@ async fn history_pages_and_filters_and_daily_series() {
             r
         })
         .collect();
-    usage_db::record_batch(pool, &later).await.unwrap();
+    usage_db::record_batch(pool, &batch(&later)).await.unwrap();
     usage_db::record(pool, &rec("odd", Some("a1"), "o1", 7, 7))
         .await
         .unwrap();
@@ -1324,7 +1338,7 @@ mod property {
                             to_rec(t, i % 3, (i + w) % 4, i64::from(i) * 7, i64::from(w))
                         })
                         .collect();
-                    usage_db::record_batch(&pool, &recs).await.unwrap();
+                    usage_db::record_batch(&pool, &batch(&recs)).await.unwrap();
                 }
             }));
         }
@@ -1404,7 +1418,7 @@ mod property {
                                     r
                                 })
                                 .collect();
-                            usage_db::record_batch(&pool, &recs).await.unwrap();
+                            usage_db::record_batch(&pool, &batch(&recs)).await.unwrap();
                         }
                         Op::Single(t, a, m, p, c) => {
                             usage_db::record(&pool, &to_rec(*t, *a, *m, *p, *c)).await.unwrap();

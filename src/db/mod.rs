@@ -11,6 +11,7 @@ pub mod migrate;
 pub mod organism;
 pub mod spend_queue;
 pub mod usage;
+pub mod usage_columns;
 pub mod usage_folder;
 pub mod variants;
 

@@ -1,15 +1,14 @@
 //! Usage metering and thread budgets: thin calls to the usage.* SQL functions
 //! (sql/usage.sql). Every function returns the API's JSON shape.
 
-use super::{call_json, DbError};
+use super::{call_json, usage_columns::RecordColumns, DbError};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde_json::Value;
 
-/// One usage record as the SQL writer takes it. Also the wire shape of a record in a batch
-/// body (camelCase; `src/api/usage/batch_body.rs` reads it with serde).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// One usage record as the SQL writer takes it (a batch goes as
+/// `RecordColumns`).
+#[derive(Debug, Clone, Default)]
 pub struct NewRecord {
     pub thread_id: String,
     pub agent_id: Option<String>,
@@ -73,33 +72,22 @@ pub async fn record(pool: &Pool, r: &NewRecord) -> Result<Value, DbError> {
 }
 
 /// `usage.record_batch(...)` with one array per field → `{inserted, totalCost}`.
-pub async fn record_batch(pool: &Pool, records: &[NewRecord]) -> Result<Value, DbError> {
-    let threads: Vec<&str> = records.iter().map(|r| r.thread_id.as_str()).collect();
-    let agents: Vec<Option<&str>> = records.iter().map(|r| r.agent_id.as_deref()).collect();
-    let models: Vec<&str> = records.iter().map(|r| r.model.as_str()).collect();
-    let providers: Vec<Option<&str>> = records.iter().map(|r| r.provider.as_deref()).collect();
-    let prompt: Vec<i64> = records.iter().map(|r| r.prompt_tokens).collect();
-    let completion: Vec<i64> = records.iter().map(|r| r.completion_tokens).collect();
-    let latency: Vec<Option<i64>> = records.iter().map(|r| r.latency_ms).collect();
-    let users: Vec<Option<&str>> = records.iter().map(|r| r.user_id.as_deref()).collect();
-    let variants: Vec<Option<&str>> = records.iter().map(|r| r.variant_id.as_deref()).collect();
-    let metadata: Vec<Option<&Value>> = records.iter().map(|r| r.metadata.as_ref()).collect();
-    let at: Vec<Option<DateTime<Utc>>> = records.iter().map(|r| r.at).collect();
+pub async fn record_batch(pool: &Pool, records: &RecordColumns) -> Result<Value, DbError> {
     call_json(
         pool,
         "SELECT usage.record_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         &[
-            &threads,
-            &agents,
-            &models,
-            &providers,
-            &prompt,
-            &completion,
-            &latency,
-            &users,
-            &variants,
-            &metadata,
-            &at,
+            &records.thread_ids(),
+            &records.agent_ids(),
+            &records.models(),
+            &records.providers(),
+            &records.prompt_tokens(),
+            &records.completion_tokens(),
+            &records.latency_ms(),
+            &records.user_ids(),
+            &records.variant_ids(),
+            &records.metadata(),
+            &records.at(),
         ],
     )
     .await

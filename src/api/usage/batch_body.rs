@@ -13,6 +13,8 @@
 use super::types::{RecordBatch, UsageRecordIn};
 use crate::api::types::IdentCheck;
 use crate::db::usage::NewRecord;
+use crate::db::usage_columns::{RecordColumns, RecordRef};
+use chrono::{DateTime, Utc};
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::{
     error::{ContentTypeError, ParseRequestPayloadError},
@@ -22,53 +24,147 @@ use poem_openapi::{
     validation::Validator,
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
 };
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
+use std::fmt;
 
 /// The records of a batch body, in body order.
-pub struct BatchBody(pub Vec<NewRecord>);
+pub struct BatchBody(pub RecordColumns);
 
 /// Most records a batch may hold (`RecordBatch`'s `max_items`).
 const MAX_RECORDS: usize = 10_000;
 /// Largest token count or latency (`UsageRecordIn`'s `maximum`).
 const MAX_COUNT: i64 = 1_000_000_000;
 
+/// One record of a body as the fast path reads it: strings borrowed from
+/// the body. A string written with an escape cannot be borrowed, so it
+/// fails here and the body takes the checked path (no identifier has a
+/// character that needs one; `\/` may still spell a `/`).
 #[derive(Deserialize)]
-struct FastBatch {
-    records: Vec<NewRecord>,
+#[serde(rename_all = "camelCase")]
+struct WireRecord<'a> {
+    thread_id: &'a str,
+    #[serde(borrow)]
+    agent_id: Option<&'a str>,
+    model: &'a str,
+    #[serde(borrow)]
+    provider: Option<&'a str>,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    latency_ms: Option<i64>,
+    #[serde(borrow)]
+    user_id: Option<&'a str>,
+    #[serde(borrow)]
+    variant_id: Option<&'a str>,
+    metadata: Option<Value>,
+    at: Option<DateTime<Utc>>,
 }
 
 /// Whether `UsageRecordIn`'s validators accept `r` (serde has checked the
 /// types; a missing optional field reads as None, unknown fields are
 /// ignored, as there).
-fn is_valid(r: &NewRecord) -> bool {
-    let ident = |s: &String| IdentCheck.check(s);
+fn is_valid(r: &RecordRef<'_>) -> bool {
+    let ident = |s: &str| IdentCheck.check(&s);
     let count = |n: i64| (0..=MAX_COUNT).contains(&n);
-    ident(&r.thread_id)
-        && r.agent_id.as_ref().is_none_or(ident)
-        && ident(&r.model)
+    ident(r.thread_id)
+        && r.agent_id.is_none_or(ident)
+        && ident(r.model)
         && r.provider
-            .as_ref()
             .is_none_or(|p| (1..=128).contains(&p.chars().count()))
         && count(r.prompt_tokens)
         && count(r.completion_tokens)
         && r.latency_ms.is_none_or(count)
-        && r.user_id.as_ref().is_none_or(ident)
-        && r.variant_id.as_ref().is_none_or(ident)
+        && r.user_id.is_none_or(ident)
+        && r.variant_id.is_none_or(ident)
 }
 
-/// The records when the fast path accepts the body, else None.
-fn parse_fast(data: &[u8]) -> Option<Vec<NewRecord>> {
-    let batch: FastBatch = serde_json::from_slice(data).ok()?;
-    if batch.records.len() > MAX_RECORDS || !batch.records.iter().all(is_valid) {
-        return None;
+/// Reads the body's `records` array into columns, record by record, and
+/// stops at the first record the fast path does not accept.
+struct RecordsSeed<'c>(&'c mut RecordColumns);
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
     }
-    Some(batch.records)
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of usage records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(w) = seq.next_element::<WireRecord<'de>>()? {
+            let r = RecordRef {
+                thread_id: w.thread_id,
+                agent_id: w.agent_id,
+                model: w.model,
+                provider: w.provider,
+                prompt_tokens: w.prompt_tokens,
+                completion_tokens: w.completion_tokens,
+                latency_ms: w.latency_ms,
+                user_id: w.user_id,
+                variant_id: w.variant_id,
+            };
+            if self.0.len() == MAX_RECORDS || !is_valid(&r) {
+                return Err(de::Error::custom("not for the fast path"));
+            }
+            self.0.push(r, w.metadata, w.at);
+        }
+        Ok(())
+    }
+}
+
+/// The body object: its `records` (once), any other member ignored.
+struct BodySeed<'c>(&'c mut RecordColumns);
+
+impl<'de> Visitor<'de> for BodySeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object with records")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = false;
+        while let Some(key) = map.next_key::<&str>()? {
+            if key != "records" {
+                map.next_value::<IgnoredAny>()?;
+            } else if seen {
+                return Err(de::Error::duplicate_field("records"));
+            } else {
+                seen = true;
+                map.next_value_seed(RecordsSeed(self.0))?;
+            }
+        }
+        if !seen {
+            return Err(de::Error::missing_field("records"));
+        }
+        Ok(())
+    }
+}
+
+/// The records when the fast path accepts the body, else None. The body is
+/// checked as UTF-8 once, whole, so serde reads its strings without checking
+/// each again.
+fn parse_fast(data: &[u8]) -> Option<RecordColumns> {
+    let text = std::str::from_utf8(data).ok()?;
+    // (a record of the usual fields is about 150 bytes, its strings 40)
+    let mut columns = RecordColumns::with_capacity(data.len() / 128, data.len() / 3);
+    let mut d = serde_json::Deserializer::from_str(text);
+    d.deserialize_map(BodySeed(&mut columns)).ok()?;
+    d.end().ok()?;
+    Some(columns)
 }
 
 /// poem-openapi's `Json<RecordBatch>` reading of the same bytes (its
 /// `from_request`, minus reading the body).
-fn parse_checked(data: &[u8]) -> Result<Vec<NewRecord>, ParseRequestPayloadError> {
+fn parse_checked(data: &[u8]) -> Result<RecordColumns, ParseRequestPayloadError> {
     let value = if data.is_empty() {
         Value::Null
     } else {
@@ -80,11 +176,12 @@ fn parse_checked(data: &[u8]) -> Result<Vec<NewRecord>, ParseRequestPayloadError
         RecordBatch::parse_from_json(Some(value)).map_err(|e| ParseRequestPayloadError {
             reason: e.into_message(),
         })?;
-    Ok(batch
+    let records: Vec<NewRecord> = batch
         .records
         .into_iter()
         .map(|r: UsageRecordIn| r.into())
-        .collect())
+        .collect();
+    Ok(RecordColumns::from(records.as_slice()))
 }
 
 impl Payload for BatchBody {
@@ -160,8 +257,9 @@ mod tests {
     use serde_json::json;
 
     fn record() -> Value {
-        json!({"threadId": "t1", "agentId": "a1", "model": "gpt-4o",
+        json!({"threadId": "t1", "agentId": "a1", "model": "gpt-4o", "provider": "openai",
                "promptTokens": 10, "completionTokens": 5, "latencyMs": 7,
+               "userId": "u1", "variantId": "v1",
                "metadata": {"k": 1}, "at": "2026-01-02T03:04:05Z", "extra": true})
     }
 
@@ -180,7 +278,22 @@ mod tests {
         ]);
         let fast = parse_fast(&data).expect("fast path");
         let checked = parse_checked(&data).expect("checked path");
-        assert_eq!(format!("{fast:?}"), format!("{checked:?}"));
+        assert_eq!(fast, checked);
+        assert_eq!(fast.len(), 2);
+    }
+
+    /// A string the fast path cannot borrow (written with an escape) sends
+    /// the body to the checked path, which reads it.
+    #[test]
+    fn an_escaped_string_takes_the_checked_path() {
+        let data = br#"{"records": [{"threadId": "a\/b", "model": "m",
+                        "promptTokens": 1, "completionTokens": 2}], "other": [1]}"#;
+        assert!(parse_fast(data).is_none());
+        let checked = parse_checked(data).expect("checked path");
+        assert_eq!(checked.thread_ids(), vec!["a/b"]);
+        let plain = br#"{"other": {"x": 1}, "records": [{"threadId": "a/b", "model": "m",
+                         "promptTokens": 1, "completionTokens": 2}]}"#;
+        assert_eq!(parse_fast(plain).expect("fast path"), checked);
     }
 
     /// Every body one of `UsageRecordIn`'s rules refuses leaves the fast path
@@ -215,5 +328,9 @@ mod tests {
         assert!(parse_checked(&too_many).is_err());
         assert!(parse_fast(b"").is_none());
         assert!(parse_fast(b"{\"records\": {}}").is_none());
+        assert!(parse_fast(b"{\"records\": [], \"records\": []}").is_none());
+        assert!(parse_fast(b"{\"other\": []}").is_none());
+        assert!(parse_fast(b"{\"records\": []} x").is_none());
+        assert!(parse_fast(b"{\"records\": [\xff]}").is_none());
     }
 }
