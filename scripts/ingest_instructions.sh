@@ -60,7 +60,7 @@ copy=$(per_record copy "COPY plain (thread_id, agent_id, model, prompt_tokens, c
 batch=$(per_record batch "SELECT usage.record_batch(t, a, m, p, pt, ct, l, u, v, md, at) FROM batch;" 20 1000)
 fold=$(per_record fold "SELECT usage.fold(1000000);" 1 20000)
 # last: its ids (from bare_ids) sit above every batch's, as a batch's do
-bare=$(per_record bare "INSERT INTO usage.batches (first_id, n, epoch, min_at, max_at, thread_ids, agent_ids, models, providers, prompt_tokens, completion_tokens, latency_ms, costs, price_ids, user_ids, variant_ids, metadata, at) SELECT nextval('bare_ids'), 1000, 1, now(), now(), t || '{}'::text[], a || '{}'::text[], m || '{}'::text[], p || '{}'::text[], pt || '{}'::bigint[], ct || '{}'::bigint[], l || '{}'::bigint[], array_fill(1.5, ARRAY[1000]), array_fill(1::bigint, ARRAY[1000]), u || '{}'::text[], v || '{}'::text[], md || '{}'::jsonb[], at || '{}'::timestamptz[] FROM batch;" 20 1000)
+bare=$(per_record bare "INSERT INTO usage.batches (first_id, n, epoch, min_at, max_at, thread_ids, agent_ids, models, providers, prompt_tokens, completion_tokens, latency_ms, cost_micros, price_ids, user_ids, variant_ids, metadata, at) SELECT nextval('bare_ids'), 1000, 1, now(), now(), t || '{}'::text[], a || '{}'::text[], m || '{}'::text[], p || '{}'::text[], pt || '{}'::bigint[], ct || '{}'::bigint[], l || '{}'::bigint[], array_fill(15::bigint, ARRAY[1000]), array_fill(1::bigint, ARRAY[1000]), u || '{}'::text[], v || '{}'::text[], md || '{}'::jsonb[], at || '{}'::timestamptz[] FROM batch;" 20 1000)
 echo "instructions per record (1,000-record batches over 1,000 threads)"
 printf '  COPY into a plain table      %8d\n' "$copy"
 printf '  bare INSERT of a batch row    %8d\n' "$bare"

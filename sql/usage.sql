@@ -91,20 +91,32 @@ CROSS JOIN LATERAL (SELECT * FROM usage.records x WHERE x.batch_id = q.first_id 
 
 -- Prices ----------------------------------------------------------------------
 
--- The price key of a model: the longest key that is a prefix of the
--- lower-cased model (claude-sonnet-4-20250514 → claude-sonnet-4). NULL when
--- none matches. (PL/pgSQL, like usage.price_at: a SQL function with a FROM
--- clause is not inlined, so it was parsed and planned again by every query
--- that called it, a fifth of a batch insert's time; PL/pgSQL keeps the plan
--- for the session.)
+-- The price key of each model of `p_models` (element i for model i): the
+-- longest key that is a prefix of the lower-cased model
+-- (claude-sonnet-4-20250514 → claude-sonnet-4); NULL when none matches. The
+-- keys are listed once for all the models: a batch's few models took a
+-- listing each. (PL/pgSQL: a SQL function with a FROM clause is not inlined,
+-- so it was parsed and planned again by every query that called it; PL/pgSQL
+-- keeps the plan for the session.)
+CREATE OR REPLACE FUNCTION usage.price_keys(p_models text[])
+RETURNS text[] LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN ARRAY(
+        WITH k AS MATERIALIZED (SELECT DISTINCT model FROM usage.model_prices)
+        SELECT (SELECT k.model FROM k
+                WHERE starts_with(lower(x.m), k.model)
+                ORDER BY length(k.model) DESC
+                LIMIT 1)
+        FROM unnest(p_models) WITH ORDINALITY AS x(m, i)
+        ORDER BY x.i);
+END
+$$;
+
+-- The price key of one model (usage.price_keys).
 CREATE OR REPLACE FUNCTION usage.price_key(p_model text)
 RETURNS text LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    RETURN (SELECT k.model
-            FROM (SELECT DISTINCT model FROM usage.model_prices) k
-            WHERE starts_with(lower(p_model), k.model)
-            ORDER BY length(k.model) DESC
-            LIMIT 1);
+    RETURN (usage.price_keys(ARRAY[p_model]))[1];
 END
 $$;
 

@@ -110,6 +110,7 @@ DECLARE
     v_min_at timestamptz;
     v_max_at timestamptz;
     v_km text[];
+    v_k1 text; v_k2 text; v_k3 text; v_k4 text; v_k5 text; v_k6 text; v_k7 text; v_k8 text;
     v_providers_given boolean;
     v_kid bigint[];
     v_kprov text[];
@@ -137,7 +138,13 @@ BEGIN
     -- Fast path: whole-array checks (C loops; identifiers one regex over
     -- each array, usage.idents_ok, which also finds empty ones). Only when
     -- one fails is every record looked at, to name the first bad one.
-    v_km := usage.distinct_models(p_models);  -- (its few models checked, not every record's)
+    -- The batch's distinct models (its few models are checked, not every
+    -- record's): those of its first 64 records when every record's model is
+    -- among them (one C pass, `<@`), else all (a pass per model).
+    v_km := usage.distinct_models(p_models[1:64]);
+    IF NOT p_models <@ v_km THEN
+        v_km := usage.distinct_models(p_models);
+    END IF;
     v_providers_given := array_to_string(p_providers, '') <> '';  -- (a NULL element prints nothing)
     IF NOT (usage.idents_ok(p_thread_ids) AND usage.idents_ok(p_agent_ids)
             AND usage.idents_ok(v_km) AND usage.idents_ok(p_user_ids)
@@ -194,13 +201,18 @@ BEGIN
         -- now, so each distinct model has one price, looked up once.
         -- (The aggregates read the same rows in the same order, so element
         -- k of each belongs to model k.)
-        SELECT array_agg(x.m), array_agg(p.id), array_agg(p.provider),
+        SELECT array_agg(p.id), array_agg(p.provider),
                array_agg(usage.pico_per_token(p.prompt_per_million)),
                array_agg(usage.pico_per_token(p.completion_per_million))
-        INTO v_km, v_kid, v_kprov, v_kpp, v_kcp
-        FROM unnest(v_km) AS x(m)
-        LEFT JOIN LATERAL usage.price_at(x.m, v_now) p ON true;
-        -- Each record finds its model's price by position in those few. The
+        INTO v_kid, v_kprov, v_kpp, v_kcp
+        FROM unnest(v_km, usage.price_keys(v_km)) AS x(m, key)
+        LEFT JOIN LATERAL usage.price_version(x.key, v_now) p ON true;
+        -- (the first eight, for the CASE below)
+        v_k1 := v_km[1]; v_k2 := v_km[2]; v_k3 := v_km[3]; v_k4 := v_km[4];
+        v_k5 := v_km[5]; v_k6 := v_km[6]; v_k7 := v_km[7]; v_k8 := v_km[8];
+        -- Each record finds its model's price by position in those few:
+        -- compared in line with the first eight (array_position, a function
+        -- call that sets up an iterator, cost three times as much). The
         -- select list unnests the arrays side by side and nothing joins or
         -- sorts them, so the aggregates see the records in array order. The
         -- fences (OFFSET 0) keep each record's price and cost computed once:
@@ -214,9 +226,15 @@ BEGIN
                      z.provider, z.pt, z.ct
               FROM (SELECT y.pt, y.ct, v_kpp[y.j] AS pp, v_kcp[y.j] AS cp, v_kid[y.j] AS price_id,
                            coalesce(y.pv, v_kprov[y.j]) AS provider
-                    FROM (SELECT array_position(v_km, unnest(p_models)) AS j,
-                                 unnest(p_prompt_tokens) AS pt, unnest(p_completion_tokens) AS ct,
-                                 unnest(CASE WHEN v_providers_given THEN p_providers END) AS pv) y
+                    FROM (SELECT CASE x.m WHEN v_k1 THEN 1 WHEN v_k2 THEN 2 WHEN v_k3 THEN 3
+                                          WHEN v_k4 THEN 4 WHEN v_k5 THEN 5 WHEN v_k6 THEN 6
+                                          WHEN v_k7 THEN 7 WHEN v_k8 THEN 8
+                                          ELSE array_position(v_km, x.m) END AS j,
+                                 x.pt, x.ct, x.pv
+                          FROM (SELECT unnest(p_models) AS m, unnest(p_prompt_tokens) AS pt,
+                                       unnest(p_completion_tokens) AS ct,
+                                       unnest(CASE WHEN v_providers_given THEN p_providers END) AS pv) x
+                          OFFSET 0) y
                     OFFSET 0) z
               OFFSET 0) c;
         v_min_at := v_now;

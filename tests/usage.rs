@@ -873,6 +873,52 @@ async fn a_batch_of_many_models_prices_each_record_by_its_own_model() {
     assert!(same, "totalCost {}", out["totalCost"]);
 }
 
+/// A batch whose first records name fewer models than the rest (the batch
+/// function guesses the models from its first 64 records) prices every
+/// record by its own model, and a bad model seen only late is still refused,
+/// by its record's index.
+#[tokio::test]
+async fn models_first_named_late_in_a_batch_are_priced_and_checked() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let c = db.client().await;
+    let model_of = |i: i64| match i {
+        0..100 => "o3-mini",
+        100..150 => "grok-4.1",
+        _ => "unknown-late",
+    };
+    let records: Vec<NewRecord> = (0..200i64)
+        .map(|i| rec(&format!("t{i}"), None, model_of(i), 1_000 + i, 10 * i))
+        .collect();
+    let out = usage_db::record_batch(&pool, &batch(&records))
+        .await
+        .unwrap();
+    assert_eq!(out["inserted"], 200);
+    let wrong: Vec<String> = column(
+        &c,
+        "SELECT r.thread_id FROM usage.records r
+             LEFT JOIN LATERAL usage.price_at(r.model, r.created_at) p ON true
+             WHERE r.price_id IS DISTINCT FROM p.id OR r.provider IS DISTINCT FROM p.provider
+                OR r.cost IS DISTINCT FROM
+                   round((r.prompt_tokens * p.prompt_per_million
+                          + r.completion_tokens * p.completion_per_million) / 1000000, 6)",
+    )
+    .await;
+    assert!(wrong.is_empty(), "records priced wrongly: {wrong:?}");
+    let priced = count(&c, "SELECT count(*) FROM usage.records WHERE cost IS NOT NULL").await;
+    assert_eq!(priced, 150, "records with a known model");
+
+    let mut bad = records.clone();
+    bad[180].model = "not a model".into();
+    let m = usage_db::record_batch(&pool, &batch(&bad))
+        .await
+        .unwrap_err()
+        .mapped();
+    assert_eq!((m.status, m.code.as_str()), (400, "invalid_record"));
+    assert_eq!(m.details, json!({"index": 180, "field": "model"}));
+    assert_eq!(count(&c, "SELECT count(*) FROM usage.records").await, 200);
+}
+
 /// A full batch in which every record has its own `at` (10,000 distinct
 /// times) is priced record by record with the version in effect at its time,
 /// keeps the batch's order for its ids and falls back to the price's provider.
