@@ -40,7 +40,8 @@ $$;
 
 -- The records of one batch row, in id order: the one place that says how a
 -- batch's arrays make records (usage.batches; migrations/V9__usage_batches.sql
--- says why records are stored so). Inlined where it is called, so a reader
+-- says why records are stored so). A record's price id and provider are its
+-- own, else its model's in the batch's keys (V13__usage_batch_price_keys.sql). Inlined where it is called, so a reader
 -- that has the batch row already unnests it without fetching it again.
 -- (Its body names no function of ours, so `cost` is usage.usd written out:
 -- an inlined body is parsed with the reader's rights, and the reporting role
@@ -51,8 +52,10 @@ RETURNS TABLE (id bigint, thread_id text, agent_id text, model text, provider te
                cost numeric, price_id bigint, user_id text, variant_id text,
                metadata jsonb, epoch integer, created_at timestamptz, batch_id bigint)
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT b.first_id + r.i - 1, r.thread_id, r.agent_id, r.model, r.provider,
-           r.prompt_tokens, r.completion_tokens, r.latency_ms, r.cost_micros * 0.000001, r.price_id,
+    SELECT b.first_id + r.i - 1, r.thread_id, r.agent_id, r.model,
+           coalesce(r.provider, b.key_providers[array_position(b.key_models, r.model)]),
+           r.prompt_tokens, r.completion_tokens, r.latency_ms, r.cost_micros * 0.000001,
+           coalesce(r.price_id, b.key_price_ids[array_position(b.key_models, r.model)]),
            r.user_id, r.variant_id, coalesce(r.metadata, '{}'::jsonb),
            b.epoch, coalesce(r.at, b.recorded_at), b.first_id
     FROM unnest(b.thread_ids, b.agent_ids, b.models, b.providers, b.prompt_tokens,

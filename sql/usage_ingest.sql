@@ -112,6 +112,7 @@ DECLARE
     v_km text[];
     v_k1 text; v_k2 text; v_k3 text; v_k4 text; v_k5 text; v_k6 text; v_k7 text; v_k8 text;
     v_providers_given boolean;
+    v_keyed boolean := false;  -- priced at one instant: price ids and providers by model
     v_kid bigint[];
     v_kprov text[];
     v_kpp bigint[];
@@ -217,26 +218,26 @@ BEGIN
         -- sorts them, so the aggregates see the records in array order. The
         -- fences (OFFSET 0) keep each record's price and cost computed once:
         -- pulled up, they would be computed again for every aggregate that
-        -- reads them. Providers are rarely given: then they are all the
-        -- price's, and unnest(NULL) ends at once, reading none.
-        SELECT array_agg(c.cost), array_agg(c.price_id), array_agg(c.provider),
-               usage.total(c.pt + c.ct), sum(c.cost)
-        INTO v_costs, v_price_ids, v_providers, total_tokens, v_total_micros
-        FROM (SELECT usage.cost_micros(z.pt, z.ct, z.pp, z.cp) AS cost, z.price_id,
-                     z.provider, z.pt, z.ct
-              FROM (SELECT y.pt, y.ct, v_kpp[y.j] AS pp, v_kcp[y.j] AS cp, v_kid[y.j] AS price_id,
-                           coalesce(y.pv, v_kprov[y.j]) AS provider
+        -- reads them.
+        SELECT array_agg(c.cost), usage.total(c.pt + c.ct), sum(c.cost)
+        INTO v_costs, total_tokens, v_total_micros
+        FROM (SELECT usage.cost_micros(z.pt, z.ct, z.pp, z.cp) AS cost, z.pt, z.ct
+              FROM (SELECT y.pt, y.ct, v_kpp[y.j] AS pp, v_kcp[y.j] AS cp
                     FROM (SELECT CASE x.m WHEN v_k1 THEN 1 WHEN v_k2 THEN 2 WHEN v_k3 THEN 3
                                           WHEN v_k4 THEN 4 WHEN v_k5 THEN 5 WHEN v_k6 THEN 6
                                           WHEN v_k7 THEN 7 WHEN v_k8 THEN 8
                                           ELSE array_position(v_km, x.m) END AS j,
-                                 x.pt, x.ct, x.pv
+                                 x.pt, x.ct
                           FROM (SELECT unnest(p_models) AS m, unnest(p_prompt_tokens) AS pt,
-                                       unnest(p_completion_tokens) AS ct,
-                                       unnest(CASE WHEN v_providers_given THEN p_providers END) AS pv) x
+                                       unnest(p_completion_tokens) AS ct) x
                           OFFSET 0) y
                     OFFSET 0) z
               OFFSET 0) c;
+        -- Price ids and providers stay with the models (usage.batches' keys;
+        -- usage.batch_records reads a record's from its model's): the
+        -- records keep only the providers they give.
+        v_providers := CASE WHEN v_providers_given THEN p_providers END;
+        v_keyed := true;
         v_min_at := v_now;
         v_max_at := v_now;
     ELSE
@@ -273,10 +274,13 @@ BEGIN
     total_cost := usage.usd(v_total_micros);  -- NULL: none priced
     INSERT INTO usage.batches (first_id, n, epoch, recorded_at, min_at, max_at, thread_ids,
                                agent_ids, models, providers, prompt_tokens, completion_tokens,
-                               latency_ms, cost_micros, price_ids, user_ids, variant_ids, metadata, at)
+                               latency_ms, cost_micros, price_ids, user_ids, variant_ids, metadata, at,
+                               key_models, key_price_ids, key_providers)
     VALUES (first_id, n, v_epoch, v_now, v_min_at, v_max_at, p_thread_ids, p_agent_ids, p_models,
             v_providers, p_prompt_tokens, p_completion_tokens, p_latency_ms, v_costs, v_price_ids,
-            p_user_ids, p_variant_ids, p_metadata, p_at);
+            p_user_ids, p_variant_ids, p_metadata, p_at,
+            CASE WHEN v_keyed THEN v_km END, CASE WHEN v_keyed THEN v_kid END,
+            CASE WHEN v_keyed THEN v_kprov END);
     inserted := n;
 END
 $$;

@@ -905,7 +905,11 @@ async fn models_first_named_late_in_a_batch_are_priced_and_checked() {
     )
     .await;
     assert!(wrong.is_empty(), "records priced wrongly: {wrong:?}");
-    let priced = count(&c, "SELECT count(*) FROM usage.records WHERE cost IS NOT NULL").await;
+    let priced = count(
+        &c,
+        "SELECT count(*) FROM usage.records WHERE cost IS NOT NULL",
+    )
+    .await;
     assert_eq!(priced, 150, "records with a known model");
 
     let mut bad = records.clone();

@@ -10,6 +10,7 @@
 //! error it always got, and the OpenAPI document is unchanged (same schema,
 //! same content type). The database checks every record again in any case.
 
+use super::batch_scan;
 use super::types::{RecordBatch, UsageRecordIn};
 use crate::api::types::IdentCheck;
 use crate::db::usage::NewRecord;
@@ -150,12 +151,18 @@ impl<'de> Visitor<'de> for BodySeed<'_> {
 }
 
 /// The records when the fast path accepts the body, else None. The body is
-/// checked as UTF-8 once, whole, so serde reads its strings without checking
-/// each again.
+/// checked as UTF-8 once, whole, so neither the scanner nor serde checks each
+/// string again. The scanner reads the usual shape; serde reads the rest.
 fn parse_fast(data: &[u8]) -> Option<RecordColumns> {
     let text = std::str::from_utf8(data).ok()?;
+    batch_scan::scan(text, MAX_RECORDS, is_valid).or_else(|| parse_serde(text))
+}
+
+/// The fast path's reading with serde: records into columns, strings
+/// borrowed from the body.
+fn parse_serde(text: &str) -> Option<RecordColumns> {
     // (a record of the usual fields is about 150 bytes, its strings 40)
-    let mut columns = RecordColumns::with_capacity(data.len() / 128, data.len() / 3);
+    let mut columns = RecordColumns::with_capacity(text.len() / 128, text.len() / 3);
     let mut d = serde_json::Deserializer::from_str(text);
     d.deserialize_map(BodySeed(&mut columns)).ok()?;
     d.end().ok()?;
@@ -332,5 +339,140 @@ mod tests {
         assert!(parse_fast(b"{\"other\": []}").is_none());
         assert!(parse_fast(b"{\"records\": []} x").is_none());
         assert!(parse_fast(b"{\"records\": [\xff]}").is_none());
+    }
+
+    /// The scanner reads the usual body (any whitespace, any field order,
+    /// nulls for optional fields) exactly as serde does.
+    #[test]
+    fn the_scanner_reads_the_usual_body_as_serde_does() {
+        let text =
+            " {\"records\" : [ {\"threadId\":\"t-1\",\"agentId\":\"agent-3\",\"model\":\"gpt-4o\",
+            \"promptTokens\":100,\"completionTokens\":0,\"latencyMs\":250},
+            {\"completionTokens\": 5 , \"model\": \"o3-mini\", \"promptTokens\": 1000000000,
+             \"threadId\": \"t:2@x/y.z-w_\", \"agentId\": null, \"latencyMs\": null,
+             \"provider\": \"Open AI é\", \"userId\": \"u\", \"variantId\": null}]}\r\n";
+        let scanned = batch_scan::scan(text, MAX_RECORDS, is_valid).expect("scanned");
+        assert_eq!(Some(&scanned), parse_serde(text).as_ref());
+        assert_eq!(scanned.len(), 2);
+        assert_eq!(scanned.providers(), vec![None, Some("Open AI é")]);
+        let empty = batch_scan::scan("{\"records\":[]}", MAX_RECORDS, is_valid).expect("empty");
+        assert!(empty.is_empty());
+    }
+
+    /// Everything outside the usual shape is left to serde.
+    #[test]
+    fn the_scanner_leaves_every_other_body_to_serde() {
+        let good = r#""threadId":"t","model":"m","promptTokens":1,"completionTokens":2"#;
+        let others = [
+            format!(r#"{{"records":[{{{good},"metadata":{{}}}}]}}"#),
+            format!(r#"{{"records":[{{{good},"at":"2026-01-01T00:00:00Z"}}]}}"#),
+            format!(r#"{{"records":[{{{good},"extra":1}}]}}"#),
+            format!(r#"{{"records":[{{{good},"model":"n"}}]}}"#),
+            format!(r#"{{"records":[{{{good}}}],"other":1}}"#),
+            format!(r#"{{"other":1,"records":[{{{good}}}]}}"#),
+            r#"{"records":[{"threadId":"a\/b","model":"m","promptTokens":1,"completionTokens":2}]}"#.into(),
+            r#"{"records":[{"threadId":"t","model":"m","promptTokens":01,"completionTokens":2}]}"#.into(),
+            r#"{"records":[{"threadId":"t","model":"m","promptTokens":1.0,"completionTokens":2}]}"#.into(),
+            r#"{"records":[{"threadId":"t","model":"m","promptTokens":1e3,"completionTokens":2}]}"#.into(),
+            r#"{"records":[{"threadId":"t","model":"m","promptTokens":-1,"completionTokens":2}]}"#.into(),
+            r#"{"records":[{"threadId":"t","model":"m","promptTokens":99999999999999999999,"completionTokens":2}]}"#.into(),
+            r#"{"records":[{"threadId":"t","model":"m","completionTokens":2}]}"#.into(),
+            r#"{"records":[{"threadId":"t","model":null,"promptTokens":1,"completionTokens":2}]}"#.into(),
+            r#"{"records":[{"threadId":"a b","model":"m","promptTokens":1,"completionTokens":2}]}"#.into(),
+            format!(r#"{{"records":[{{{good}}},]}}"#),
+            format!(r#"{{"records":[{{{good}}}]}} x"#),
+            format!(r#"{{"records":[{{{good},}}]}}"#),
+            "{\"records\":[{}]}".into(),
+            "{\"records\":[{\"threadId\":\"t\x01\",\"model\":\"m\",\"promptTokens\":1,\"completionTokens\":2}]}".into(),
+        ];
+        for body in others {
+            assert!(
+                batch_scan::scan(&body, MAX_RECORDS, is_valid).is_none(),
+                "{body}"
+            );
+        }
+        let two = format!(r#"{{"records":[{{{good}}},{{{good}}}]}}"#);
+        assert!(batch_scan::scan(&two, 2, is_valid).is_some());
+        assert!(batch_scan::scan(&two, 1, is_valid).is_none());
+    }
+
+    mod scanner_agrees {
+        use super::super::{batch_scan, is_valid, parse_serde, MAX_RECORDS};
+        use proptest::prelude::*;
+
+        fn member() -> impl Strategy<Value = String> {
+            let name = prop::sample::select(vec![
+                "threadId",
+                "threadId",
+                "model",
+                "model",
+                "promptTokens",
+                "completionTokens",
+                "agentId",
+                "provider",
+                "latencyMs",
+                "userId",
+                "variantId",
+                "metadata",
+                "at",
+                "other",
+            ]);
+            let value = prop::sample::select(vec![
+                r#""t-1""#,
+                r#""gpt-4o""#,
+                r#""a/b""#,
+                r#""a\/b""#,
+                r#""""#,
+                r#""x y""#,
+                r#""é""#,
+                "null",
+                "0",
+                "7",
+                "100",
+                "01",
+                "1.5",
+                "2e3",
+                "-1",
+                "1000000001",
+                "99999999999999999999",
+                r#""7""#,
+                "{}",
+                "[]",
+                "true",
+            ]);
+            let ws = prop::sample::select(vec![
+                "", " ", "
+	", "
+ ",
+            ]);
+            (name, value, ws.clone(), ws)
+                .prop_map(|(n, v, a, b)| format!(r#"{a}"{n}"{b}:{a}{v}{b}"#))
+        }
+
+        fn record() -> impl Strategy<Value = String> {
+            let usual = Just(
+                r#""threadId":"t","model":"m","promptTokens":1,"completionTokens":2"#.to_string(),
+            );
+            (
+                prop::option::of(usual),
+                prop::collection::vec(member(), 0..6),
+            )
+                .prop_map(|(base, extra)| {
+                    let mut parts: Vec<String> = base.into_iter().collect();
+                    parts.extend(extra);
+                    format!("{{{}}}", parts.join(","))
+                })
+        }
+
+        proptest! {
+            /// Whatever the scanner accepts, serde reads the same way.
+            #[test]
+            fn on_what_it_accepts(records in prop::collection::vec(record(), 0..4)) {
+                let text = format!(r#"{{"records":[{}]}}"#, records.join(","));
+                if let Some(scanned) = batch_scan::scan(&text, MAX_RECORDS, is_valid) {
+                    prop_assert_eq!(Some(scanned), parse_serde(&text), "{}", text);
+                }
+            }
+        }
     }
 }

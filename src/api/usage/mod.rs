@@ -2,6 +2,7 @@
 //! and per-thread token budgets (CONTRACT §3). The rules live in sql/usage.sql.
 
 mod batch_body;
+mod batch_scan;
 mod types;
 
 use batch_body::BatchBody;
