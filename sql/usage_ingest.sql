@@ -84,6 +84,44 @@ BEGIN
 END
 $$;
 
+-- Raises 400 invalid_record naming the first bad record of a batch (its
+-- index and field), when one is; the rules of usage._insert, record by record.
+-- Called only when a whole-array check of the batch failed.
+CREATE OR REPLACE FUNCTION usage._refuse_first_bad_record(
+    p_thread_ids text[], p_agent_ids text[], p_models text[], p_providers text[],
+    p_prompt_tokens bigint[], p_completion_tokens bigint[], p_latency_ms bigint[],
+    p_user_ids text[], p_variant_ids text[], p_metadata jsonb[])
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_bad record;
+BEGIN
+    SELECT x.i - 1 AS idx, x.field INTO v_bad
+    FROM (SELECT i, CASE
+            WHEN NOT ap.is_ident(t) THEN 'threadId'
+            WHEN a IS NOT NULL AND NOT ap.is_ident(a) THEN 'agentId'
+            WHEN NOT ap.is_ident(m) THEN 'model'
+            WHEN pv IS NOT NULL AND length(pv) NOT BETWEEN 1 AND 128 THEN 'provider'
+            WHEN pt IS NULL OR pt NOT BETWEEN 0 AND usage.max_count() THEN 'promptTokens'
+            WHEN ct IS NULL OR ct NOT BETWEEN 0 AND usage.max_count() THEN 'completionTokens'
+            WHEN l IS NOT NULL AND l NOT BETWEEN 0 AND usage.max_count() THEN 'latencyMs'
+            WHEN u IS NOT NULL AND NOT ap.is_ident(u) THEN 'userId'
+            WHEN v IS NOT NULL AND NOT ap.is_ident(v) THEN 'variantId'
+            WHEN md IS NOT NULL AND jsonb_typeof(md) <> 'object' THEN 'metadata'
+          END AS field
+          FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
+                      p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata)
+               WITH ORDINALITY AS r(t, a, m, pv, pt, ct, l, u, v, md, i)) x
+    WHERE x.field IS NOT NULL
+    ORDER BY x.i
+    LIMIT 1;
+    IF FOUND THEN
+        PERFORM ap.raise(400, 'invalid_record',
+            format('record %s: %s is missing or invalid', v_bad.idx, v_bad.field),
+            jsonb_build_object('index', v_bad.idx, 'field', v_bad.field));
+    END IF;
+END
+$$;
+
 DROP FUNCTION IF EXISTS usage._ingest(text[], text[], text[], text[], bigint[], bigint[], bigint[],
                                       text[], text[], jsonb[], timestamptz[]);
 DROP FUNCTION IF EXISTS usage._insert(text[], text[], text[], text[], bigint[], bigint[], bigint[],
@@ -102,7 +140,6 @@ LANGUAGE plpgsql SET enable_mergejoin = off AS $$
 DECLARE
     n integer := coalesce(cardinality(p_thread_ids), 0);
     v_epoch integer;
-    v_bad record;
     v_now timestamptz := now();
     v_costs bigint[];
     v_price_ids bigint[];
@@ -112,6 +149,9 @@ DECLARE
     v_km text[];
     v_k1 text; v_k2 text; v_k3 text; v_k4 text; v_k5 text; v_k6 text; v_k7 text; v_k8 text;
     v_providers_given boolean;
+    v_dated boolean;            -- some record gives `at`
+    v_found bigint;             -- records whose model is in v_km
+    v_pass integer;
     v_keyed boolean := false;  -- priced at one instant: price ids and providers by model
     v_kid bigint[];
     v_kprov text[];
@@ -140,12 +180,11 @@ BEGIN
     -- each array, usage.idents_ok, which also finds empty ones). Only when
     -- one fails is every record looked at, to name the first bad one.
     -- The batch's distinct models (its few models are checked, not every
-    -- record's): those of its first 64 records when every record's model is
-    -- among them (one C pass, `<@`), else all (a pass per model).
-    v_km := usage.distinct_models(p_models[1:64]);
-    IF NOT p_models <@ v_km THEN
-        v_km := usage.distinct_models(p_models);
-    END IF;
+    -- record's). A batch priced at one instant starts from those of its
+    -- first 64 records; its pricing pass finds whether a later record names
+    -- another, and only then are all taken (a pass per model) and checked.
+    v_dated := cardinality(array_remove(p_at, NULL)) > 0;
+    v_km := usage.distinct_models(CASE WHEN v_dated THEN p_models ELSE p_models[1:64] END);
     v_providers_given := array_to_string(p_providers, '') <> '';  -- (a NULL element prints nothing)
     IF NOT (usage.idents_ok(p_thread_ids) AND usage.idents_ok(p_agent_ids)
             AND usage.idents_ok(v_km) AND usage.idents_ok(p_user_ids)
@@ -162,30 +201,9 @@ BEGIN
        OR coalesce(0 > ANY (p_latency_ms), false)
        OR coalesce(usage.max_count() < ANY (p_latency_ms), false)
        OR cardinality(array_remove(p_metadata, NULL)) > 0 THEN
-        SELECT x.i - 1 AS idx, x.field INTO v_bad
-        FROM (SELECT i, CASE
-                WHEN NOT ap.is_ident(t) THEN 'threadId'
-                WHEN a IS NOT NULL AND NOT ap.is_ident(a) THEN 'agentId'
-                WHEN NOT ap.is_ident(m) THEN 'model'
-                WHEN pv IS NOT NULL AND length(pv) NOT BETWEEN 1 AND 128 THEN 'provider'
-                WHEN pt IS NULL OR pt NOT BETWEEN 0 AND usage.max_count() THEN 'promptTokens'
-                WHEN ct IS NULL OR ct NOT BETWEEN 0 AND usage.max_count() THEN 'completionTokens'
-                WHEN l IS NOT NULL AND l NOT BETWEEN 0 AND usage.max_count() THEN 'latencyMs'
-                WHEN u IS NOT NULL AND NOT ap.is_ident(u) THEN 'userId'
-                WHEN v IS NOT NULL AND NOT ap.is_ident(v) THEN 'variantId'
-                WHEN md IS NOT NULL AND jsonb_typeof(md) <> 'object' THEN 'metadata'
-              END AS field
-              FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
-                          p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata)
-                   WITH ORDINALITY AS r(t, a, m, pv, pt, ct, l, u, v, md, i)) x
-        WHERE x.field IS NOT NULL
-        ORDER BY x.i
-        LIMIT 1;
-        IF FOUND THEN
-            PERFORM ap.raise(400, 'invalid_record',
-                format('record %s: %s is missing or invalid', v_bad.idx, v_bad.field),
-                jsonb_build_object('index', v_bad.idx, 'field', v_bad.field));
-        END IF;
+        PERFORM usage._refuse_first_bad_record(
+            p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
+            p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata);
     END IF;
 
     PERFORM pg_advisory_xact_lock_shared(usage.epoch_lock_key());
@@ -197,42 +215,59 @@ BEGIN
     last_id := first_id + n - 1;
     -- Pricing: every record's cost, price version and provider, as arrays in
     -- the batch's order (element i is record i).
-    IF cardinality(array_remove(p_at, NULL)) = 0 THEN
+    IF NOT v_dated THEN
         -- No record says when it happened (the usual batch): all are priced
-        -- now, so each distinct model has one price, looked up once.
-        -- (The aggregates read the same rows in the same order, so element
-        -- k of each belongs to model k.)
-        SELECT array_agg(p.id), array_agg(p.provider),
-               array_agg(usage.pico_per_token(p.prompt_per_million)),
-               array_agg(usage.pico_per_token(p.completion_per_million))
-        INTO v_kid, v_kprov, v_kpp, v_kcp
-        FROM unnest(v_km, usage.price_keys(v_km)) AS x(m, key)
-        LEFT JOIN LATERAL usage.price_version(x.key, v_now) p ON true;
-        -- (the first eight, for the CASE below)
-        v_k1 := v_km[1]; v_k2 := v_km[2]; v_k3 := v_km[3]; v_k4 := v_km[4];
-        v_k5 := v_km[5]; v_k6 := v_km[6]; v_k7 := v_km[7]; v_k8 := v_km[8];
-        -- Each record finds its model's price by position in those few:
-        -- compared in line with the first eight (array_position, a function
-        -- call that sets up an iterator, cost three times as much). The
-        -- select list unnests the arrays side by side and nothing joins or
-        -- sorts them, so the aggregates see the records in array order. The
-        -- fences (OFFSET 0) keep each record's price and cost computed once:
-        -- pulled up, they would be computed again for every aggregate that
-        -- reads them.
-        SELECT array_agg(c.cost), usage.total(c.pt + c.ct), sum(c.cost)
-        INTO v_costs, total_tokens, v_total_micros
-        FROM (SELECT usage.cost_micros(z.pt, z.ct, z.pp, z.cp) AS cost, z.pt, z.ct
-              FROM (SELECT y.pt, y.ct, v_kpp[y.j] AS pp, v_kcp[y.j] AS cp
-                    FROM (SELECT CASE x.m WHEN v_k1 THEN 1 WHEN v_k2 THEN 2 WHEN v_k3 THEN 3
-                                          WHEN v_k4 THEN 4 WHEN v_k5 THEN 5 WHEN v_k6 THEN 6
-                                          WHEN v_k7 THEN 7 WHEN v_k8 THEN 8
-                                          ELSE array_position(v_km, x.m) END AS j,
-                                 x.pt, x.ct
-                          FROM (SELECT unnest(p_models) AS m, unnest(p_prompt_tokens) AS pt,
-                                       unnest(p_completion_tokens) AS ct) x
-                          OFFSET 0) y
-                    OFFSET 0) z
-              OFFSET 0) c;
+        -- now, so each distinct model has one price, looked up once. At most
+        -- two passes: the second when a record names a model the first 64
+        -- did not (v_km is then every model, checked first).
+        FOR v_pass IN 1..2 LOOP
+            IF v_pass = 2 THEN
+                v_km := usage.distinct_models(p_models);
+                IF NOT usage.idents_ok(v_km) THEN
+                    PERFORM usage._refuse_first_bad_record(
+                        p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
+                        p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata);
+                END IF;
+            END IF;
+            -- (The aggregates read the same rows in the same order, so
+            -- element k of each belongs to model k.)
+            SELECT array_agg(p.id), array_agg(p.provider),
+                   array_agg(usage.pico_per_token(p.prompt_per_million)),
+                   array_agg(usage.pico_per_token(p.completion_per_million))
+            INTO v_kid, v_kprov, v_kpp, v_kcp
+            FROM unnest(v_km, usage.price_keys(v_km)) AS x(m, key)
+            LEFT JOIN LATERAL usage.price_version(x.key, v_now) p ON true;
+            -- (the first eight, for the CASE below)
+            v_k1 := v_km[1]; v_k2 := v_km[2]; v_k3 := v_km[3]; v_k4 := v_km[4];
+            v_k5 := v_km[5]; v_k6 := v_km[6]; v_k7 := v_km[7]; v_k8 := v_km[8];
+            -- Each record finds its model's price by position in those few:
+            -- compared in line with the first eight (array_position, a
+            -- function call that sets up an iterator, cost three times as
+            -- much); j is NULL for a model not among them. The select list
+            -- unnests the arrays side by side and nothing joins or sorts
+            -- them, so the aggregates see the records in array order. The
+            -- fences (OFFSET 0) keep each record's price and cost computed
+            -- once: pulled up, they would be computed again for every
+            -- aggregate that reads them.
+            SELECT array_agg(c.cost), usage.total(c.pt + c.ct), sum(c.cost), count(c.j)
+            INTO v_costs, total_tokens, v_total_micros, v_found
+            FROM (SELECT usage.cost_micros(z.pt, z.ct, z.pp, z.cp) AS cost, z.pt, z.ct, z.j
+                  FROM (SELECT y.j, y.pt, y.ct, v_kpp[y.j] AS pp, v_kcp[y.j] AS cp
+                        FROM (SELECT CASE x.m WHEN v_k1 THEN 1 WHEN v_k2 THEN 2 WHEN v_k3 THEN 3
+                                              WHEN v_k4 THEN 4 WHEN v_k5 THEN 5 WHEN v_k6 THEN 6
+                                              WHEN v_k7 THEN 7 WHEN v_k8 THEN 8
+                                              ELSE array_position(v_km, x.m) END AS j,
+                                     x.pt, x.ct
+                              FROM (SELECT unnest(p_models) AS m, unnest(p_prompt_tokens) AS pt,
+                                           unnest(p_completion_tokens) AS ct) x
+                              OFFSET 0) y
+                        OFFSET 0) z
+                  OFFSET 0) c;
+            EXIT WHEN v_found = n;
+        END LOOP;
+        IF v_found <> n THEN
+            RAISE EXCEPTION 'usage._insert: % of % records found no model', n - v_found, n;
+        END IF;
         -- Price ids and providers stay with the models (usage.batches' keys;
         -- usage.batch_records reads a record's from its model's): the
         -- records keep only the providers they give.

@@ -131,16 +131,15 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.byte(b'"')?;
         let start = self.at;
-        loop {
-            match *self.bytes.get(self.at)? {
-                b'"' => break,
-                b'\\' | 0..=0x1f => return None,
-                _ => self.at += 1,
-            }
+        let rest = self.bytes.get(start..)?;
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
         }
-        let s = self.text.get(start..self.at)?;
-        self.at += 1;
-        Some(s)
+        self.at = start + len + 1;
+        self.text.get(start..start + len)
     }
 
     /// A member's name and its colon.
