@@ -24,16 +24,28 @@ RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT (p_per_million * 1000000)::bigint
 $$;
 
+-- The largest price (pico-USD per token) whose costs integer arithmetic
+-- computes exactly: tokens are at most 10^9, so pt * pp + ct * cp stays
+-- below 2^63 up to 4,000 USD per million tokens.
+CREATE OR REPLACE FUNCTION usage.int_price_max()
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 4000000000::bigint $$;
+
+-- usage.cost_micros by integer arithmetic alone: for prices at most
+-- usage.int_price_max(). Inlined where it is called.
+CREATE OR REPLACE FUNCTION usage.cost_micros_int(pt bigint, ct bigint, pp bigint, cp bigint)
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (pt * pp + ct * cp + 500000) / 1000000
+$$;
+
 -- The cost of one record in micro-USD (CONTRACT: a cost has at most 6
 -- decimals, rounded half up), at prices `pp` / `cp` in pico-USD per prompt /
 -- completion token (usage.pico_per_token); NULL when unpriced. Integer
--- arithmetic when it cannot overflow (tokens are at most 10^9, so prices up
--- to 4,000 USD per million tokens), else numeric; both exact. Inlined where
--- it is called.
+-- arithmetic when it cannot overflow (usage.int_price_max), else numeric;
+-- both exact. Inlined where it is called.
 CREATE OR REPLACE FUNCTION usage.cost_micros(pt bigint, ct bigint, pp bigint, cp bigint)
 RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN pp <= 4000000000 AND cp <= 4000000000
-                THEN (pt * pp + ct * cp + 500000) / 1000000
+    SELECT CASE WHEN pp <= usage.int_price_max() AND cp <= usage.int_price_max()
+                THEN usage.cost_micros_int(pt, ct, pp, cp)
                 ELSE round((pt::numeric * pp + ct::numeric * cp) / 1000000)::bigint END
 $$;
 
@@ -152,6 +164,7 @@ DECLARE
     v_dated boolean;            -- some record gives `at`
     v_found bigint;             -- records whose model is in v_km
     v_pass integer;
+    v_int_prices boolean;       -- every price at most usage.int_price_max()
     v_keyed boolean := false;  -- priced at one instant: price ids and providers by model
     v_kid bigint[];
     v_kprov text[];
@@ -246,22 +259,26 @@ BEGIN
             -- much); j is NULL for a model not among them. The select list
             -- unnests the arrays side by side and nothing joins or sorts
             -- them, so the aggregates see the records in array order. The
-            -- fences (OFFSET 0) keep each record's price and cost computed
-            -- once: pulled up, they would be computed again for every
-            -- aggregate that reads them.
+            -- fences (OFFSET 0) keep each record's j and cost computed once:
+            -- pulled up, they would be computed again wherever they are read.
+            -- When every price is small enough (the usual case), a cost is
+            -- integer arithmetic alone: usage.cost_micros would test both
+            -- prices per record, and read each from its array twice.
+            v_int_prices := coalesce(usage.int_price_max() >= ALL (v_kpp || v_kcp), true);
             SELECT array_agg(c.cost), usage.total(c.pt + c.ct), sum(c.cost), count(c.j)
             INTO v_costs, total_tokens, v_total_micros, v_found
-            FROM (SELECT usage.cost_micros(z.pt, z.ct, z.pp, z.cp) AS cost, z.pt, z.ct, z.j
-                  FROM (SELECT y.j, y.pt, y.ct, v_kpp[y.j] AS pp, v_kcp[y.j] AS cp
-                        FROM (SELECT CASE x.m WHEN v_k1 THEN 1 WHEN v_k2 THEN 2 WHEN v_k3 THEN 3
-                                              WHEN v_k4 THEN 4 WHEN v_k5 THEN 5 WHEN v_k6 THEN 6
-                                              WHEN v_k7 THEN 7 WHEN v_k8 THEN 8
-                                              ELSE array_position(v_km, x.m) END AS j,
-                                     x.pt, x.ct
-                              FROM (SELECT unnest(p_models) AS m, unnest(p_prompt_tokens) AS pt,
-                                           unnest(p_completion_tokens) AS ct) x
-                              OFFSET 0) y
-                        OFFSET 0) z
+            FROM (SELECT CASE WHEN v_int_prices
+                              THEN usage.cost_micros_int(y.pt, y.ct, v_kpp[y.j], v_kcp[y.j])
+                              ELSE usage.cost_micros(y.pt, y.ct, v_kpp[y.j], v_kcp[y.j]) END AS cost,
+                         y.pt, y.ct, y.j
+                  FROM (SELECT CASE x.m WHEN v_k1 THEN 1 WHEN v_k2 THEN 2 WHEN v_k3 THEN 3
+                                        WHEN v_k4 THEN 4 WHEN v_k5 THEN 5 WHEN v_k6 THEN 6
+                                        WHEN v_k7 THEN 7 WHEN v_k8 THEN 8
+                                        ELSE array_position(v_km, x.m) END AS j,
+                               x.pt, x.ct
+                        FROM (SELECT unnest(p_models) AS m, unnest(p_prompt_tokens) AS pt,
+                                     unnest(p_completion_tokens) AS ct) x
+                        OFFSET 0) y
                   OFFSET 0) c;
             EXIT WHEN v_found = n;
         END LOOP;

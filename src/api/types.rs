@@ -102,12 +102,24 @@ impl std::fmt::Display for IdentCheck {
     }
 }
 
+/// Whether an identifier may hold each byte value (`[A-Za-z0-9._:@/-]`): one
+/// lookup per byte (a batch of 1,000 usage records checks 3,000 identifiers).
+const IDENT_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] =
+            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'@' | b'/' | b'-');
+        b += 1;
+    }
+    table
+};
+
 impl<T: AsRef<str>> poem_openapi::validation::Validator<T> for IdentCheck {
     fn check(&self, value: &T) -> bool {
         let s = value.as_ref();
-        (1..=128).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._:@/-".contains(&b))
+        (1..=128).contains(&s.len()) && s.bytes().all(|b| IDENT_BYTES[b as usize])
     }
 }
 
@@ -168,6 +180,15 @@ mod tests {
         }
         for bad in ["", "a b", "é", "a?b", &"x".repeat(129)] {
             assert!(Ident::parse_from_parameter(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The byte table holds exactly the identifier characters.
+    #[test]
+    fn ident_check_accepts_exactly_the_identifier_characters() {
+        for c in (0u8..128).map(char::from).chain(['\u{e9}', '\u{2014}']) {
+            let allowed = c.is_ascii_alphanumeric() || "._:@/-".contains(c);
+            assert_eq!(IdentCheck.check(&c.to_string()), allowed, "{c:?}");
         }
     }
 

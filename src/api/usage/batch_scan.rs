@@ -25,8 +25,8 @@ pub(super) fn scan(
         bytes: text.as_bytes(),
         at: 0,
     };
-    // (a record of the usual fields is about 150 bytes, its strings 40)
-    let mut columns = RecordColumns::with_capacity(text.len() / 128, text.len() / 3);
+    // (a record of the usual fields is 120-150 bytes, its strings 40)
+    let mut columns = RecordColumns::with_capacity(text.len() / 96, text.len() / 3);
     s.byte(b'{')?;
     if s.key()? != "records" {
         return None;
