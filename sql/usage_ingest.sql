@@ -527,14 +527,41 @@ END
 $$;
 
 DROP FUNCTION IF EXISTS usage.fold(integer);
+-- Whether a fold is due: at least `p_min_records` records wait, or the
+-- newest waiting batch is older than `p_quiet` (the stream of batches has
+-- paused), or the oldest is older than `p_max_age`. A fold costs about as much
+-- per thread it updates as per record it adds (a budget row update, its
+-- groups), so under a steady stream folding fewer, larger steps is cheaper;
+-- once the stream pauses, nothing is gained by waiting. (No row waits: not
+-- due.)
+CREATE OR REPLACE FUNCTION usage.fold_due(p_min_records integer, p_quiet interval,
+                                          p_max_age interval)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT coalesce(sum(u.last_id - u.first_id + 1) >= p_min_records
+                    OR (SELECT b.recorded_at FROM usage.batches b
+                        WHERE b.first_id = max(u.first_id)) < now() - p_quiet
+                    OR (SELECT b.recorded_at FROM usage.batches b
+                        WHERE b.first_id = min(u.first_id)) < now() - p_max_age,
+                    false)
+    FROM usage.unfolded u
+$$;
+
+DROP FUNCTION IF EXISTS usage.fold(integer, integer, interval, interval);
 -- Folds the oldest written-behind batches, up to about `p_max_records`
 -- records, in one transaction; returns how many records it folded (0 when
--- none waited or another fold is running). The server calls it on a timer;
--- anyone may call it at any time.
-CREATE FUNCTION usage.fold(p_max_records integer DEFAULT 100000)
+-- none waited or another fold is running). With `p_min_records`, only when
+-- usage.fold_due(p_min_records, p_quiet, p_max_age) says so (the server's
+-- folder: src/db/usage_folder.rs); without, whatever waits. Anyone may call
+-- it at any time.
+CREATE FUNCTION usage.fold(p_max_records integer DEFAULT 100000,
+                           p_min_records integer DEFAULT NULL,
+                           p_quiet interval DEFAULT NULL, p_max_age interval DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM usage.unfolded) THEN
+        RETURN 0;
+    END IF;
+    IF p_min_records IS NOT NULL AND NOT usage.fold_due(p_min_records, p_quiet, p_max_age) THEN
         RETURN 0;
     END IF;
     IF NOT pg_try_advisory_xact_lock(usage.fold_lock_key()) THEN

@@ -1400,7 +1400,7 @@ mod property {
             folders.push(tokio::spawn(async move {
                 let mut folded = 0i64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    folded += i64::from(usage_db::fold(&pool, 150).await.unwrap());
+                    folded += i64::from(usage_db::fold(&pool, 150, None).await.unwrap());
                     tokio::time::sleep(std::time::Duration::from_millis(3)).await;
                 }
                 folded
@@ -1418,7 +1418,7 @@ mod property {
         let naive: Value = client.query_one(NAIVE, &[]).await.unwrap().get(0);
         let fast: Value = client.query_one(FAST, &[]).await.unwrap().get(0);
         assert_eq!(naive, fast, "live totals, partly folded");
-        usage_db::fold(&pool, 1_000_000).await.unwrap();
+        usage_db::fold(&pool, 1_000_000, None).await.unwrap();
         assert!(folded_while_writing > 0, "the folders raced the writers");
         // every record folded exactly once (by a folder or by a reset), in
         // every epoch's rollups
@@ -1481,7 +1481,7 @@ mod property {
                 let naive: Value = client.query_one(NAIVE, &[]).await.unwrap().get(0);
                 let fast: Value = client.query_one(FAST, &[]).await.unwrap().get(0);
                 assert_eq!(naive, fast, "before the fold");
-                usage_db::fold(&pool, 1_000_000).await.unwrap();
+                usage_db::fold(&pool, 1_000_000, None).await.unwrap();
                 let fast: Value = client.query_one(FAST, &[]).await.unwrap().get(0);
                 assert_eq!(naive, fast, "after the fold");
             });

@@ -77,7 +77,7 @@ async fn a_batch_is_read_exactly_at_once_and_its_thresholds_fire_when_folded() {
     );
 
     // the fold fires 75 and 90 once; reads do not change
-    let folded = usage_db::fold(&srv.state.pool, 1_000_000)
+    let folded = usage_db::fold(&srv.state.pool, 1_000_000, None)
         .await
         .expect("fold");
     assert_eq!(folded, 10);
@@ -85,7 +85,7 @@ async fn a_batch_is_read_exactly_at_once_and_its_thresholds_fire_when_folded() {
     let (_, b) = srv.get("/api/v1/usage/threads/tb").await;
     assert_eq!(b["totalTokens"], 910);
     assert_eq!(
-        usage_db::fold(&srv.state.pool, 1_000_000)
+        usage_db::fold(&srv.state.pool, 1_000_000, None)
             .await
             .expect("fold"),
         0
@@ -120,6 +120,71 @@ async fn the_server_folds_on_its_timer() {
     assert_eq!(waiting, 0);
 }
 
+/// The folder folds when enough records wait, after a pause in the stream,
+/// or when the oldest batch has waited long enough; otherwise it leaves them.
+#[tokio::test]
+async fn a_fold_is_due_at_enough_records_after_a_pause_or_when_the_oldest_is_old() {
+    use usage_db::FoldDue;
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let c = db.client().await;
+    let write = || async {
+        c.execute(
+            "SELECT usage.record_batch(array_fill('t'::text, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
+                array_fill('gpt-4o'::text, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
+                array_fill(1::bigint, ARRAY[5]), array_fill(1::bigint, ARRAY[5]),
+                array_fill(NULL::bigint, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
+                array_fill(NULL::text, ARRAY[5]), array_fill(NULL::jsonb, ARRAY[5]),
+                array_fill(NULL::timestamptz, ARRAY[5]))",
+            &[],
+        )
+        .await
+        .expect("batch");
+    };
+    let hour = Duration::from_secs(3600);
+    let due = |min_records| FoldDue {
+        min_records,
+        quiet: hour,
+        max_age: hour,
+    };
+    // nothing waits: not due
+    assert_eq!(usage_db::fold(&pool, 100, Some(due(1))).await.unwrap(), 0);
+    write().await;
+    write().await;
+    // 10 records, fresh: due only from 10 records on
+    assert_eq!(usage_db::fold(&pool, 100, Some(due(11))).await.unwrap(), 0);
+    assert_eq!(usage_db::fold(&pool, 100, Some(due(10))).await.unwrap(), 10);
+    // a pause: the newest batch is older than `quiet`
+    write().await;
+    let age = |first: &str, secs: i32| {
+        format!(
+            "UPDATE usage.batches SET recorded_at = now() - make_interval(secs => {secs})
+             WHERE first_id = (SELECT {first}(first_id) FROM usage.unfolded)"
+        )
+    };
+    c.execute(&age("max", 5), &[]).await.unwrap();
+    let paused = FoldDue {
+        quiet: Duration::from_secs(4),
+        ..due(1_000)
+    };
+    assert_eq!(usage_db::fold(&pool, 100, Some(paused)).await.unwrap(), 5);
+    // a steady stream: the newest is fresh, the oldest older than `max_age`
+    write().await;
+    write().await;
+    c.execute(&age("min", 5), &[]).await.unwrap();
+    let stale = FoldDue {
+        max_age: Duration::from_secs(6),
+        ..due(1_000)
+    };
+    assert_eq!(usage_db::fold(&pool, 100, Some(stale)).await.unwrap(), 0);
+    let stale = FoldDue {
+        max_age: Duration::from_secs(4),
+        ..due(1_000)
+    };
+    assert_eq!(usage_db::fold(&pool, 100, Some(stale)).await.unwrap(), 10);
+    assert_eq!(usage_db::fold(&pool, 100, None).await.unwrap(), 0);
+}
+
 #[tokio::test]
 async fn a_fold_takes_at_most_about_its_limit_and_leaves_the_rest() {
     let db = TestDb::new().await;
@@ -139,9 +204,9 @@ async fn a_fold_takes_at_most_about_its_limit_and_leaves_the_rest() {
         .expect("batch");
     }
     // whole batches, oldest first, until the limit is reached
-    assert_eq!(usage_db::fold(&pool, 6).await.unwrap(), 10);
-    assert_eq!(usage_db::fold(&pool, 6).await.unwrap(), 5);
-    assert_eq!(usage_db::fold(&pool, 6).await.unwrap(), 0);
+    assert_eq!(usage_db::fold(&pool, 6, None).await.unwrap(), 10);
+    assert_eq!(usage_db::fold(&pool, 6, None).await.unwrap(), 5);
+    assert_eq!(usage_db::fold(&pool, 6, None).await.unwrap(), 0);
     let b: Value = c
         .query_one("SELECT usage.get_budget('t')", &[])
         .await

@@ -93,12 +93,29 @@ pub async fn record_batch(pool: &Pool, records: &RecordColumns) -> Result<Value,
     .await
 }
 
-/// `usage.fold(max_records)` → records folded into budgets and rollups (0
-/// when none waited or another fold is running).
-pub async fn fold(pool: &Pool, max_records: i32) -> Result<i32, DbError> {
+/// When a fold is due (`usage.fold_due`): at least `min_records` records
+/// wait, or no batch came for `quiet`, or the oldest has waited `max_age`.
+#[derive(Debug, Clone, Copy)]
+pub struct FoldDue {
+    pub min_records: i32,
+    pub quiet: std::time::Duration,
+    pub max_age: std::time::Duration,
+}
+
+/// `usage.fold(max_records[, due])` → records folded into budgets and
+/// rollups (0 when none waited, another fold is running, or it is not due).
+pub async fn fold(pool: &Pool, max_records: i32, due: Option<FoldDue>) -> Result<i32, DbError> {
     let client = pool.get().await?;
     let row = client
-        .query_one("SELECT usage.fold($1)", &[&max_records])
+        .query_one(
+            "SELECT usage.fold($1, $2, make_interval(secs => $3), make_interval(secs => $4))",
+            &[
+                &max_records,
+                &due.map(|d| d.min_records),
+                &due.map(|d| d.quiet.as_secs_f64()),
+                &due.map(|d| d.max_age.as_secs_f64()),
+            ],
+        )
         .await?;
     Ok(row.try_get(0)?)
 }
