@@ -285,11 +285,21 @@ BEGIN
         IF v_found <> n THEN
             RAISE EXCEPTION 'usage._insert: % of % records found no model', n - v_found, n;
         END IF;
-        -- Price ids and providers stay with the models (usage.batches' keys;
-        -- usage.batch_records reads a record's from its model's): the
-        -- records keep only the providers they give.
-        v_providers := CASE WHEN v_providers_given THEN p_providers END;
-        v_keyed := true;
+        IF cardinality(v_km) <= 8 THEN
+            -- Price ids and providers stay with the models (usage.batches'
+            -- keys; usage.batch_records reads a record's from its model's):
+            -- the records keep only the providers they give.
+            v_providers := CASE WHEN v_providers_given THEN p_providers END;
+            v_keyed := true;
+        ELSE
+            -- Many models: a reader would search them for every record, so
+            -- each record keeps its own (in array order, as above).
+            SELECT array_agg(v_kid[x.j]), array_agg(coalesce(x.pv, v_kprov[x.j]))
+            INTO v_price_ids, v_providers
+            FROM (SELECT array_position(v_km, unnest(p_models)) AS j,
+                         unnest(p_providers) AS pv
+                  OFFSET 0) x;
+        END IF;
         v_min_at := v_now;
         v_max_at := v_now;
     ELSE

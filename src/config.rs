@@ -26,9 +26,11 @@ pub struct Config {
     pub notify: bool,
     /// `AGENTPLANE_POLL_MS`, default 10: the feed relay's poll tick.
     pub poll_interval: Duration,
-    /// `AGENTPLANE_USAGE_FOLD_MS`, default 200: how often usage batches are
-    /// folded into the thread budgets and rollups (reads are exact either
-    /// way; this bounds how late a batch's budget thresholds fire).
+    /// `AGENTPLANE_USAGE_FOLD_MS`, default 200: how often the usage folder
+    /// looks for batches to fold into the thread budgets and rollups. It
+    /// folds when due (`db::usage_folder::due_every`): at the latest once
+    /// the oldest has waited five of these, so a batch's budget thresholds
+    /// fire within about six (reads are exact either way).
     pub usage_fold_interval: Duration,
     /// `AGENTPLANE_WS_MAX_CONNECTIONS`, default 10000: WebSockets per server.
     pub ws_max_connections: usize,

@@ -861,6 +861,14 @@ async fn a_batch_of_many_models_prices_each_record_by_its_own_model() {
     )
     .await;
     assert_eq!(priced, 2_000 * 6 / 26 + 1, "records with a known model");
+    // more than eight models: each record keeps its own price id and
+    // provider (a reader does not search 26 models per record)
+    let keyed = count(
+        &c,
+        "SELECT count(*) FROM usage.batches WHERE key_models IS NOT NULL OR price_ids IS NULL",
+    )
+    .await;
+    assert_eq!(keyed, 0);
     // the answer's total is the sum of the records' costs
     let same: bool = c
         .query_one(
@@ -911,6 +919,9 @@ async fn models_first_named_late_in_a_batch_are_priced_and_checked() {
     )
     .await;
     assert_eq!(priced, 150, "records with a known model");
+    // three models: their price ids and providers are kept once each
+    let keys = text(&c, "SELECT key_models::text FROM usage.batches").await;
+    assert_eq!(keys, "{o3-mini,grok-4.1,unknown-late}");
 
     let mut bad = records.clone();
     bad[180].model = "not a model".into();

@@ -397,7 +397,7 @@ mod tests {
     }
 
     mod scanner_agrees {
-        use super::super::{batch_scan, is_valid, parse_serde, MAX_RECORDS};
+        use super::super::{batch_scan, is_valid, parse_checked, parse_serde, MAX_RECORDS};
         use proptest::prelude::*;
 
         fn member() -> impl Strategy<Value = String> {
@@ -465,12 +465,16 @@ mod tests {
         }
 
         proptest! {
-            /// Whatever the scanner accepts, serde reads the same way.
+            /// Whatever the scanner accepts, serde and poem-openapi read the
+            /// same way.
             #[test]
             fn on_what_it_accepts(records in prop::collection::vec(record(), 0..4)) {
                 let text = format!(r#"{{"records":[{}]}}"#, records.join(","));
                 if let Some(scanned) = batch_scan::scan(&text, MAX_RECORDS, is_valid) {
-                    prop_assert_eq!(Some(scanned), parse_serde(&text), "{}", text);
+                    let by_serde = parse_serde(&text);
+                    prop_assert_eq!(Some(&scanned), by_serde.as_ref(), "{}", text);
+                    // and poem-openapi's own reading, the reference
+                    prop_assert_eq!(Some(scanned), parse_checked(text.as_bytes()).ok(), "{}", text);
                 }
             }
         }
