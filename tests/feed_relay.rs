@@ -61,6 +61,23 @@ async fn poll_until(
     }
 }
 
+/// One relay step from `start` that must deliver nothing: an open
+/// transaction holds the cut back.
+async fn poll_nothing(relay: &tokio_postgres::Client, cursor: &mut RelayCursor, start: i64) {
+    let got = relay_poll(relay, RELAY_POLL, Some(start), cursor, 100, None)
+        .await
+        .unwrap();
+    assert!(
+        got.is_empty(),
+        "delivered past an open transaction: {got:?}"
+    );
+}
+
+/// The ids of `got`, in delivery order.
+fn delivered_ids(got: &[StoredEvent]) -> Vec<i64> {
+    got.iter().map(|e| e.id).collect()
+}
+
 /// A transaction that took a lower id commits after one with a higher id:
 /// the relay read holds the higher one back until the lower one is final.
 #[tokio::test]
@@ -75,10 +92,7 @@ async fn relay_read_never_skips_a_late_commit() {
     // nothing after it has completed yet: the open transaction's xid is at
     // or above the snapshot's xmax, where snapshots list no running xids
     for _ in 0..3 {
-        let got = relay_poll(&relay, RELAY_POLL, Some(start), &mut cursor, 100, None)
-            .await
-            .unwrap();
-        assert!(got.is_empty());
+        poll_nothing(&relay, &mut cursor, start).await;
         assert!(
             cursor.cut < low,
             "cut {} passed an open transaction's id {low}",
@@ -89,20 +103,13 @@ async fn relay_read_never_skips_a_late_commit() {
     let high = emit(&other, "early", None).await;
     assert!(high > low);
     for _ in 0..3 {
-        let got = relay_poll(&relay, RELAY_POLL, Some(start), &mut cursor, 100, None)
-            .await
-            .unwrap();
-        assert!(
-            got.is_empty(),
-            "delivered past an open transaction: {got:?}"
-        );
+        poll_nothing(&relay, &mut cursor, start).await;
         assert!(cursor.cut < low);
     }
     tx.commit().await.unwrap();
     let mut got = Vec::new();
     poll_until(&relay, &mut cursor, start, &mut got, 2, None).await;
-    let ids: Vec<i64> = got.iter().map(|e| e.id).collect();
-    assert_eq!(ids, vec![low, high]);
+    assert_eq!(delivered_ids(&got), vec![low, high]);
     assert_eq!(got[0].ty, "late");
 }
 
@@ -119,20 +126,12 @@ async fn a_later_checkpoint_is_final_once_the_transactions_it_saw_end() {
     let mut t1c = db.client().await;
     let t1 = t1c.transaction().await.unwrap();
     let low = emit(&t1, "t1", None).await;
-    let got = relay_poll(&relay, RELAY_POLL, Some(start), &mut cursor, 100, None)
-        .await
-        .unwrap();
-    assert!(got.is_empty() && cursor.is_pending());
+    poll_nothing(&relay, &mut cursor, start).await;
+    assert!(cursor.is_pending());
 
     let other = db.client().await;
     let committed = emit(&other, "committed", None).await;
-    let got = relay_poll(&relay, RELAY_POLL, Some(start), &mut cursor, 100, None)
-        .await
-        .unwrap();
-    assert!(
-        got.is_empty(),
-        "delivered past an open transaction: {got:?}"
-    );
+    poll_nothing(&relay, &mut cursor, start).await;
     assert!(cursor.checkpoints.len() >= 2, "{cursor:?}");
 
     let mut t3c = db.client().await;
@@ -142,8 +141,7 @@ async fn a_later_checkpoint_is_final_once_the_transactions_it_saw_end() {
 
     let mut got = Vec::new();
     poll_until(&relay, &mut cursor, start, &mut got, 2, None).await;
-    let ids: Vec<i64> = got.iter().map(|e| e.id).collect();
-    assert_eq!(ids, vec![low, committed]);
+    assert_eq!(delivered_ids(&got), vec![low, committed]);
     assert!(
         cursor.cut < open,
         "cut {} passed open id {open}",
@@ -152,8 +150,7 @@ async fn a_later_checkpoint_is_final_once_the_transactions_it_saw_end() {
 
     t3.commit().await.unwrap();
     poll_until(&relay, &mut cursor, start, &mut got, 3, None).await;
-    let ids: Vec<i64> = got.iter().map(|e| e.id).collect();
-    assert_eq!(ids, vec![low, committed, open]);
+    assert_eq!(delivered_ids(&got), vec![low, committed, open]);
 }
 
 #[tokio::test]
@@ -169,8 +166,7 @@ async fn a_read_for_named_users_skips_the_rest_and_still_advances() {
     let followed = vec!["u1".to_string(), "u3".to_string()];
     let mut got = Vec::new();
     poll_until(&relay, &mut cursor, start, &mut got, 3, Some(&followed)).await;
-    let got_ids: Vec<i64> = got.iter().map(|e| e.id).collect();
-    assert_eq!(got_ids, vec![ids[0], ids[3], ids[4]]);
+    assert_eq!(delivered_ids(&got), vec![ids[0], ids[3], ids[4]]);
     assert!(cursor.cut >= ids[4]);
     // nobody followed: nothing read, the cut still moves
     let last = emit(&c, "x", Some("u1")).await;

@@ -29,6 +29,35 @@ async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.unwrap().get(0)
 }
 
+/// The threads of records whose price version, provider or cost is not
+/// what `usage.price_at` at the record's time gives (cost recomputed here in
+/// numeric, half up to 6 decimals); `provider` is the SQL for the provider
+/// expected (`p` is the price row, `r` the record).
+async fn mispriced(client: &tokio_postgres::Client, provider: &str) -> Vec<String> {
+    column(
+        client,
+        &format!(
+            "SELECT r.thread_id FROM usage.records r
+                 LEFT JOIN LATERAL usage.price_at(r.model, r.created_at) p ON true
+                 WHERE r.price_id IS DISTINCT FROM p.id
+                    OR r.provider IS DISTINCT FROM {provider}
+                    OR r.cost IS DISTINCT FROM
+                       round((r.prompt_tokens * p.prompt_per_million
+                              + r.completion_tokens * p.completion_per_million) / 1000000, 6)"
+        ),
+    )
+    .await
+}
+
+/// How many records have a cost (a known model).
+async fn priced(client: &tokio_postgres::Client) -> i64 {
+    count(
+        client,
+        "SELECT count(*) FROM usage.records WHERE cost IS NOT NULL",
+    )
+    .await
+}
+
 /// The one text value `sql` selects.
 async fn text(client: &tokio_postgres::Client, sql: &str) -> String {
     client.query_one(sql, &[]).await.unwrap().get(0)
@@ -842,25 +871,17 @@ async fn a_batch_of_many_models_prices_each_record_by_its_own_model() {
         .await
         .unwrap();
     assert_eq!(out["inserted"], 2_000);
-    let wrong: Vec<String> = column(
+    let wrong = mispriced(
         &c,
-        "SELECT r.thread_id FROM usage.records r
-             LEFT JOIN LATERAL usage.price_at(r.model, r.created_at) p ON true
-             WHERE r.price_id IS DISTINCT FROM p.id
-                OR r.provider IS DISTINCT FROM
-                   CASE WHEN substr(r.thread_id, 2)::int % 5 = 0 THEN 'mine' ELSE p.provider END
-                OR r.cost IS DISTINCT FROM
-                   round((r.prompt_tokens * p.prompt_per_million
-                          + r.completion_tokens * p.completion_per_million) / 1000000, 6)",
+        "CASE WHEN substr(r.thread_id, 2)::int % 5 = 0 THEN 'mine' ELSE p.provider END",
     )
     .await;
     assert!(wrong.is_empty(), "records priced wrongly: {wrong:?}");
-    let priced = count(
-        &c,
-        "SELECT count(*) FROM usage.records WHERE cost IS NOT NULL",
-    )
-    .await;
-    assert_eq!(priced, 2_000 * 6 / 26 + 1, "records with a known model");
+    assert_eq!(
+        priced(&c).await,
+        2_000 * 6 / 26 + 1,
+        "records with a known model"
+    );
     // more than eight models: each record keeps its own price id and
     // provider (a reader does not search 26 models per record)
     let keyed = count(
@@ -902,23 +923,9 @@ async fn models_first_named_late_in_a_batch_are_priced_and_checked() {
         .await
         .unwrap();
     assert_eq!(out["inserted"], 200);
-    let wrong: Vec<String> = column(
-        &c,
-        "SELECT r.thread_id FROM usage.records r
-             LEFT JOIN LATERAL usage.price_at(r.model, r.created_at) p ON true
-             WHERE r.price_id IS DISTINCT FROM p.id OR r.provider IS DISTINCT FROM p.provider
-                OR r.cost IS DISTINCT FROM
-                   round((r.prompt_tokens * p.prompt_per_million
-                          + r.completion_tokens * p.completion_per_million) / 1000000, 6)",
-    )
-    .await;
+    let wrong = mispriced(&c, "p.provider").await;
     assert!(wrong.is_empty(), "records priced wrongly: {wrong:?}");
-    let priced = count(
-        &c,
-        "SELECT count(*) FROM usage.records WHERE cost IS NOT NULL",
-    )
-    .await;
-    assert_eq!(priced, 150, "records with a known model");
+    assert_eq!(priced(&c).await, 150, "records with a known model");
     // three models: their price ids and providers are kept once each
     let keys = text(&c, "SELECT key_models::text FROM usage.batches").await;
     assert_eq!(keys, "{o3-mini,grok-4.1,unknown-late}");

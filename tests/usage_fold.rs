@@ -19,6 +19,22 @@ fn batch(thread: &str, n: usize, tokens: i64) -> Value {
     json!({ "records": records })
 }
 
+/// Writes one batch of five records on thread `t` (one token each way),
+/// through the SQL function.
+async fn five_records(c: &tokio_postgres::Client) {
+    c.execute(
+        "SELECT usage.record_batch(array_fill('t'::text, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
+            array_fill('gpt-4o'::text, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
+            array_fill(1::bigint, ARRAY[5]), array_fill(1::bigint, ARRAY[5]),
+            array_fill(NULL::bigint, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
+            array_fill(NULL::text, ARRAY[5]), array_fill(NULL::jsonb, ARRAY[5]),
+            array_fill(NULL::timestamptz, ARRAY[5]))",
+        &[],
+    )
+    .await
+    .expect("batch");
+}
+
 async fn thresholds(db: &TestDb, thread: &str) -> Vec<i32> {
     db.client()
         .await
@@ -128,19 +144,6 @@ async fn a_fold_is_due_at_enough_records_after_a_pause_or_when_the_oldest_is_old
     let db = TestDb::new().await;
     let pool = db.pool();
     let c = db.client().await;
-    let write = || async {
-        c.execute(
-            "SELECT usage.record_batch(array_fill('t'::text, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
-                array_fill('gpt-4o'::text, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
-                array_fill(1::bigint, ARRAY[5]), array_fill(1::bigint, ARRAY[5]),
-                array_fill(NULL::bigint, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
-                array_fill(NULL::text, ARRAY[5]), array_fill(NULL::jsonb, ARRAY[5]),
-                array_fill(NULL::timestamptz, ARRAY[5]))",
-            &[],
-        )
-        .await
-        .expect("batch");
-    };
     let hour = Duration::from_secs(3600);
     let due = |min_records| FoldDue {
         min_records,
@@ -149,13 +152,13 @@ async fn a_fold_is_due_at_enough_records_after_a_pause_or_when_the_oldest_is_old
     };
     // nothing waits: not due
     assert_eq!(usage_db::fold(&pool, 100, Some(due(1))).await.unwrap(), 0);
-    write().await;
-    write().await;
+    five_records(&c).await;
+    five_records(&c).await;
     // 10 records, fresh: due only from 10 records on
     assert_eq!(usage_db::fold(&pool, 100, Some(due(11))).await.unwrap(), 0);
     assert_eq!(usage_db::fold(&pool, 100, Some(due(10))).await.unwrap(), 10);
     // a pause: the newest batch is older than `quiet`
-    write().await;
+    five_records(&c).await;
     let age = |first: &str, secs: i32| {
         format!(
             "UPDATE usage.batches SET recorded_at = now() - make_interval(secs => {secs})
@@ -169,8 +172,8 @@ async fn a_fold_is_due_at_enough_records_after_a_pause_or_when_the_oldest_is_old
     };
     assert_eq!(usage_db::fold(&pool, 100, Some(paused)).await.unwrap(), 5);
     // a steady stream: the newest is fresh, the oldest older than `max_age`
-    write().await;
-    write().await;
+    five_records(&c).await;
+    five_records(&c).await;
     c.execute(&age("min", 5), &[]).await.unwrap();
     let stale = FoldDue {
         max_age: Duration::from_secs(6),
@@ -191,17 +194,7 @@ async fn a_fold_takes_at_most_about_its_limit_and_leaves_the_rest() {
     let pool = db.pool();
     let c = db.client().await;
     for _ in 0..3 {
-        c.execute(
-            "SELECT usage.record_batch(array_fill('t'::text, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
-                array_fill('gpt-4o'::text, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
-                array_fill(1::bigint, ARRAY[5]), array_fill(1::bigint, ARRAY[5]),
-                array_fill(NULL::bigint, ARRAY[5]), array_fill(NULL::text, ARRAY[5]),
-                array_fill(NULL::text, ARRAY[5]), array_fill(NULL::jsonb, ARRAY[5]),
-                array_fill(NULL::timestamptz, ARRAY[5]))",
-            &[],
-        )
-        .await
-        .expect("batch");
+        five_records(&c).await;
     }
     // whole batches, oldest first, until the limit is reached
     assert_eq!(usage_db::fold(&pool, 6, None).await.unwrap(), 10);

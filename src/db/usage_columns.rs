@@ -78,6 +78,12 @@ impl RecordColumns {
         }
     }
 
+    /// Empty columns sized for a JSON body of `len` bytes (a record of the
+    /// usual fields is 120-150 bytes, its strings about 40).
+    pub fn for_body(len: usize) -> Self {
+        Self::with_capacity(len / 96, len / 3)
+    }
+
     /// How many records.
     pub fn len(&self) -> usize {
         self.thread_ids.len()

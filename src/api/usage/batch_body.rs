@@ -161,8 +161,7 @@ fn parse_fast(data: &[u8]) -> Option<RecordColumns> {
 /// The fast path's reading with serde: records into columns, strings
 /// borrowed from the body.
 fn parse_serde(text: &str) -> Option<RecordColumns> {
-    // (a record of the usual fields is 120-150 bytes, its strings 40)
-    let mut columns = RecordColumns::with_capacity(text.len() / 96, text.len() / 3);
+    let mut columns = RecordColumns::for_body(text.len());
     let mut d = serde_json::Deserializer::from_str(text);
     d.deserialize_map(BodySeed(&mut columns)).ok()?;
     d.end().ok()?;

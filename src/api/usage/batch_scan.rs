@@ -25,8 +25,7 @@ pub(super) fn scan(
         bytes: text.as_bytes(),
         at: 0,
     };
-    // (a record of the usual fields is 120-150 bytes, its strings 40)
-    let mut columns = RecordColumns::with_capacity(text.len() / 96, text.len() / 3);
+    let mut columns = RecordColumns::for_body(text.len());
     s.byte(b'{')?;
     if s.key()? != "records" {
         return None;
