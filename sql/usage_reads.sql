@@ -183,9 +183,13 @@ $$;
 -- GET /usage/history: newest first, i.e. most recently recorded first (id
 -- order; a record back-dated with `at` sorts where it was recorded); keyset
 -- cursor `after` = the last id seen. Every epoch.
+-- p_user_id limits the page to one user's records (a key bound to a user
+-- sees only those).
+DROP FUNCTION IF EXISTS usage.history(timestamptz, timestamptz, text, text, text, integer, bigint);
 CREATE OR REPLACE FUNCTION usage.history(p_start timestamptz, p_end timestamptz,
                                          p_agent_id text, p_model text, p_thread_id text,
-                                         p_limit integer, p_after bigint)
+                                         p_limit integer, p_after bigint,
+                                         p_user_id text DEFAULT NULL)
 -- (enable_sort off: the planner takes each batch for 10 records, so for a
 -- thread or agent filter it would unnest every matching batch and sort them
 -- all; walking the batches newest first stops after the page: 1.3 s became
@@ -217,11 +221,13 @@ BEGIN
             AND (p_end IS NULL OR b.min_at < p_end)
             AND (p_agent_id IS NULL OR p_agent_id = ANY (b.agent_ids))
             AND (p_thread_id IS NULL OR p_thread_id = ANY (b.thread_ids))
+            AND (p_user_id IS NULL OR p_user_id = ANY (b.user_ids))
             AND (p_start IS NULL OR r.created_at >= p_start)
             AND (p_end IS NULL OR r.created_at < p_end)
             AND (p_agent_id IS NULL OR r.agent_id = p_agent_id)
             AND (p_model IS NULL OR lower(r.model) = lower(p_model))
             AND (p_thread_id IS NULL OR r.thread_id = p_thread_id)
+            AND (p_user_id IS NULL OR r.user_id = p_user_id)
             AND (p_after IS NULL OR r.id < p_after)
           ORDER BY b.first_id DESC, r.id DESC
           LIMIT v_limit) s;
@@ -277,6 +283,40 @@ BEGIN
         days AS (
             SELECT day, sum(tokens) AS tokens, sum(n) AS n, sum(cost) AS cost
             FROM parts GROUP BY day)
+        SELECT jsonb_build_object(
+            'days', coalesce(jsonb_agg(jsonb_build_object(
+                        'date', to_char(day, 'YYYY-MM-DD'), 'totalTokens', tokens,
+                        'requestCount', n, 'totalCost', round(cost, 4)) ORDER BY day), '[]'::jsonb),
+            'count', count(*))
+        FROM days);
+END
+$$;
+
+-- GET /usage/daily for a key bound to one user: the same figures from that
+-- user's records alone. The daily rollup is not kept per user, so this sums
+-- the records of the batches that hold any of the user's.
+CREATE OR REPLACE FUNCTION usage.daily_for_user(p_start timestamptz, p_end timestamptz,
+                                                p_user_id text)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_start IS NOT NULL AND p_end IS NOT NULL AND p_end < p_start THEN
+        PERFORM ap.raise(400, 'invalid_range', 'end must not be before start');
+    END IF;
+    PERFORM ap.check_ident('userId', p_user_id);
+    RETURN (
+        WITH days AS (
+            SELECT (r.created_at AT TIME ZONE 'UTC')::date AS day,
+                   sum(r.prompt_tokens + r.completion_tokens) AS tokens,
+                   count(*) AS n, coalesce(sum(r.cost), 0) AS cost
+            FROM usage.batches b
+            CROSS JOIN LATERAL usage.batch_records(b) r
+            WHERE p_user_id = ANY (b.user_ids)
+              AND (p_start IS NULL OR b.max_at >= p_start)
+              AND (p_end IS NULL OR b.min_at < p_end)
+              AND r.user_id = p_user_id
+              AND (p_start IS NULL OR r.created_at >= p_start)
+              AND (p_end IS NULL OR r.created_at < p_end)
+            GROUP BY 1)
         SELECT jsonb_build_object(
             'days', coalesce(jsonb_agg(jsonb_build_object(
                         'date', to_char(day, 'YYYY-MM-DD'), 'totalTokens', tokens,

@@ -42,6 +42,9 @@ pub struct Config {
     /// `AGENTPLANE_WS_IDLE_TIMEOUT`, default `60s`: a socket silent this long
     /// (not even answering the server's pings) is closed.
     pub ws_idle_timeout: Duration,
+    /// `AGENTPLANE_KEY_RECHECK`, default `5s`: how often the server re-reads
+    /// revoked keys for its open WebSockets (requests check on every call).
+    pub key_recheck: Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -138,6 +141,15 @@ impl Config {
                 reason: format!("`{v}` is not a duration like 90s, 30m, 12h or 7d"),
             })?,
         };
+        let key_recheck = match get("AGENTPLANE_KEY_RECHECK") {
+            None => Duration::from_secs(5),
+            Some(v) => parse_duration(&v)
+                .filter(|d| *d <= Duration::from_secs(30))
+                .ok_or_else(|| ConfigError {
+                    var: "AGENTPLANE_KEY_RECHECK",
+                    reason: format!("`{v}` is not a duration of at most 30s, like 5s"),
+                })?,
+        };
         let organism = get("AGENTPLANE_ORGANISM").unwrap_or_else(|| "agentplane".into());
         Ok(Config {
             database_url: get("DATABASE_URL"),
@@ -157,6 +169,7 @@ impl Config {
             ws_queue,
             ws_max_command_bytes,
             ws_idle_timeout,
+            key_recheck,
         })
     }
 }

@@ -125,6 +125,12 @@ pub async fn run(
     let folder = tokio::spawn(db::usage_folder::run(
         state.pool.clone(),
         config.usage_fold_interval,
+        stop_rx.clone(),
+    ));
+    let access = tokio::spawn(api::access::watch(
+        state.access.clone(),
+        state.pool.clone(),
+        config.key_recheck,
         stop_rx,
     ));
     tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "agentplane is listening");
@@ -146,6 +152,7 @@ pub async fn run(
     let _ = relay.await;
     let _ = pruner.await;
     let _ = folder.await;
+    let _ = access.await;
     result.map_err(|e| StartError::Refused(format!("server error: {e}")))
 }
 
@@ -179,12 +186,13 @@ impl poem::listener::Acceptor for NoDelay {
     }
 }
 
-/// With no admin key and no stored key the API is open; allowed only on loopback.
+/// With no admin key and no key ever created, the API is open until the first
+/// key is created; allowed only on loopback.
 async fn check_open_mode(
     config: &Config,
     pool: &deadpool_postgres::Pool,
 ) -> Result<(), StartError> {
-    if config.admin_key.is_some() || db::keys::any_active(pool).await? {
+    if config.admin_key.is_some() || db::keys::any_created(pool).await? {
         return Ok(());
     }
     if !config.bind.ip().is_loopback() {
@@ -195,8 +203,9 @@ async fn check_open_mode(
         )));
     }
     tracing::warn!(
-        "NO API KEY CONFIGURED: the API is OPEN to anyone who can reach {} (loopback only). \
-         Set AGENTPLANE_ADMIN_KEY or run `agentplane keys create --role admin`.",
+        "NO API KEY CONFIGURED: the API is OPEN to anyone who can reach {} (loopback only) \
+         until the first key is created (POST /api/v1/keys, `agentplane keys create --role admin` \
+         or AGENTPLANE_ADMIN_KEY); from then on every request needs a key.",
         config.bind
     );
     Ok(())

@@ -509,13 +509,20 @@ async fn roles_user_binding_and_at() {
         app.call("GET", &other, Some(&bound_reader), None).await.0,
         403
     );
+    // top-ups mint credits: never by a key bound to the user it credits
+    let top_up = json!({"amount": 5, "at": "2024-01-01T00:00:00Z"});
+    let (s, _) = app
+        .call("POST", &format!("{p}/top-up"), Some(&bound), Some(&top_up))
+        .await;
+    assert_eq!(s, 403);
     // service `at` is honoured
+    let service = app.key("service", None).await;
     let (s, _) = app
         .call(
             "POST",
             &format!("{p}/top-up"),
-            Some(&bound),
-            Some(&json!({"amount": 5, "at": "2024-01-01T00:00:00Z"})),
+            Some(&service),
+            Some(&top_up),
         )
         .await;
     assert_eq!(s, 200);

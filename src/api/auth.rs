@@ -1,8 +1,10 @@
-//! Bearer-key authentication and roles (CONTRACT §1).
+//! Bearer-key authentication and roles.
 //!
 //! `Auth` is an OpenAPI extractor: it declares the `bearerAuth` scheme in the
 //! spec and resolves the caller. Handlers then state the role they need with
-//! [`Auth::require`] and, for per-user resources, [`Auth::check_user`].
+//! [`Auth::require`] and, for per-user resources, [`Auth::check_user`];
+//! operations that span users refuse user-bound keys with
+//! [`Auth::require_unbound`].
 
 use super::error::ApiError;
 use super::AppState;
@@ -43,10 +45,13 @@ impl Role {
 pub struct Auth {
     /// `None` when no key was given and the server runs open.
     pub role: Option<Role>,
-    /// A key bound to one user sees and moves only that user's credits.
+    /// A key bound to one user sees and moves only that user's data.
     pub user_id: Option<String>,
-    /// True in open mode (no key configured, loopback only): everything allowed.
+    /// True in open mode (no key was ever created, loopback only):
+    /// everything allowed.
     pub open: bool,
+    /// The stored key used (None for open mode and the configured admin key).
+    pub key_id: Option<uuid::Uuid>,
 }
 
 impl Auth {
@@ -76,6 +81,18 @@ impl Auth {
         }
     }
 
+    /// [`Auth::require`], and 403 for a key bound to a user: the operation
+    /// reaches beyond any one user (keys, totals over all users).
+    pub fn require_unbound(&self, needed: Role) -> Result<(), ApiError> {
+        self.require(needed)?;
+        if self.user_id.is_some() {
+            return Err(ApiError::forbidden(
+                "a key bound to a user cannot do this: it reaches beyond that user",
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether the caller may act on behalf of the platform (admin/service).
     pub fn is_privileged(&self) -> bool {
         self.open || self.role >= Some(Role::Service)
@@ -95,52 +112,15 @@ pub fn new_secret() -> String {
     format!("ap_{}", hex::encode(bytes))
 }
 
-/// The bearer token from `Authorization` (or `?token=` for WebSockets).
-pub fn bearer_token(req: &Request) -> Option<String> {
-    let header = req
-        .headers()
-        .get(poem::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string());
-    header.or_else(|| {
-        req.uri().query().and_then(|q| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix("token=").map(percent_decode))
-        })
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Resolves the caller of `req` against the configured admin key and the
 /// key table.
 pub async fn authenticate(state: &AppState, req: &Request) -> Result<Auth, ApiError> {
-    let Some(secret) = bearer_token(req) else {
-        let open = state.config.admin_key.is_none() && !db::keys::any_active(&state.pool).await?;
+    let Some(secret) = super::token::bearer_token(req) else {
         return Ok(Auth {
             role: None,
             user_id: None,
-            open,
+            open: state.access.is_open(&state.pool).await?,
+            key_id: None,
         });
     };
     let hash = hash_key(&secret);
@@ -150,6 +130,7 @@ pub async fn authenticate(state: &AppState, req: &Request) -> Result<Auth, ApiEr
                 role: Some(Role::Admin),
                 user_id: None,
                 open: false,
+                key_id: None,
             });
         }
     }
@@ -160,6 +141,7 @@ pub async fn authenticate(state: &AppState, req: &Request) -> Result<Auth, ApiEr
         role: Role::parse(&grant.role),
         user_id: grant.user_id,
         open: false,
+        key_id: Some(grant.id),
     })
 }
 

@@ -34,7 +34,8 @@ pub struct CreateKey {
     #[oai(validator(min_length = 1, max_length = 200))]
     pub name: Text,
     pub role: KeyRole,
-    /// Bind the key to one user: it then sees and moves only that user's credits.
+    /// Bind the key to one user: it then sees and moves only that user's
+    /// data. Not allowed for `admin` keys (400).
     pub user_id: Option<Ident>,
 }
 
@@ -90,7 +91,7 @@ impl KeysApi {
         state: Data<&AppState>,
         body: Json<CreateKey>,
     ) -> ApiResult<CreateKeyResponse> {
-        auth.require(Role::Admin)?;
+        auth.require_unbound(Role::Admin)?;
         let secret = super::auth::new_secret();
         let client = state.pool.get().await.map_err(db::DbError::from)?;
         let row = db::keys::create(
@@ -101,6 +102,7 @@ impl KeysApi {
             &super::auth::hash_key(&secret),
         )
         .await?;
+        state.access.end_open_mode();
         Ok(CreateKeyResponse::Created(Json(CreatedKey {
             id: row.id,
             key: secret,
@@ -114,7 +116,7 @@ impl KeysApi {
     /// List active API keys (admin); secrets are never returned.
     #[oai(path = "/keys", method = "get", operation_id = "listKeys")]
     async fn list(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<KeyList>> {
-        auth.require(Role::Admin)?;
+        auth.require_unbound(Role::Admin)?;
         let keys = db::keys::list(&state.pool)
             .await?
             .into_iter()
@@ -129,7 +131,9 @@ impl KeysApi {
         Ok(Json(KeyList { keys }))
     }
 
-    /// Revoke an API key (admin); effective immediately.
+    /// Revoke an API key (admin); effective immediately for requests, and
+    /// within seconds for open WebSockets. The last active admin key cannot
+    /// be revoked unless an admin key is configured outside the database.
     #[oai(path = "/keys/:id", method = "delete", operation_id = "revokeKey")]
     async fn revoke(
         &self,
@@ -137,8 +141,10 @@ impl KeysApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<Json<Revoked>> {
-        auth.require(Role::Admin)?;
-        db::keys::revoke(&state.pool, id.0).await?;
+        auth.require_unbound(Role::Admin)?;
+        let keep_an_admin = state.config.admin_key.is_none();
+        db::keys::revoke(&state.pool, id.0, keep_an_admin).await?;
+        state.access.poke();
         Ok(Json(Revoked {
             success: true,
             id: id.0,

@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, composed into one OpenAPI service.
 
+pub mod access;
 pub mod agents;
 pub mod auth;
 pub mod block_costs;
@@ -11,7 +12,9 @@ pub mod keys;
 pub mod limits;
 pub mod messages;
 pub mod organism;
+pub mod origin;
 pub mod threads;
+pub mod token;
 pub mod types;
 pub mod usage;
 pub mod users;
@@ -60,6 +63,8 @@ pub struct AppState {
     pub admin_key_hash: Option<Arc<str>>,
     /// Concurrent spends of one user share a transaction (src/db/spend_queue.rs).
     pub spends: Arc<crate::db::spend_queue::SpendQueue>,
+    /// Open mode and revocations, for connections that outlive a request.
+    pub access: Arc<access::Access>,
 }
 
 impl AppState {
@@ -71,6 +76,7 @@ impl AppState {
             .admin_key
             .as_deref()
             .map(|k| auth::hash_key(k).into());
+        let access = Arc::new(access::Access::new(&config));
         AppState {
             spends: crate::db::spend_queue::SpendQueue::new(pool.clone()),
             pool,
@@ -78,6 +84,7 @@ impl AppState {
             started_at: Instant::now(),
             hub,
             admin_key_hash,
+            access,
         }
     }
 }
@@ -178,6 +185,7 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .with(limits::BodyLimit(max_body))
+        .around(origin::guard)
         .data(state)
         .catch_all_error(error::uniform_error)
 }

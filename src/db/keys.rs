@@ -62,9 +62,13 @@ pub async fn list(pool: &Pool) -> Result<Vec<KeyRow>, DbError> {
     rows.iter().map(key_row).collect()
 }
 
-pub async fn revoke(pool: &Pool, id: Uuid) -> Result<(), DbError> {
+/// Revokes key `id`. With `keep_an_admin`, the last active admin key is
+/// refused (409 `last_admin_key`).
+pub async fn revoke(pool: &Pool, id: Uuid, keep_an_admin: bool) -> Result<(), DbError> {
     let client = pool.get().await?;
-    client.execute("SELECT auth.revoke_key($1)", &[&id]).await?;
+    client
+        .execute("SELECT auth.revoke_key($1, $2)", &[&id, &keep_an_admin])
+        .await?;
     Ok(())
 }
 
@@ -86,10 +90,29 @@ pub async fn lookup(pool: &Pool, key_hash: &str) -> Result<Option<KeyGrant>, DbE
     .transpose()
 }
 
-pub async fn any_active(pool: &Pool) -> Result<bool, DbError> {
+/// Whether any key was ever created (open mode ends with the first).
+pub async fn any_created(pool: &Pool) -> Result<bool, DbError> {
     let client = pool.get().await?;
     let stmt = client
-        .prepare_cached("SELECT auth.any_active_key()")
+        .prepare_cached("SELECT auth.any_key_created()")
         .await?;
     Ok(client.query_one(&stmt, &[]).await?.try_get(0)?)
+}
+
+/// The ids of the keys revoked at or after `since`, and the database's clock
+/// now (the next look's starting point, so clocks of servers never matter).
+pub async fn revoked_since(
+    pool: &Pool,
+    since: DateTime<Utc>,
+) -> Result<(Vec<Uuid>, DateTime<Utc>), DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query("SELECT id FROM auth.revoked_since($1)", &[&since])
+        .await?;
+    let ids = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<Vec<Uuid>, _>>()?;
+    let now = client.query_one("SELECT now()", &[]).await?.try_get(0)?;
+    Ok((ids, now))
 }

@@ -183,13 +183,15 @@ pub struct HistoryQuery {
     pub thread_id: Option<String>,
     pub limit: i32,
     pub after: Option<i64>,
+    /// Only this user's records (a key bound to the user).
+    pub user_id: Option<String>,
 }
 
 /// `usage.history(...)` → `{records, count, nextAfter}`.
 pub async fn history(pool: &Pool, q: &HistoryQuery) -> Result<Value, DbError> {
     call_json(
         pool,
-        "SELECT usage.history($1, $2, $3, $4, $5, $6, $7)",
+        "SELECT usage.history($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
             &q.start,
             &q.end,
@@ -198,6 +200,7 @@ pub async fn history(pool: &Pool, q: &HistoryQuery) -> Result<Value, DbError> {
             &q.thread_id,
             &q.limit,
             &q.after,
+            &q.user_id,
         ],
     )
     .await
@@ -210,4 +213,19 @@ pub async fn daily(
     end: Option<DateTime<Utc>>,
 ) -> Result<Value, DbError> {
     call_json(pool, "SELECT usage.daily($1, $2)", &[&start, &end]).await
+}
+
+/// `usage.daily_for_user(start, end, user)`: [`daily`] over one user's records.
+pub async fn daily_for_user(
+    pool: &Pool,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    user_id: &str,
+) -> Result<Value, DbError> {
+    call_json(
+        pool,
+        "SELECT usage.daily_for_user($1, $2, $3)",
+        &[&start, &end, &user_id],
+    )
+    .await
 }

@@ -229,12 +229,28 @@ async fn run(socket: WebSocketStream, state: AppState, auth: Auth, slot: ConnSlo
     if proto == Proto::Control {
         outcome = conn.send_connected().await;
     }
+    // The credential this socket was opened with is checked again whenever
+    // one stops being valid (a revocation, or the end of open mode).
+    let mut access = conn.state.access.subscribe();
     let mut last_heard = Instant::now();
     let mut ticker = tokio::time::interval((idle / 3).max(Duration::from_millis(100)));
     ticker.tick().await;
     while outcome.is_ok() {
         outcome = tokio::select! {
             _ = kicked.wait() => Err(Stop::Kicked),
+            Ok(()) = access.changed() => {
+                if conn.state.access.still_valid(conn.auth.open, conn.auth.key_id) {
+                    Ok(())
+                } else {
+                    let why = if conn.auth.open {
+                        "open mode has ended: reconnect with an API key"
+                    } else {
+                        "the API key was revoked"
+                    };
+                    conn.close(CloseCode::from(4001), why).await;
+                    Err(Stop::Gone)
+                }
+            }
             _ = shutdown.changed() => {
                 conn.close(CloseCode::Away, "server is shutting down").await;
                 Err(Stop::Gone)

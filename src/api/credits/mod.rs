@@ -1,4 +1,4 @@
-//! Credits (CONTRACT §2): balances, spend, top-up, adjust, history and
+//! Credits: balances, spend, top-up, adjust, history and
 //! holds. Users and refill policies live in `users`, block prices in
 //! `block_costs`. The rules live in sql/credits.sql; this layer checks roles,
 //! user binding and shapes.
@@ -128,7 +128,9 @@ impl CreditsApi {
         #[oai(name = "userId")] user_id: Path<Ident>,
         body: Json<TopUpRequest>,
     ) -> ApiResult<Json<Movement>> {
-        allow(&auth, Role::Service, &user_id)?;
+        // Top-ups add purchased credits: a key bound to the user it would
+        // credit must not be able to mint them.
+        auth.require_unbound(Role::Service)?;
         check_at(&auth, &body.at)?;
         reply(db::credits::top_up(
             &state.pool,

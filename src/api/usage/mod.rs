@@ -1,5 +1,9 @@
 //! `/api/v1/model-prices` and `/api/v1/usage...`: LLM usage metering, totals
-//! and per-thread token budgets (CONTRACT §3). The rules live in sql/usage.sql.
+//! and per-thread token budgets. The rules live in sql/usage.sql.
+//!
+//! A key bound to a user records usage only for that user and reads only that
+//! user's records (history, daily); totals over every user (overview, by
+//! agent, by model, the budget list) and batch ingest are refused to it.
 
 mod batch_body;
 mod batch_scan;
@@ -9,7 +13,7 @@ use batch_body::BatchBody;
 
 pub use types::*;
 
-use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
 use crate::api::reply;
 use crate::api::types::Ident;
 use crate::db::{self, usage::NewRecord};
@@ -77,7 +81,15 @@ impl UsageApi {
         body: Json<UsageRecordIn>,
     ) -> ApiResult<Json<RecordResult>> {
         auth.require(Role::Service)?;
-        let r: NewRecord = body.0.into();
+        let mut r: NewRecord = body.0.into();
+        if let Some(bound) = &auth.user_id {
+            match &r.user_id {
+                Some(given) if given != bound => {
+                    return Err(ApiError::forbidden("this key is bound to another user"))
+                }
+                _ => r.user_id = Some(bound.clone()),
+            }
+        }
         reply(db::usage::record(&state.pool, &r)).await
     }
 
@@ -93,7 +105,7 @@ impl UsageApi {
         state: Data<&AppState>,
         body: BatchBody,
     ) -> ApiResult<Json<BatchResult>> {
-        auth.require(Role::Service)?;
+        auth.require_unbound(Role::Service)?;
         reply(db::usage::record_batch(&state.pool, &body.0)).await
     }
 
@@ -119,7 +131,7 @@ impl UsageApi {
     /// Usage totals of the current epoch, by agent and by model.
     #[oai(path = "/usage", method = "get", operation_id = "getUsageOverview")]
     async fn overview(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<UsageOverview>> {
-        auth.require(Role::Reader)?;
+        auth.require_unbound(Role::Reader)?;
         reply(db::usage::overview(&state.pool)).await
     }
 
@@ -136,7 +148,7 @@ impl UsageApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<i32>>,
         #[oai(validator(minimum(value = "0")))] offset: Query<Option<i32>>,
     ) -> ApiResult<Json<ThreadBudgetList>> {
-        auth.require(Role::Reader)?;
+        auth.require_unbound(Role::Reader)?;
         reply(db::usage::list_budgets(
             &state.pool,
             limit.0.unwrap_or(50),
@@ -195,7 +207,7 @@ impl UsageApi {
         state: Data<&AppState>,
         #[oai(name = "agentId")] agent_id: Path<Ident>,
     ) -> ApiResult<Json<AgentUsage>> {
-        auth.require(Role::Reader)?;
+        auth.require_unbound(Role::Reader)?;
         reply(db::usage::agent_totals(&state.pool, &agent_id)).await
     }
 
@@ -211,7 +223,7 @@ impl UsageApi {
         state: Data<&AppState>,
         model: Path<Ident>,
     ) -> ApiResult<Json<ModelUsage>> {
-        auth.require(Role::Reader)?;
+        auth.require_unbound(Role::Reader)?;
         reply(db::usage::model_totals(&state.pool, &model)).await
     }
 
@@ -254,6 +266,7 @@ impl UsageApi {
             thread_id: thread_id.0.map(Into::into),
             limit: limit.0.unwrap_or(50),
             after: after.0,
+            user_id: auth.user_id.clone(),
         };
         reply(db::usage::history(&state.pool, &q)).await
     }
@@ -270,6 +283,9 @@ impl UsageApi {
         end: Query<Option<DateTime<Utc>>>,
     ) -> ApiResult<Json<UsageDaily>> {
         auth.require(Role::Reader)?;
-        reply(db::usage::daily(&state.pool, start.0, end.0)).await
+        match &auth.user_id {
+            Some(user) => reply(db::usage::daily_for_user(&state.pool, start.0, end.0, user)).await,
+            None => reply(db::usage::daily(&state.pool, start.0, end.0)).await,
+        }
     }
 }
