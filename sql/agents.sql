@@ -1,4 +1,4 @@
--- Agents, organism, threads, messages, inbox (CONTRACT §4).
+-- Agents, organism, threads, messages, inbox (docs/agents.md).
 -- Every function returns jsonb in the API's camelCase shape; every change
 -- writes its event (sql/events.sql) in the same transaction.
 
@@ -26,11 +26,11 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
         'messageCount', a.message_count)
 $$;
 
--- AgentConfig (CONTRACT §5): the one definition of its fields and rules,
+-- AgentConfig (docs/agents.md): the one definition of its fields and rules,
 -- used by agents.register and by every variants function. Agents and variants
 -- store it in columns of the same names.
 
--- (the former per-column agents.config_json(agents.agents): one field list)
+-- A retired signature (the fields are listed once, in agents.config_fields).
 DROP FUNCTION IF EXISTS agents.config_json(agents.agents);
 
 -- The AgentConfig fields: JSON key, column, kind.

@@ -1,4 +1,4 @@
--- Credits (CONTRACT §2): users and refill policies, the ledger, block prices,
+-- Credits (docs/credits.md): users and refill policies, the ledger, block prices,
 -- spend, top-up, adjust, (de)activation, history, holds, idempotency,
 -- low-balance alerts. Tables: migrations/V2__credits.sql.
 --
@@ -349,9 +349,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_period date := credits.month_of(p_at);
 BEGIN
-    -- Only a usage or a refill may move 0 credits. This was a table CHECK;
-    -- it lives here, at the one writer of such rows, because a table CHECK
-    -- is re-parsed by every statement that writes the table (V7). The spend
+    -- Only a usage or a refill may move 0 credits. The rule lives here, at
+    -- the one writer of such rows, not in a table CHECK, because a table
+    -- CHECK is re-parsed by every statement that writes the table. The spend
     -- fast path writes only 'usage' rows.
     IF p_amount = 0 AND p_kind NOT IN ('usage', 'refill') THEN
         PERFORM ap.raise(500, 'internal_error',

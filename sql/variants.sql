@@ -1,4 +1,4 @@
--- Agent variants (CONTRACT §5): CRUD, clone, the single-active rule,
+-- Agent variants (docs/variants.md): CRUD, clone, the single-active rule,
 -- resolved config, performance log and metrics. Every function returns jsonb
 -- already in the API's camelCase shape.
 

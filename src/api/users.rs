@@ -1,4 +1,5 @@
-//! `/api/v1/users/{userId}`: users and their refill policies (CONTRACT §2).
+//! `/api/v1/users/{userId}`: users and their refill policies
+//! (docs/credits.md).
 //! The rules live in sql/credits.sql.
 
 use super::credits::allow;

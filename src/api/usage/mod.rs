@@ -1,5 +1,5 @@
 //! `/api/v1/model-prices` and `/api/v1/usage...`: LLM usage metering, totals
-//! and per-thread token budgets (CONTRACT §3). The rules live in sql/usage.sql.
+//! and per-thread token budgets (docs/usage.md). The rules live in sql/usage.sql.
 
 mod batch_body;
 mod batch_scan;
