@@ -2,7 +2,8 @@
 -- resolved config, performance log and metrics. Every function returns jsonb
 -- already in the API's camelCase shape.
 
--- Moved to sql/agents.sql (agents.config_fields, agents.normalize_config,
+-- Retired signatures: AgentConfig's fields and rules are defined once, by
+-- the agents domain (agents.config_fields, agents.normalize_config,
 -- agents.config_of, agents.config_json, agents.must_get).
 DROP FUNCTION IF EXISTS variants.config_fields();
 DROP FUNCTION IF EXISTS variants.normalize_config(jsonb, text[]);
