@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The benchmark of issue 8: builds agentplane in release mode, starts it on a
+# The benchmark (docs/performance.md): builds agentplane in release mode, starts it on a
 # fresh database, loads it, and prints the figures as ratios against
-# baselines measured in the same run (see README "Benchmarks").
+# baselines measured in the same run.
 #
 #   scripts/bench.sh                      # full run (~10 minutes, 10M usage records)
 #   BENCH_SECS=5 BENCH_RECORDS=1000000 scripts/bench.sh   # quicker

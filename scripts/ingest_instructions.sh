@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Instructions per usage record (figure 5's parts), counted by callgrind in a
+# Instructions per usage record (the parts of batch usage ingest), counted by callgrind in a
 # single-user PostgreSQL backend, with batches like the benchmark's (1,000
 # records over 1,000 threads, 4 models, 10 agents), on a table already holding
 # 300,000 records:
 #
-#   copy          COPY of the same rows into a plain table (figure 5's baseline)
+#   copy          COPY of the same rows into a plain table (the ingest baseline)
 #   bare insert   one INSERT of the batch's arrays into usage.batches, nothing
 #                 else (the floor of the batch-per-row storage: one tuple, one
 #                 primary-key entry, the arrays compressed into TOAST)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Instructions per call of credits.spend and of figure 2's minimal spend,
+# Instructions per call of credits.spend and of the minimal spend (the two
+# sides of spend function overhead),
 # counted by callgrind in a single-user PostgreSQL backend. Unlike timings on a
 # shared machine, the counts repeat within about 1% from run to run, which
 # makes them the tool for deciding whether a change to the hot path helps
-# (README "Benchmarks").
+# (docs/performance.md).
 #
 #   scripts/instructions.sh              # 2,000 calls of each (about a minute)
 #   CALLS=500 scripts/instructions.sh

@@ -1,4 +1,4 @@
--- Node executions (CONTRACT §6): upsert and listing. Each change emits an
+-- Node executions (docs/executions.md): upsert and listing. Each change emits an
 -- `execution_event` whose data is the snake_case node execution object of
 -- the graph-execution WebSocket protocol.
 

@@ -1,4 +1,5 @@
--- The reporting schema: stable views for analysts (documented in README.md).
+-- The reporting schema: stable views for analysts (documented column by
+-- column in docs/reporting.md).
 -- Views are dropped and recreated on every start so a column change never
 -- blocks startup; grants are re-applied at the end of this file.
 -- Each domain adds its views in its own section below.
@@ -65,7 +66,7 @@ LEFT JOIN credits.balances b
 LEFT JOIN LATERAL (
     SELECT sum(x.amount) AS held FROM credits.holds x
     WHERE x.user_id = u.user_id AND x.status = 'open' AND x.expires_at > now()) h ON true;
--- Usage (CONTRACT §3) ------------------------------------------------------
+-- usage --------------------------------------------------------------------
 DROP VIEW IF EXISTS reporting.usage_records CASCADE;
 CREATE VIEW reporting.usage_records AS
 SELECT r.id, r.thread_id, r.agent_id, r.model, r.provider, r.prompt_tokens,

@@ -1,4 +1,4 @@
--- Usage metering and per-thread token budgets (CONTRACT §3).
+-- Usage metering and per-thread token budgets (docs/usage.md).
 --
 -- This file: constants, prices and thread budgets. Writes are in
 -- sql/usage_ingest.sql (records are written by usage._insert and added to the
@@ -97,10 +97,10 @@ CROSS JOIN LATERAL (SELECT * FROM usage.records x WHERE x.batch_id = q.first_id 
 -- The price key of each model of `p_models` (element i for model i): the
 -- longest key that is a prefix of the lower-cased model
 -- (claude-sonnet-4-20250514 → claude-sonnet-4); NULL when none matches. The
--- keys are listed once for all the models: a batch's few models took a
--- listing each. (PL/pgSQL: a SQL function with a FROM clause is not inlined,
--- so it was parsed and planned again by every query that called it; PL/pgSQL
--- keeps the plan for the session.)
+-- keys are listed once for all the models, not once per model of a batch.
+-- (PL/pgSQL: a SQL function with a FROM clause is not inlined, so it would
+-- be parsed and planned again by every query that called it; PL/pgSQL keeps
+-- the plan for the session.)
 CREATE OR REPLACE FUNCTION usage.price_keys(p_models text[])
 RETURNS text[] LANGUAGE plpgsql STABLE AS $$
 BEGIN

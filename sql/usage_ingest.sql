@@ -1,4 +1,4 @@
--- Usage ingest (CONTRACT §3): writing records, and folding them into the
+-- Usage ingest (docs/usage.md): writing records, and folding them into the
 -- thread budgets and rollups.
 --
 -- Records are written at once; the budgets and rollups they add to are
@@ -6,7 +6,7 @@
 -- (its answer and its threshold events are immediate). A batch is folded
 -- later, together with the batches around it, by usage.fold(), which the
 -- server calls every AGENTPLANE_USAGE_FOLD_MS: one row update per thread per
--- fold instead of one per batch (README "Benchmarks", figure 5). Until then
+-- fold instead of one per batch, the largest cost of ingest. Until then
 -- usage.unfolded names the batch, and every read adds its records
 -- (usage.pending_records), so no answer depends on when the fold runs.
 
@@ -37,7 +37,7 @@ RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT (pt * pp + ct * cp + 500000) / 1000000
 $$;
 
--- The cost of one record in micro-USD (CONTRACT: a cost has at most 6
+-- The cost of one record in micro-USD (a record's cost has at most 6
 -- decimals, rounded half up), at prices `pp` / `cp` in pico-USD per prompt /
 -- completion token (usage.pico_per_token); NULL when unpriced. Integer
 -- arithmetic when it cannot overflow (usage.int_price_max), else numeric;
@@ -635,8 +635,8 @@ BEGIN
     IF r.inserted > 0 THEN
         INSERT INTO usage.unfolded (first_id, last_id) VALUES (r.first_id, r.last_id);
         -- No NOTIFY (a hot path, as for single records): its commit-time
-        -- lock serialised every batch's commit, and each hint woke the feed
-        -- relay (README "Benchmarks", figure 5). The relay's tick finds it.
+        -- lock would serialise every batch's commit, and each hint would wake
+        -- the feed relay. The relay's tick finds it.
         PERFORM feed.emit_data('usage',
             jsonb_build_object('batch', true, 'inserted', r.inserted,
                                'totalTokens', r.total_tokens, 'totalCost', v_cost),

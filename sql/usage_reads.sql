@@ -1,4 +1,4 @@
--- Usage totals, resets, history and the daily series (CONTRACT §3).
+-- Usage totals, resets, history and the daily series (docs/usage.md).
 --
 -- Totals come from the rollups plus the records not folded into them yet
 -- (usage.pending_records), never from a scan of all records.

@@ -1,8 +1,9 @@
--- Agent variants (CONTRACT §5): CRUD, clone, the single-active rule,
+-- Agent variants (docs/variants.md): CRUD, clone, the single-active rule,
 -- resolved config, performance log and metrics. Every function returns jsonb
 -- already in the API's camelCase shape.
 
--- Moved to sql/agents.sql (agents.config_fields, agents.normalize_config,
+-- Retired signatures: AgentConfig's fields and rules are defined once, by
+-- the agents domain (agents.config_fields, agents.normalize_config,
 -- agents.config_of, agents.config_json, agents.must_get).
 DROP FUNCTION IF EXISTS variants.config_fields();
 DROP FUNCTION IF EXISTS variants.normalize_config(jsonb, text[]);

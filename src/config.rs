@@ -1,4 +1,5 @@
-//! Configuration from the environment (see README "Configuration").
+//! Configuration from the environment (README "Configuration",
+//! docs/operations.md).
 
 use std::net::SocketAddr;
 use std::time::Duration;

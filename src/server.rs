@@ -159,8 +159,8 @@ pub async fn run(
 /// Accepts connections with Nagle's algorithm off. The live feed writes
 /// small frames as events arrive; with Nagle on, a frame written while the
 /// previous one is unacknowledged waits for the client's delayed ACK (up to
-/// 40 ms on Linux): that was the whole tail of figure 7 (README
-/// "Benchmarks"). poem leaves the option as the OS sets it.
+/// 40 ms on Linux), which would dominate the feed's tail latency. poem
+/// leaves the option as the OS sets it.
 struct NoDelay(poem::listener::TcpAcceptor);
 
 impl poem::listener::Acceptor for NoDelay {

@@ -1,4 +1,4 @@
-//! Agents domain (issue 5): registry, capabilities, organism, threads,
+//! Agents domain (docs/agents.md): registry, capabilities, organism, threads,
 //! messages and the durable inbox, against the real database — through the
 //! SQL functions and through HTTP.
 

@@ -1,4 +1,4 @@
-//! Credits (CONTRACT §2): month semantics, refill policies, holds, history,
+//! Credits (docs/credits.md): month semantics, refill policies, holds, history,
 //! roles, block prices, reporting views. SQL functions are called directly
 //! and through the real HTTP router. Concurrency: tests/credits_concurrency.rs;
 //! bad input and the filter property: tests/credits_input.rs.

@@ -388,9 +388,9 @@ fn self_managed_cluster_starts_and_stops() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The spec's operations are exactly CONTRACT's list (shared/design/endpoints.txt,
-/// copied into tests/endpoints.txt), and every `{placeholder}` of a path is a
-/// declared path parameter — generated SDKs break otherwise.
+/// The spec's operations are exactly the published list (tests/endpoints.txt),
+/// and every `{placeholder}` of a path is a declared path parameter —
+/// generated SDKs break otherwise.
 #[test]
 fn spec_paths_match_the_contract_and_their_parameters() {
     let spec: serde_json::Value = serde_json::from_str(&agentplane::api::spec_json()).unwrap();
@@ -427,6 +427,6 @@ fn spec_paths_match_the_contract_and_their_parameters() {
     let extra: Vec<_> = ops.difference(&wanted).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "missing {missing:?}, not in the contract {extra:?}"
+        "missing {missing:?}, not in tests/endpoints.txt {extra:?}"
     );
 }

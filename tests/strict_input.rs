@@ -1,5 +1,6 @@
-//! CONTRACT §0: a wrong JSON type where a request body expects a string is a
-//! 400 `invalid_request` (never read as its text), and nothing is written.
+//! Strict input (docs/api.md): a wrong JSON type where a request body
+//! expects a string is a 400 `invalid_request` (never read as its text), and
+//! nothing is written.
 //! One endpoint of every domain, plus the string validators that ride on the
 //! strict type (lengths, identifier patterns).
 

@@ -1,4 +1,4 @@
-//! Usage metering and thread budgets (CONTRACT §3), against a real database:
+//! Usage metering and thread budgets (docs/usage.md), against a real database:
 //! the SQL functions directly and the HTTP API through the real router.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Agent variants (CONTRACT §5) through HTTP: CRUD, slugs, clone, activation,
+//! Agent variants (docs/variants.md) through HTTP: CRUD, slugs, clone, activation,
 //! resolution, performance, metrics, history, compare, reporting view.
 //! Property and concurrency tests are in tests/variants_props.rs.
 

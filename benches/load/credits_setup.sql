@@ -1,4 +1,4 @@
--- Figures 1-4: 10,000 users with a balance nobody exhausts in a run, one hot
+-- The spend figures: 10,000 users with a balance nobody exhausts in a run, one hot
 -- user, and a block priced 1 credit per run for platform credentials.
 -- Shared by benches/load/setup.rs and scripts/instructions.sh.
 SELECT credits.put_block_costs('bench-block',

@@ -1,4 +1,4 @@
-//! WebSocket subscribers for figures 4 and 7.
+//! WebSocket subscribers for spend with subscribers and feed latency.
 
 use crate::harness::*;
 use futures_util::{SinkExt, StreamExt};
@@ -92,7 +92,7 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-/// Figure 7: events written at 1,000/s (each in its own transaction,
+/// Feed latency: events written at 1,000/s (each in its own transaction,
 /// carrying its commit-acknowledged time), 100 subscribers; returns p50 and
 /// p99 of receive time − commit time in ms, and the number of deliveries.
 pub async fn latency(db: &BenchDb, addr: &str, secs: u64) -> (f64, f64, u64) {

@@ -1,13 +1,14 @@
 //! `cargo bench --bench load`: starts agentplane on a fresh database, loads
-//! it, and prints each figure of issue 8 as a ratio against a baseline
-//! measured in the same run on the same machine. See README "Benchmarks".
+//! it, and prints each figure as a ratio against a baseline measured in
+//! the same run on the same machine. See docs/performance.md.
 //!
 //! Knobs (environment): DATABASE_URL (the server to create the bench
 //! database on; default the machine's 127.0.0.1:5432), BENCH_SECS (seconds
 //! per throughput phase, default 10), BENCH_CLIENTS (HTTP clients, default
-//! 32), BENCH_RECORDS (usage records for figure 6, default 10,000,000),
-//! BENCH_ONLY (comma-separated parts to run: spend = figures 1-4 and 8,
-//! ingest = 5, feed = 7, records = 5b and 6; default all).
+//! 32), BENCH_RECORDS (usage records for the usage totals reads, default 10,000,000),
+//! BENCH_ONLY (comma-separated parts to run: spend = the spend figures and
+//! server memory, ingest = batch usage ingest, feed = feed latency, records =
+//! the batch function from SQL and the usage totals reads; default all).
 
 mod feed;
 mod harness;
@@ -74,7 +75,7 @@ async fn run(k: Knobs) {
     );
     let mut rows = Vec::new();
 
-    // Server A: migrates the database, then figures 1-3 and figure 4's baseline.
+    // Server A: migrates the database, then the spend figures up to one hot user.
     let mut server = Server::start(&db.url, &[]).await;
     if k.runs("spend") {
         server = spend_figures(&k, &db, server, &mut rows).await;
@@ -95,14 +96,15 @@ async fn run(k: Knobs) {
     print_table(&k, &rows);
 }
 
-/// Figures 2, 1, 3, 4 and 8. Returns the server the later figures use (the
-/// one started for figure 4).
+/// The spend figures and server memory. Returns the server the later figures
+/// use (the one started for spend with subscribers).
 async fn spend_figures(k: &Knobs, db: &BenchDb, server: Server, rows: &mut Vec<Row>) -> Server {
     setup::credits(db).await;
     setup::minimal_spend(db).await;
 
-    // Figure 2: the spend function vs a minimal spend, both under pgbench,
-    // alternated twice (best of each) to damp the noise of a shared machine.
+    // Spend function overhead: the spend function vs a minimal spend, both
+    // under pgbench, alternated twice (best of each) to damp the noise of a
+    // shared machine.
     let spend_script = "\\set u random(1, 10000)\n\
         SELECT * FROM credits.spend('bu' || :u, 'bench-block', '{\"credentials\":{\"provider\":\"platform\"}}');\n";
     let minimal_script = "\\set u random(1, 10000)\nSELECT bench.min_spend('bu' || :u, 1);\n";
@@ -123,7 +125,7 @@ async fn spend_figures(k: &Knobs, db: &BenchDb, server: Server, rows: &mut Vec<R
         pg_spend = pg_spend.max(pgbench(&db.url, spend_script, k.clients, k.secs));
     }
     rows.push(Row {
-        figure: "2 spend fn vs minimal spend (pgbench)",
+        figure: "spend function overhead (pgbench)",
         measured: format!("{pg_spend:.0} tx/s"),
         baseline: format!("{pg_minimal:.0} tx/s"),
         ratio: pg_spend / pg_minimal,
@@ -131,11 +133,11 @@ async fn spend_figures(k: &Knobs, db: &BenchDb, server: Server, rows: &mut Vec<R
         pass: pg_spend / pg_minimal >= 0.7,
     });
 
-    // Figure 1: spend over HTTP, 10,000 users, vs pgbench on the spend function.
+    // Spend over HTTP, 10,000 users, vs pgbench on the spend function.
     let http = spend_load(&server.base, k.clients, k.secs, false).await;
     let http_rate = http.per_sec();
     rows.push(Row {
-        figure: "1 spend over HTTP vs pgbench spend fn",
+        figure: "spend over HTTP",
         measured: format!("{http_rate:.0} req/s ({} failed)", http.failed),
         baseline: format!("{pg_spend:.0} tx/s"),
         ratio: http_rate / pg_spend,
@@ -143,13 +145,13 @@ async fn spend_figures(k: &Knobs, db: &BenchDb, server: Server, rows: &mut Vec<R
         pass: http_rate / pg_spend >= 0.6 && http.failed == 0,
     });
 
-    // Figure 3: one hot user vs figure 1; then the ledger must still add up,
+    // One hot user vs spend over HTTP; then the ledger must still add up,
     // and a user with 1,000 credits under the same contention never overdraws.
     let hot = spend_load(&server.base, k.clients, k.secs, true).await;
     let (consistent, detail) = setup::hot_user_consistent(db).await;
     let (no_overdraft, probe) = setup::overdraft_probe(db, &server.base).await;
     rows.push(Row {
-        figure: "3 one hot user vs figure 1",
+        figure: "one hot user",
         measured: format!("{:.0} req/s; {detail}; {probe}", hot.per_sec()),
         baseline: format!("{http_rate:.0} req/s"),
         ratio: hot.per_sec() / http_rate,
@@ -158,10 +160,11 @@ async fn spend_figures(k: &Knobs, db: &BenchDb, server: Server, rows: &mut Vec<R
     });
     server.stop();
 
-    // Figures 4 and 8: a fresh server (so its peak memory is this load's),
-    // the same spend load without and with 100 subscribers connected,
-    // alternated twice on this one server (best of each), so that both sides
-    // meet the same database and the same moment of a shared machine.
+    // Spend with subscribers and server memory: a fresh server (so its peak
+    // memory is this load's), the same spend load without and with 100
+    // subscribers connected, alternated twice on this one server (best of
+    // each), so that both sides meet the same database and the same moment
+    // of a shared machine.
     let server = Server::start(&db.url, &[]).await;
     let (mut without_feed, mut with_feed, mut received, mut failed) = (0f64, 0f64, 0, 0);
     for _ in 0..2 {
@@ -178,7 +181,7 @@ async fn spend_figures(k: &Knobs, db: &BenchDb, server: Server, rows: &mut Vec<R
     }
     let rss = peak_rss_mib(server.pid()).unwrap_or(f64::NAN);
     rows.push(Row {
-        figure: "4 spend with 100 WS subscribers vs none",
+        figure: "spend with subscribers",
         measured: format!("{with_feed:.0} req/s ({received} events pushed)"),
         baseline: format!("{without_feed:.0} req/s"),
         ratio: with_feed / without_feed,
@@ -186,7 +189,7 @@ async fn spend_figures(k: &Knobs, db: &BenchDb, server: Server, rows: &mut Vec<R
         pass: with_feed / without_feed >= 0.85 && failed == 0,
     });
     rows.push(Row {
-        figure: "8 server peak RSS under figure 4",
+        figure: "server memory (peak RSS)",
         measured: format!("{rss:.1} MiB"),
         baseline: "-".into(),
         ratio: f64::NAN,
@@ -196,12 +199,12 @@ async fn spend_figures(k: &Knobs, db: &BenchDb, server: Server, rows: &mut Vec<R
     server
 }
 
-/// Figure 5; returns the COPY baseline (rows/s).
+/// Batch usage ingest; returns the COPY baseline (rows/s).
 async fn ingest_figure(k: &Knobs, db: &BenchDb, server: &Server, rows: &mut Vec<Row>) -> f64 {
-    // Figure 5: usage batch ingest vs COPY of the same rows.
+    // Usage batch ingest vs COPY of the same rows.
     let (api_rate, copy_rate) = setup::usage_ingest(db, &server.base, k.secs).await;
     rows.push(Row {
-        figure: "5 usage batch ingest vs COPY",
+        figure: "batch usage ingest",
         measured: format!("{api_rate:.0} records/s"),
         baseline: format!("{copy_rate:.0} rows/s"),
         ratio: api_rate / copy_rate,
@@ -212,10 +215,10 @@ async fn ingest_figure(k: &Knobs, db: &BenchDb, server: &Server, rows: &mut Vec<
 }
 
 async fn feed_figure(k: &Knobs, db: &BenchDb, server: &Server, rows: &mut Vec<Row>) {
-    // Figure 7: feed latency at 1,000 events/s with 100 subscribers.
+    // Feed latency at 1,000 events/s with 100 subscribers.
     let (p50, p99, delivered) = feed::latency(db, &server.addr, k.secs).await;
     rows.push(Row {
-        figure: "7 feed latency commit->WS, 1k ev/s, 100 subs",
+        figure: "feed latency",
         measured: format!("p50 {p50:.1} ms, p99 {p99:.1} ms"),
         baseline: format!("{delivered} deliveries"),
         ratio: f64::NAN,
@@ -224,7 +227,8 @@ async fn feed_figure(k: &Knobs, db: &BenchDb, server: &Server, rows: &mut Vec<Ro
     });
 }
 
-/// Figure 6 (and 5b, when figure 5 ran: its COPY rate is 5b's baseline).
+/// The usage totals reads (and the batch function from SQL, when batch usage
+/// ingest ran: its COPY rate is the baseline).
 async fn records_figures(
     k: &Knobs,
     db: &BenchDb,
@@ -232,18 +236,18 @@ async fn records_figures(
     copy_rate: Option<f64>,
     rows: &mut Vec<Row>,
 ) {
-    // Figure 6: totals over many usage records vs the naive aggregate.
+    // Totals over many usage records vs the naive aggregate.
     let started = Instant::now();
     setup::load_usage_records(db, k.records).await;
     let load_secs = started.elapsed().as_secs_f64();
     setup::analyze_usage(db).await;
     eprintln!("loaded {} usage records in {load_secs:.0}s", k.records);
-    // Where figure 5's time goes: the same batch function called from SQL
+    // Where batch ingest's time goes: the same batch function called from SQL
     // (no HTTP, no JSON), 10,000 records a call on two connections.
     let sql_rate = k.records as f64 / load_secs;
     if let Some(copy_rate) = copy_rate {
         rows.push(Row {
-            figure: "5b usage batch fn alone (SQL) vs COPY",
+            figure: "batch function from SQL",
             measured: format!("{sql_rate:.0} records/s"),
             baseline: format!("{copy_rate:.0} rows/s"),
             ratio: sql_rate / copy_rate,
@@ -253,12 +257,12 @@ async fn records_figures(
     }
     for (figure, api_path, naive_sql) in [
         (
-            "6a GET /usage vs naive aggregate",
+            "usage overview read",
             "/api/v1/usage",
             "SELECT count(*), sum(prompt_tokens + completion_tokens), sum(cost) FROM usage.records",
         ),
         (
-            "6b GET /usage/agents/{id} vs naive",
+            "agent totals read",
             "/api/v1/usage/agents/agent-3",
             "SELECT count(*), sum(prompt_tokens + completion_tokens), sum(cost) FROM usage.records WHERE agent_id = 'agent-3'",
         ),
@@ -276,7 +280,8 @@ async fn records_figures(
     }
 }
 
-/// The spend load of figures 1, 3 and 4: each request spends on a random
+/// The spend load of spend over HTTP, one hot user and spend with
+/// subscribers: each request spends on a random
 /// one of the 10,000 users (or all on the hot user). Driven by wrk when it
 /// is installed, else by the Rust client.
 async fn spend_load(base: &str, clients: usize, secs: u64, hot: bool) -> LoadResult {

@@ -1,4 +1,4 @@
--- The baseline of figure 2: one conditional UPDATE plus one INSERT, on the
+-- The baseline of spend function overhead: one conditional UPDATE plus one INSERT, on the
 -- same 10,000 user ids. Shared by benches/load/setup.rs and
 -- scripts/instructions.sh.
 CREATE SCHEMA IF NOT EXISTS bench;

@@ -15,7 +15,7 @@ pub async fn credits(db: &BenchDb) {
     c.batch_execute("VACUUM ANALYZE").await.expect("vacuum");
 }
 
-/// The baseline of figure 2: one conditional UPDATE plus one INSERT.
+/// The baseline of spend function overhead: one conditional UPDATE plus one INSERT.
 pub async fn minimal_spend(db: &BenchDb) {
     let c = db.client().await;
     c.batch_execute(include_str!("minimal_spend.sql"))
@@ -130,7 +130,7 @@ pub async fn until_folded(db: &BenchDb) -> f64 {
     }
 }
 
-/// Figure 5: records/s through the batch endpoint (1,000 per batch, 4
+/// Batch usage ingest: records/s through the batch endpoint (1,000 per batch, 4
 /// clients) vs COPY of the same rows into a plain table. The rate counts the
 /// time until the last batch is folded into budgets and rollups too, so it is
 /// what the server sustains, not what it can queue.
@@ -148,7 +148,7 @@ pub async fn usage_ingest(db: &BenchDb, base: &str, secs: u64) -> (f64, f64) {
     .await;
     assert_eq!(res.failed, 0, "batch ingest failed");
     let drain = until_folded(db).await;
-    eprintln!("figure 5: the last batches were folded {drain:.2}s after the load stopped");
+    eprintln!("batch usage ingest: the last batches were folded {drain:.2}s after the load");
     let api_rate = res.ok as f64 * 1000.0 / (res.secs + drain);
 
     // COPY the same rows (as text) into a plain table, the same number of times.
@@ -198,7 +198,7 @@ pub async fn usage_ingest(db: &BenchDb, base: &str, secs: u64) -> (f64, f64) {
     (api_rate, copy_rate)
 }
 
-/// Figure 6's data: `total` usage records written through the real batch
+/// The usage totals reads' data: `total` usage records written through the real batch
 /// function (so rollups are maintained as in production), 10,000 per call,
 /// on two connections; returns once the server's folder has folded them.
 pub async fn load_usage_records(db: &BenchDb, total: u64) {
@@ -232,7 +232,7 @@ pub async fn load_usage_records(db: &BenchDb, total: u64) {
     until_folded(db).await;
 }
 
-/// Statistics for figure 6's reads, as autovacuum would have them by then.
+/// Statistics for the usage totals reads, as autovacuum would have them by then.
 pub async fn analyze_usage(db: &BenchDb) {
     let c = db.client().await;
     c.batch_execute("VACUUM ANALYZE usage.records")

@@ -1,5 +1,5 @@
 //! `/api/v1/agents` and `/api/v1/capabilities`: the agent registry, runtime
-//! state reports, pause/resume (CONTRACT §4).
+//! state reports, pause/resume (docs/agents.md).
 
 use super::types::Text;
 use super::{encode, reply, ApiResult, ApiTags, AppState, Auth, Role};
@@ -31,7 +31,7 @@ impl AgentState {
     }
 }
 
-/// An agent's model configuration (CONTRACT §5 field names). Every field is
+/// An agent's model configuration (the fields its variants share). Every field is
 /// optional; text fields are free text up to 100,000 characters.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]

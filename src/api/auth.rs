@@ -1,4 +1,4 @@
-//! Bearer-key authentication and roles.
+//! Bearer-key authentication and roles (docs/api.md).
 //!
 //! `Auth` is an OpenAPI extractor: it declares the `bearerAuth` scheme in the
 //! spec and resolves the caller. Handlers then state the role they need with

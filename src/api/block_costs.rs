@@ -1,5 +1,5 @@
 //! `/api/v1/block-costs`: the prices of blocks, used by credits spend and
-//! holds (CONTRACT §2). The rules live in sql/credits.sql.
+//! holds (docs/credits.md). The rules live in sql/credits/pricing.sql.
 
 use super::{reply, ApiResult, ApiTags, AppState, Auth, Role};
 use crate::api::types::Ident;

@@ -1,4 +1,4 @@
-//! The one error body of CONTRACT §0, for every failure the API can produce.
+//! The one error body (docs/api.md), for every failure the API can produce.
 
 use crate::db::DbError;
 use poem::Response;

@@ -1,4 +1,5 @@
-//! `/api/v1/executions`: node executions of graph runs (CONTRACT §6).
+//! `/api/v1/executions`: node executions of graph runs
+//! (docs/executions.md).
 
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
 use crate::api::reply;

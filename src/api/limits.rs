@@ -1,4 +1,4 @@
-//! Request body size limit (CONTRACT §0: over the limit is a 413).
+//! Request body size limit: a body over `AGENTPLANE_MAX_BODY_BYTES` is a 413.
 //!
 //! poem's own `SizeLimit` refuses every request without `Content-Length`
 //! (even GETs), so this one checks the header when present and otherwise

@@ -1,5 +1,5 @@
 //! `/api/v1/inject`, `/api/v1/messages` and the inbox: the message bus
-//! (CONTRACT §4).
+//! (docs/agents.md).
 
 use super::reply;
 use super::types::Ident;

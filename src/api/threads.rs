@@ -1,4 +1,5 @@
-//! `/api/v1/threads`: conversations between agents (CONTRACT §4).
+//! `/api/v1/threads`: conversations between agents
+//! (docs/agents.md).
 
 use super::messages::MessageList;
 use super::types::Text;

@@ -67,7 +67,7 @@ macro_rules! string_newtype {
 
 /// A JSON string and nothing else: poem-openapi's `String` also accepts
 /// numbers and booleans, which would turn `{"name": 5}` into `"5"` instead
-/// of the 400 the contract asks for (CONTRACT §0). Every string field of a
+/// of a 400: a wrong JSON type is bad input. Every string field of a
 /// request body uses it; its schema is plain `string`, and the string
 /// validators (`min_length`, `max_length`, `pattern`, custom) apply as usual.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,6 @@
-//! `/api/v1/users/{userId}`: users and their refill policies (CONTRACT §2).
-//! The rules live in sql/credits.sql.
+//! `/api/v1/users/{userId}`: users and their refill policies
+//! (docs/credits.md).
+//! The rules live in sql/credits/users.sql.
 
 use super::credits::allow;
 use super::{reply, ApiResult, ApiTags, AppState, Auth, Role};

@@ -1,5 +1,5 @@
 //! Agents, threads, messages, inbox and organism: thin calls to the
-//! `agents.*` SQL functions (sql/agents.sql). Each returns the function's
+//! `agents.*` SQL functions (sql/agents/). Each returns the function's
 //! jsonb, already in the API's camelCase shape.
 
 use super::{call_json, DbError};

@@ -1,4 +1,4 @@
-//! Credits: thin calls to the credits.* SQL functions (sql/credits.sql).
+//! Credits: thin calls to the credits.* SQL functions (sql/credits/).
 //! Most functions answer JSON already in the API's camelCase shape.
 
 use super::{call_json, DbError};

@@ -8,19 +8,67 @@ mod embedded {
 }
 
 /// The stored logic, applied after the migrations on every start, in this
-/// order (later files call functions of earlier ones).
+/// order (later files call functions of earlier ones: a SQL-language body is
+/// checked when it is created, so what it calls must exist by then). The
+/// credits and agents domains are split into one file per sub-domain.
 pub const SQL_FILES: &[(&str, &str)] = &[
     ("common.sql", include_str!("../../sql/common.sql")),
     ("events.sql", include_str!("../../sql/events.sql")),
     ("auth.sql", include_str!("../../sql/auth.sql")),
-    ("credits.sql", include_str!("../../sql/credits.sql")),
+    (
+        "credits/periods.sql",
+        include_str!("../../sql/credits/periods.sql"),
+    ),
+    (
+        "credits/pricing.sql",
+        include_str!("../../sql/credits/pricing.sql"),
+    ),
+    (
+        "credits/users.sql",
+        include_str!("../../sql/credits/users.sql"),
+    ),
+    (
+        "credits/ledger.sql",
+        include_str!("../../sql/credits/ledger.sql"),
+    ),
+    (
+        "credits/spend.sql",
+        include_str!("../../sql/credits/spend.sql"),
+    ),
+    (
+        "credits/movements.sql",
+        include_str!("../../sql/credits/movements.sql"),
+    ),
+    (
+        "credits/holds.sql",
+        include_str!("../../sql/credits/holds.sql"),
+    ),
     ("usage.sql", include_str!("../../sql/usage.sql")),
     (
         "usage_ingest.sql",
         include_str!("../../sql/usage_ingest.sql"),
     ),
     ("usage_reads.sql", include_str!("../../sql/usage_reads.sql")),
-    ("agents.sql", include_str!("../../sql/agents.sql")),
+    (
+        "agents/shapes.sql",
+        include_str!("../../sql/agents/shapes.sql"),
+    ),
+    (
+        "agents/organism.sql",
+        include_str!("../../sql/agents/organism.sql"),
+    ),
+    (
+        "agents/registry.sql",
+        include_str!("../../sql/agents/registry.sql"),
+    ),
+    (
+        "agents/messages.sql",
+        include_str!("../../sql/agents/messages.sql"),
+    ),
+    (
+        "agents/threads.sql",
+        include_str!("../../sql/agents/threads.sql"),
+    ),
     ("variants.sql", include_str!("../../sql/variants.sql")),
     ("executions.sql", include_str!("../../sql/executions.sql")),
     ("reporting.sql", include_str!("../../sql/reporting.sql")),

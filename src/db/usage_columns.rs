@@ -4,9 +4,9 @@
 //! these columns (`src/api/usage/batch_body.rs`). Every string of the batch
 //! is copied once into one buffer and each column holds where its strings
 //! lie, so reading a 1,000-record body allocates a few vectors instead of
-//! three or more strings per record (figure 5 of the benchmark: the
-//! allocator, and moving 200-byte records into a growing vector, were a
-//! third of the server's time per batch).
+//! three or more strings per record (per-record strings, and moving
+//! 200-byte records into a growing vector, would be a third of the server's
+//! time per batch).
 
 use super::usage::NewRecord;
 use chrono::{DateTime, Utc};

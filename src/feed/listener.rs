@@ -89,7 +89,7 @@ async fn session(
         if cfg.listen {
             client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
         }
-        // prepared once per connection (parsed at every step before)
+        // prepared once per connection, not parsed at every step
         let poll = client.prepare(RELAY_POLL).await?;
         tracing::info!(listen = cfg.listen, "feed listener connected");
         let settle = settle_of(cfg);
@@ -115,7 +115,7 @@ async fn session(
                         // `settle`: each step then carries a burst of events
                         // that every connection writes out at once, instead
                         // of a step, and a write per connection, for every
-                        // commit (README "Benchmarks", figure 7). A lone
+                        // commit. A lone
                         // hint after a quiet spell is stepped on at once.
                         tokio::time::sleep_until(stepped_at + settle).await;
                         hinted = true;
@@ -151,19 +151,20 @@ fn next_wait(hub: &Hub, cfg: &RelayConfig, state: &RelayState, hinted: bool) -> 
     } else if hub.is_idle() {
         // Nobody to deliver to: the cut only has to stay recent. A step
         // costs a little, and under a write load a checkpoint is nearly
-        // always waiting: chasing it every settle took an eighth of a core
-        // during usage ingest (README "Benchmarks", figure 5). The first
+        // always waiting: chasing it every settle would take an eighth of a
+        // core during usage ingest. The first
         // connection wakes the relay.
         cfg.poll * IDLE_POLL_FACTOR
     } else if hinted && state.cursor.is_pending() {
         // A hinted commit waits for the transactions in flight: look again
-        // soon (figure 7's p99 doubled without this).
+        // soon: otherwise it waits a whole tick, which doubles the feed's
+        // tail latency.
         settle_of(cfg)
     } else {
         // Unhinted writes (the hot paths) wait for the tick even while a
         // checkpoint waits: under their load one nearly always does, and
-        // stepping every settle for it cost a spend load with subscribers a
-        // tenth of a core (figure 4).
+        // stepping every settle for it would cost a spend load with
+        // subscribers a tenth of a core.
         cfg.poll
     }
 }
@@ -177,12 +178,13 @@ async fn step(
 ) -> Result<(), DbError> {
     loop {
         // With no connection registered the step only advances the cut:
-        // reading and rendering every event for nobody cost a tenth of the
-        // machine under a spend load (README "Benchmarks", figure 2).
+        // reading and rendering every event for nobody would cost a tenth of
+        // the machine under a spend load.
         let idle = state.last.is_some() && hub.is_idle();
         let limit = if idle { 0 } else { PAGE };
         // Likewise only the events of the users someone follows, when every
-        // connection follows named users (figure 4).
+        // connection follows named users: the rest would be rendered for
+        // nobody.
         let (version, users) = hub.wanted_users();
         let events = relay_poll(
             client,

@@ -1,4 +1,4 @@
-//! The live feed (CONTRACT §6): a relay that reads the event table
+//! The live feed (docs/feed.md): a relay that reads the event table
 //! ([`listener`]), an in-process fan-out ([`hub`]), retention pruning
 //! ([`retention`]) and the three WebSocket protocols ([`ws`]).
 //!

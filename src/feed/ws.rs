@@ -107,8 +107,8 @@ impl Conn {
 
     /// Queues one text frame in the socket's write buffer without writing
     /// it out; `flush` writes everything queued in one go. The frames of a
-    /// burst of events go out in one system call instead of one each
-    /// (README "Benchmarks", figure 7).
+    /// burst of events go out in one system call instead of one each, which
+    /// keeps the server's system time flat as subscribers grow.
     pub async fn queue_frame(&mut self, text: String) -> Result<(), Stop> {
         let kicked = self.kicked.clone();
         tokio::select! {

@@ -1,6 +1,6 @@
-//! Credits: balances, spend, top-up, adjust, history and
+//! Credits (docs/credits.md): balances, spend, top-up, adjust, history and
 //! holds. Users and refill policies live in `users`, block prices in
-//! `block_costs`. The rules live in sql/credits.sql; this layer checks roles,
+//! `block_costs`. The rules live in sql/credits/; this layer checks roles,
 //! user binding and shapes.
 
 mod types;

@@ -3,7 +3,7 @@
 //! and whole numbers.
 //!
 //! Reading a 1,000-record body with serde took about half the server's time
-//! per batch (figure 5 of the benchmark): a generic visitor per field, a
+//! per batch under batch ingest: a generic visitor per field, a
 //! field-name match per key. Agent runtimes send exactly this shape, so the
 //! scanner reads it in one pass over the bytes. It accepts a subset of JSON
 //! and reads it as serde does; anything else (an escape, a fraction or an

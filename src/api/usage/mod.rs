@@ -1,5 +1,5 @@
 //! `/api/v1/model-prices` and `/api/v1/usage...`: LLM usage metering, totals
-//! and per-thread token budgets. The rules live in sql/usage.sql.
+//! and per-thread token budgets (docs/usage.md). The rules live in sql/usage.sql.
 //!
 //! A key bound to a user records usage only for that user and reads only that
 //! user's records (history, daily); totals over every user (overview, by
