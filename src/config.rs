@@ -46,6 +46,9 @@ pub struct Config {
     /// `AGENTPLANE_KEY_RECHECK`, default `5s`: how often the server re-reads
     /// revoked keys for its open WebSockets (requests check on every call).
     pub key_recheck: Duration,
+    /// `serve --unsafe-fast-storage`: the self-managed cluster runs without
+    /// crash safety (fsync off). Never the default.
+    pub unsafe_fast_storage: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -171,6 +174,7 @@ impl Config {
             ws_max_command_bytes,
             ws_idle_timeout,
             key_recheck,
+            unsafe_fast_storage: false,
         })
     }
 }

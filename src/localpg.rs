@@ -1,14 +1,34 @@
 //! A self-managed PostgreSQL cluster, used when `DATABASE_URL` is unset.
 //!
 //! It finds the system's server binaries, `initdb`s a data folder (kept
-//! between runs), starts the server on a free loopback port and stops it when
-//! the [`LocalCluster`] is dropped. PostgreSQL refuses to run as root, so as
-//! root the server processes run as an unprivileged user (`postgres`, else
-//! `nobody`) that owns the data folder.
+//! between runs), starts the server and stops it when the [`LocalCluster`]
+//! is dropped. PostgreSQL refuses to run as root, so as root the server
+//! processes run as an unprivileged user (`postgres`, else `nobody`) that
+//! owns the data folder.
+//!
+//! The cluster holds money, so it is closed and durable by default: it
+//! listens on no TCP port, only on a Unix socket inside the cluster's folder,
+//! which only the folder's owner (and root) may enter; and PostgreSQL's
+//! durability settings stay at their defaults. [`Storage::UnsafeFast`]
+//! turns durability off for throwaway clusters (tests).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+/// Whether the cluster survives a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// PostgreSQL's defaults: every answered commit survives a crash.
+    Durable,
+    /// `fsync`, `synchronous_commit` and `full_page_writes` off: a crash can
+    /// lose answered commits or corrupt the cluster. For throwaway data.
+    UnsafeFast,
+}
+
+/// The server's port number: it names the socket file (`.s.PGSQL.5432`);
+/// no TCP port is opened.
+const SOCKET_PORT: u16 = 5432;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalPgError {
@@ -23,6 +43,8 @@ pub enum LocalPgError {
     NoUnprivilegedUser,
     #[error("{what} failed: {detail}")]
     Command { what: String, detail: String },
+    #[error("{0}")]
+    Unsafe(String),
     #[error("io error on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -36,14 +58,16 @@ pub enum LocalPgError {
 pub struct LocalCluster {
     bindir: PathBuf,
     data: PathBuf,
+    socket_dir: PathBuf,
     port: u16,
     run_as: Option<String>,
+    storage: Storage,
     owned: bool,
 }
 
 impl LocalCluster {
     /// Starts (creating if needed) the cluster whose files live in `dir`.
-    pub fn start(dir: &Path) -> Result<LocalCluster, LocalPgError> {
+    pub fn start(dir: &Path, storage: Storage) -> Result<LocalCluster, LocalPgError> {
         let bindir = find_bindir().ok_or(LocalPgError::NoBinaries)?;
         let run_as = if is_root() {
             Some(unprivileged_user().ok_or(LocalPgError::NoUnprivilegedUser)?)
@@ -57,35 +81,40 @@ impl LocalCluster {
             Some(_) if !ancestors_searchable(&dir) => fallback_dir(&dir),
             _ => dir,
         };
-        create_dir(&dir)?;
-        if let Some(user) = &run_as {
-            chown_recursive(&dir, user)?;
-        }
+        prepare_dir(&dir, run_as.as_deref())?;
         let mut cluster = LocalCluster {
             bindir,
             data: dir.join("data"),
-            port: 0,
+            socket_dir: dir.clone(),
+            port: SOCKET_PORT,
             run_as,
+            storage,
             owned: true,
         };
         if !cluster.data.join("PG_VERSION").exists() {
             cluster.initdb()?;
         }
+        cluster.write_hba()?;
         if let Some(port) = cluster.running_port() {
             tracing::info!(port, data = %cluster.data.display(), "reusing a running local PostgreSQL");
             cluster.port = port;
             cluster.owned = false;
             return Ok(cluster);
         }
-        cluster.port = free_port()?;
         cluster.pg_ctl_start()?;
-        tracing::info!(port = cluster.port, data = %cluster.data.display(), "started local PostgreSQL");
+        tracing::info!(socket = %cluster.socket_dir.display(), data = %cluster.data.display(),
+            durable = storage == Storage::Durable, "started local PostgreSQL");
         Ok(cluster)
     }
 
-    /// A connection URL for database `db` (trust auth, user `postgres`).
+    /// A connection URL for database `db`: user `postgres` over the Unix
+    /// socket in the cluster's folder.
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+        format!(
+            "postgresql:///{db}?host={}&port={}&user=postgres",
+            self.socket_dir.display(),
+            self.port
+        )
     }
 
     pub fn port(&self) -> u16 {
@@ -158,8 +187,8 @@ impl LocalCluster {
             &[
                 "-D".into(),
                 data.into(),
-                "-A".into(),
-                "trust".into(),
+                "--auth-local=trust".into(),
+                "--auth-host=reject".into(),
                 "-U".into(),
                 "postgres".into(),
                 "--no-sync".into(),
@@ -172,11 +201,17 @@ impl LocalCluster {
     }
 
     fn pg_ctl_start(&self) -> Result<(), LocalPgError> {
-        let opts = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-            self.port
+        // No TCP listener: clients come through the socket in the cluster's
+        // folder, which only its owner may enter.
+        let mut opts = format!(
+            "-p {} -c listen_addresses='' -c unix_socket_directories='{}' \
+             -c unix_socket_permissions=0700 -c max_connections=300",
+            self.port,
+            self.socket_dir.display()
         );
+        if self.storage == Storage::UnsafeFast {
+            opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
         let log = self.data.with_file_name("postgres.log");
         let data = self.data.clone();
         self.run(
@@ -198,15 +233,59 @@ impl LocalCluster {
         .map(|_| ())
     }
 
-    /// The port of a server already running on this data folder, if any.
+    /// Only socket connections, and only trusted because the socket's
+    /// folder is closed to everyone but the owner. Written on every start,
+    /// so a folder made by an older version is closed too.
+    fn write_hba(&self) -> Result<(), LocalPgError> {
+        let hba = self.data.join("pg_hba.conf");
+        let text = "# Written by agentplane: socket connections only; the socket's folder\n\
+                    # is open to its owner alone.\nlocal all all trust\n";
+        std::fs::write(&hba, text).map_err(|source| LocalPgError::Io {
+            path: hba.clone(),
+            source,
+        })?;
+        if let Some(user) = &self.run_as {
+            chown(&hba, user)?;
+        }
+        Ok(())
+    }
+
+    /// The port of a server already running on this data folder, if any. A
+    /// `postmaster.pid` whose process is gone, or is not a PostgreSQL
+    /// server (its number reused), is stale: it is removed so the server
+    /// can start.
     fn running_port(&self) -> Option<u16> {
-        let status = self.run(
-            "pg_ctl status",
-            "pg_ctl",
-            &["-D".into(), self.data.clone().into(), "status".into()],
-        );
-        status.ok()?;
-        let pid_file = std::fs::read_to_string(self.data.join("postmaster.pid")).ok()?;
+        let pid_path = self.data.join("postmaster.pid");
+        let pid_file = std::fs::read_to_string(&pid_path).ok()?;
+        let mut lines = pid_file.lines();
+        let pid: i32 = lines.next()?.trim().parse().ok()?;
+        let alive_postgres = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|cmd| String::from_utf8_lossy(&cmd).contains("postgres"))
+            .unwrap_or(false);
+        let socket_dir = pid_file.lines().nth(4).unwrap_or("").trim().to_string();
+        if !alive_postgres {
+            tracing::warn!(pid, file = %pid_path.display(), "removing a stale postmaster.pid");
+            let _ = std::fs::remove_file(&pid_path);
+            return None;
+        }
+        if socket_dir != self.socket_dir.display().to_string() {
+            // Started by an older version (TCP listener): stop it and start
+            // it again closed.
+            tracing::warn!("restarting the local PostgreSQL without its TCP listener");
+            let _ = self.run(
+                "pg_ctl stop",
+                "pg_ctl",
+                &[
+                    "-D".into(),
+                    self.data.clone().into(),
+                    "-m".into(),
+                    "fast".into(),
+                    "-w".into(),
+                    "stop".into(),
+                ],
+            );
+            return None;
+        }
         pid_file.lines().nth(3)?.trim().parse().ok()
     }
 
@@ -350,18 +429,66 @@ fn fallback_dir(dir: &Path) -> PathBuf {
     fallback
 }
 
-fn create_dir(dir: &Path) -> Result<(), LocalPgError> {
-    std::fs::create_dir_all(dir).map_err(|source| LocalPgError::Io {
+/// Creates the cluster's folder (owner-only, owned by the server's user),
+/// or checks that an existing one belongs to that user and is closed to
+/// others: a folder someone else owns is never taken over.
+fn prepare_dir(dir: &Path, run_as: Option<&str>) -> Result<(), LocalPgError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let io = |source| LocalPgError::Io {
         path: dir.to_path_buf(),
         source,
-    })
+    };
+    let owner_uid = match run_as {
+        Some(user) => uid_of(user)?,
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        None => unsafe { libc::geteuid() },
+    };
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        if let Some(user) = run_as {
+            chown(dir, user)?;
+        }
+        return Ok(());
+    }
+    let meta = std::fs::metadata(dir).map_err(io)?;
+    if meta.uid() != owner_uid {
+        return Err(LocalPgError::Unsafe(format!(
+            "{} belongs to uid {}, not to the user the cluster runs as (uid {owner_uid}); \
+             refusing to use it. Remove it, or set AGENTPLANE_DATA_DIR to another folder",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        // Others could reach the socket (and the data): close it.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
+    Ok(())
 }
 
-fn chown_recursive(dir: &Path, user: &str) -> Result<(), LocalPgError> {
+fn uid_of(user: &str) -> Result<u32, LocalPgError> {
+    let out = Command::new("id")
+        .arg("-u")
+        .arg(user)
+        .output()
+        .map_err(|e| LocalPgError::Command {
+            what: "id".into(),
+            detail: e.to_string(),
+        })?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| LocalPgError::Command {
+            what: "id".into(),
+            detail: format!("no uid for {user}"),
+        })
+}
+
+fn chown(path: &Path, user: &str) -> Result<(), LocalPgError> {
     let out = Command::new("chown")
-        .arg("-R")
         .arg(format!("{user}:"))
-        .arg(dir)
+        .arg(path)
         .output()
         .map_err(|e| LocalPgError::Command {
             what: "chown".into(),
@@ -375,14 +502,4 @@ fn chown_recursive(dir: &Path, user: &str) -> Result<(), LocalPgError> {
             detail: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
     }
-}
-
-fn free_port() -> Result<u16, LocalPgError> {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|source| LocalPgError::Io {
-            path: "127.0.0.1:0".into(),
-            source,
-        })
 }

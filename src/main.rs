@@ -16,7 +16,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP + WebSocket server (the default).
-    Serve,
+    Serve {
+        /// Run the self-managed PostgreSQL (no DATABASE_URL) with fsync,
+        /// synchronous_commit and full_page_writes off: faster, and a crash
+        /// can lose answered writes or corrupt the data. For throwaway use.
+        #[arg(long)]
+        unsafe_fast_storage: bool,
+    },
     /// Apply migrations and the sql/ files, then exit.
     Migrate,
     /// Print the OpenAPI document.
@@ -62,7 +68,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve))) {
+    let command = cli.command.unwrap_or(Command::Serve {
+        unsafe_fast_storage: false,
+    });
+    match runtime.block_on(run(command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("agentplane: {e}");
@@ -84,9 +93,14 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         };
     }
-    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
     match command {
-        Command::Serve => server::serve(config).await.map_err(|e| e.to_string()),
+        Command::Serve {
+            unsafe_fast_storage,
+        } => {
+            config.unsafe_fast_storage = unsafe_fast_storage;
+            server::serve(config).await.map_err(|e| e.to_string())
+        }
         Command::Migrate => server::migrate(&config).await.map_err(|e| e.to_string()),
         Command::Keys {
             command: KeysCommand::Create { role, user, name },

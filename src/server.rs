@@ -5,7 +5,7 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::feed;
-use crate::localpg::{LocalCluster, LocalPgError};
+use crate::localpg::{LocalCluster, LocalPgError, Storage};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,16 @@ pub async fn resolve_database(config: &Config) -> Result<Database, StartError> {
         });
     }
     let dir = config.data_dir.clone();
-    let cluster = tokio::task::spawn_blocking(move || LocalCluster::start(&dir))
+    let storage = if config.unsafe_fast_storage {
+        tracing::warn!(
+            "--unsafe-fast-storage: the local PostgreSQL runs with fsync off; a crash can lose \
+             answered writes or corrupt the data"
+        );
+        Storage::UnsafeFast
+    } else {
+        Storage::Durable
+    };
+    let cluster = tokio::task::spawn_blocking(move || LocalCluster::start(&dir, storage))
         .await
         .map_err(|e| StartError::Refused(format!("cluster start panicked: {e}")))??;
     let admin = db::connect(&cluster.url("postgres"), "agentplane-setup").await?;

@@ -357,11 +357,12 @@ fn every_operation_has_id_tag_and_errors() {
 
 #[test]
 fn self_managed_cluster_starts_and_stops() {
+    use agentplane::localpg::Storage::Durable;
     let dir = std::env::temp_dir().join(format!(
         "agentplane-cluster-{}",
         uuid::Uuid::new_v4().simple()
     ));
-    let mut cluster = agentplane::localpg::LocalCluster::start(&dir).expect("start");
+    let mut cluster = agentplane::localpg::LocalCluster::start(&dir, Durable).expect("start");
     let url = cluster.url("postgres");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -382,7 +383,7 @@ fn self_managed_cluster_starts_and_stops() {
         );
     });
     // the data folder is kept: a second start reuses it without initdb
-    let cluster = agentplane::localpg::LocalCluster::start(&dir).expect("restart");
+    let cluster = agentplane::localpg::LocalCluster::start(&dir, Durable).expect("restart");
     assert_eq!(cluster.data_dir(), data);
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);

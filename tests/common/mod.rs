@@ -45,8 +45,11 @@ fn server_url() -> &'static str {
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         ));
-        let cluster = agentplane::localpg::LocalCluster::start(&dir)
-            .unwrap_or_else(|e| panic!("cannot start a test cluster: {e}"));
+        let cluster = agentplane::localpg::LocalCluster::start(
+            &dir,
+            agentplane::localpg::Storage::UnsafeFast,
+        )
+        .unwrap_or_else(|e| panic!("cannot start a test cluster: {e}"));
         let url = cluster.url("postgres");
         cluster.stop_when_process_exits(std::process::id(), &dir);
         url
