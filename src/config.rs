@@ -4,8 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Everything the server needs to know at start, read once.
-#[derive(Debug, Clone)]
+/// Everything the server needs to know at start, read once. Its `Debug`
+/// hides the admin key and the database password (see below).
+#[derive(Clone)]
 pub struct Config {
     /// `DATABASE_URL`; `None` means "run a self-managed local cluster".
     pub database_url: Option<String>,
@@ -49,6 +50,60 @@ pub struct Config {
     /// `serve --unsafe-fast-storage`: the self-managed cluster runs without
     /// crash safety (fsync off). Never the default.
     pub unsafe_fast_storage: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("bind", &self.bind)
+            .field("admin_key", &self.admin_key.as_ref().map(|_| "<hidden>"))
+            .field("organism", &self.organism)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("event_retention", &self.event_retention)
+            .field("data_dir", &self.data_dir)
+            .field("pool_size", &self.pool_size)
+            .field("notify", &self.notify)
+            .field("poll_interval", &self.poll_interval)
+            .field("usage_fold_interval", &self.usage_fold_interval)
+            .field("ws_max_connections", &self.ws_max_connections)
+            .field("ws_queue", &self.ws_queue)
+            .field("ws_max_command_bytes", &self.ws_max_command_bytes)
+            .field("ws_idle_timeout", &self.ws_idle_timeout)
+            .field("key_recheck", &self.key_recheck)
+            .field("unsafe_fast_storage", &self.unsafe_fast_storage)
+            .finish()
+    }
+}
+
+/// A database URL with any password replaced: `scheme://user:pass@host`
+/// and `password=` parameters.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest_start + colon + 1..rest_start + at, "<hidden>");
+            }
+        }
+    }
+    let lower = out.to_ascii_lowercase();
+    if let Some(i) = lower.find("password=") {
+        let start = i + "password=".len();
+        let end = out[start..]
+            .find(['&', ' '])
+            .map_or(out.len(), |j| start + j);
+        out.replace_range(start..end, "<hidden>");
+    }
+    out
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -208,4 +263,40 @@ pub fn parse_duration(v: &str) -> Option<Duration> {
         _ => return None,
     };
     (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_secrets() {
+        let config = Config::from_lookup(|k| match k {
+            "DATABASE_URL" => {
+                Some("postgres://app:s3cret-pw@db.example/ap?password=s3cret-pw".into())
+            }
+            "AGENTPLANE_ADMIN_KEY" => Some("s3cret-admin".into()),
+            _ => None,
+        })
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:<hidden>@db.example/ap"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn redaction_keeps_urls_without_passwords() {
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact_url("host=/tmp password=x user=u"),
+            "host=/tmp password=<hidden> user=u"
+        );
+        assert_eq!(
+            redact_url("postgres://u:p@h:5/d?x=1"),
+            "postgres://u:<hidden>@h:5/d?x=1"
+        );
+    }
 }

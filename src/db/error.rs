@@ -85,12 +85,32 @@ impl DbError {
                     .unwrap_or_else(|| json!({})),
             };
         }
-        let (status, code) = match state {
-            "23505" => (409, "conflict"),
-            "23503" => (409, "conflict"),
-            "23514" | "23502" | "23P01" => (400, "invalid_input"),
-            s if s.starts_with("22") => (400, "invalid_input"),
-            "40001" | "40P01" => (503, "retry"),
+        // PostgreSQL's own texts name constraints and echo the input; they
+        // go to the log, and the client gets a sentence of ours.
+        tracing::debug!(sqlstate = state, error = %db.message(), "database refused a statement");
+        let (status, code, message) = match state {
+            "23505" => (
+                409,
+                "conflict",
+                "a resource with these values already exists",
+            ),
+            "23503" => (
+                409,
+                "conflict",
+                "the request refers to a resource that does not exist",
+            ),
+            "23514" | "23502" | "23P01" => (
+                400,
+                "invalid_input",
+                "the request breaks a rule of the data it would write",
+            ),
+            s if s.starts_with("22") => (400, "invalid_input", "a value in the request is invalid"),
+            "40001" | "40P01" => (503, "retry", "the request met a concurrent one; retry it"),
+            "57014" => (
+                503,
+                "statement_timeout",
+                "the database took too long to answer; retry later",
+            ),
             s if s.starts_with("08") || s.starts_with("57P") || s.starts_with("53") => {
                 return unavailable()
             }
@@ -99,7 +119,7 @@ impl DbError {
         MappedError {
             status,
             code: code.into(),
-            message: db.message().to_string(),
+            message: message.into(),
             details: json!({}),
         }
     }

@@ -50,9 +50,18 @@ pub fn pool(url: &str, size: usize) -> Result<Pool, DbError> {
     pool_with(url, size, true)
 }
 
+/// No statement of a request runs longer than this; a stuck one is
+/// cancelled by the server instead of holding a pooled connection forever.
+pub const STATEMENT_TIMEOUT: &str = "60s";
+
 /// [`pool`] whose sessions send NOTIFY from feed.emit only when `notify`.
 pub fn pool_with(url: &str, size: usize, notify: bool) -> Result<Pool, DbError> {
-    let cfg = pg_config_with(url, "agentplane", notify)?;
+    let mut cfg = pg_config_with(url, "agentplane", notify)?;
+    let options = format!(
+        "{} -c statement_timeout={STATEMENT_TIMEOUT}",
+        cfg.get_options().unwrap_or_default()
+    );
+    cfg.options(&options);
     let mgr = Manager::from_config(
         cfg,
         tokio_postgres::NoTls,

@@ -33,9 +33,16 @@ pub struct RelayConfig {
 /// Runs until `stop` turns true.
 pub async fn run(hub: Arc<Hub>, cfg: RelayConfig, mut stop: watch::Receiver<bool>) {
     let mut state = RelayState::default();
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = FIRST_BACKOFF;
     while !*stop.borrow() {
-        match session(&hub, &cfg, &mut state, &mut stop).await {
+        state.stepped = false;
+        let outcome = session(&hub, &cfg, &mut state, &mut stop).await;
+        if state.stepped {
+            // The session worked before it broke: this is a new outage, not
+            // the same one going on, so the wait starts short again.
+            backoff = FIRST_BACKOFF;
+        }
+        match outcome {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64,
@@ -50,8 +57,14 @@ pub async fn run(hub: Arc<Hub>, cfg: RelayConfig, mut stop: watch::Receiver<bool
     }
 }
 
+/// The first wait before reconnecting; it doubles up to 5 s while
+/// reconnecting keeps failing.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
 #[derive(Default)]
 struct RelayState {
+    /// Whether the current session completed a relay step.
+    stepped: bool,
     /// The last id published; None until the first step.
     last: Option<i64>,
     cursor: RelayCursor,
@@ -97,6 +110,7 @@ async fn session(
         loop {
             let stepped_at = tokio::time::Instant::now();
             step(hub, &client, &poll, state).await?;
+            state.stepped = true;
             let wait = next_wait(hub, cfg, state, hinted);
             let deadline = tokio::time::Instant::now() + wait;
             hinted = false;
