@@ -50,6 +50,12 @@ pub struct Config {
     /// `serve --unsafe-fast-storage`: the self-managed cluster runs without
     /// crash safety (fsync off). Never the default.
     pub unsafe_fast_storage: bool,
+    /// `AGENTPLANE_HTTP_MAX_CONNECTIONS`, default 16384: open HTTP
+    /// connections (WebSockets included); more wait in the accept backlog.
+    pub http_max_connections: usize,
+    /// `AGENTPLANE_HTTP_HEADER_TIMEOUT`, default `10s`: a new connection
+    /// must have sent its first request's headers by then.
+    pub http_header_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -75,6 +81,8 @@ impl std::fmt::Debug for Config {
             .field("ws_idle_timeout", &self.ws_idle_timeout)
             .field("key_recheck", &self.key_recheck)
             .field("unsafe_fast_storage", &self.unsafe_fast_storage)
+            .field("http_max_connections", &self.http_max_connections)
+            .field("http_header_timeout", &self.http_header_timeout)
             .finish()
     }
 }
@@ -209,6 +217,14 @@ impl Config {
                     reason: format!("`{v}` is not a duration of at most 30s, like 5s"),
                 })?,
         };
+        let http_max_connections = positive("AGENTPLANE_HTTP_MAX_CONNECTIONS", 16_384, 1_000_000)?;
+        let http_header_timeout = match get("AGENTPLANE_HTTP_HEADER_TIMEOUT") {
+            None => Duration::from_secs(10),
+            Some(v) => parse_duration(&v).ok_or_else(|| ConfigError {
+                var: "AGENTPLANE_HTTP_HEADER_TIMEOUT",
+                reason: format!("`{v}` is not a duration like 10s"),
+            })?,
+        };
         let organism = get("AGENTPLANE_ORGANISM").unwrap_or_else(|| "agentplane".into());
         Ok(Config {
             database_url: get("DATABASE_URL"),
@@ -230,6 +246,8 @@ impl Config {
             ws_idle_timeout,
             key_recheck,
             unsafe_fast_storage: false,
+            http_max_connections,
+            http_header_timeout,
         })
     }
 }

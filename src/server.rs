@@ -23,6 +23,10 @@ pub enum StartError {
     },
 }
 
+/// A connection with no traffic either way for this long is closed. Longer
+/// than the WebSocket ping interval, so idle sockets that answer pings stay.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// The database the process talks to, and the local cluster that serves it
 /// when we manage one (kept alive for as long as this value lives).
 pub struct Database {
@@ -143,18 +147,21 @@ pub async fn run(
         stop_rx,
     ));
     tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "agentplane is listening");
-    let acceptor = NoDelay(poem::listener::TcpAcceptor::from_tokio(listener).map_err(
-        |source| StartError::Bind {
+    let acceptor = crate::connections::GuardedAcceptor::new(
+        poem::listener::TcpAcceptor::from_tokio(listener).map_err(|source| StartError::Bind {
             addr: config.bind,
             source,
-        },
-    )?);
+        })?,
+        config.http_max_connections,
+        config.http_header_timeout,
+    );
     let hub = state.hub.clone();
     let shutdown = async move {
         shutdown.await;
         hub.shutdown(); // WebSockets close with 1001 instead of holding the server up
     };
     let result = poem::Server::new_with_acceptor(acceptor)
+        .idle_timeout(IDLE_TIMEOUT)
         .run_with_graceful_shutdown(api::app(state), shutdown, Some(Duration::from_secs(10)))
         .await;
     let _ = stop_tx.send(true);
@@ -163,36 +170,6 @@ pub async fn run(
     let _ = folder.await;
     let _ = access.await;
     result.map_err(|e| StartError::Refused(format!("server error: {e}")))
-}
-
-/// Accepts connections with Nagle's algorithm off. The live feed writes
-/// small frames as events arrive; with Nagle on, a frame written while the
-/// previous one is unacknowledged waits for the client's delayed ACK (up to
-/// 40 ms on Linux), which would dominate the feed's tail latency. poem
-/// leaves the option as the OS sets it.
-struct NoDelay(poem::listener::TcpAcceptor);
-
-impl poem::listener::Acceptor for NoDelay {
-    type Io = tokio::net::TcpStream;
-
-    fn local_addr(&self) -> Vec<poem::web::LocalAddr> {
-        self.0.local_addr()
-    }
-
-    async fn accept(
-        &mut self,
-    ) -> std::io::Result<(
-        Self::Io,
-        poem::web::LocalAddr,
-        poem::web::RemoteAddr,
-        poem::http::uri::Scheme,
-    )> {
-        let accepted = self.0.accept().await?;
-        if let Err(e) = accepted.0.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not turn Nagle's algorithm off");
-        }
-        Ok(accepted)
-    }
 }
 
 /// With no admin key and no key ever created, the API is open until the first
