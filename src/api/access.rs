@@ -87,8 +87,11 @@ impl Access {
     fn revoke(&self, ids: impl IntoIterator<Item = Uuid>) {
         let added = {
             let mut revoked = self.lock_revoked();
-            ids.into_iter()
-                .fold(false, |any, id| revoked.insert(id) || any)
+            let mut added = false;
+            for id in ids {
+                added |= revoked.insert(id);
+            }
+            added
         };
         if added {
             self.changes.send_modify(|n| *n += 1);
