@@ -243,17 +243,48 @@ CREATE OR REPLACE FUNCTION feed.read_range(p_after bigint, p_upto bigint, p_limi
                                            p_users text[] DEFAULT NULL)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 BEGIN
+    -- A page also stops before it passes feed.page_bytes() (always holding
+    -- at least one event): a run of large events (1 MiB messages) would
+    -- otherwise render past the 256 MiB a jsonb array may hold and fail the read
+    -- every time.
+    -- Callers learn that more events wait with feed.has_more.
     RETURN (
         SELECT coalesce(jsonb_agg(feed.event_json(e, CASE WHEN t.id IS NULL THEN e.body
                                                            ELSE credits.ledger_event_body(t) END)
                                   ORDER BY e.id), '[]'::jsonb)
-          FROM (SELECT * FROM feed.events
-                 WHERE id > p_after AND id <= p_upto
-                   AND (p_users IS NULL OR user_id = ANY (p_users))
-                 ORDER BY id LIMIT greatest(p_limit, 0)) e
+          FROM (SELECT r.id, sum(feed.body_bytes(r.body)) OVER (ORDER BY r.id) AS upto_bytes,
+                       feed.body_bytes(r.body) AS own_bytes
+                  FROM (SELECT id, body FROM feed.events
+                         WHERE id > p_after AND id <= p_upto
+                           AND (p_users IS NULL OR user_id = ANY (p_users))
+                         ORDER BY id LIMIT greatest(p_limit, 0)) r) w
+          JOIN feed.events e ON e.id = w.id AND w.upto_bytes - w.own_bytes < feed.page_bytes()
           LEFT JOIN credits.transactions t
                  ON e.ledger_id IS NOT NULL AND t.user_id = e.user_id AND t.id = e.ledger_id);
 END
+$$;
+
+-- The most a page of events may hold, in bytes of their bodies.
+CREATE OR REPLACE FUNCTION feed.page_bytes()
+RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT 8 * 1024 * 1024::bigint $$;
+
+-- An event body's size as rendered: stored size for small bodies (cheap),
+-- the text's length for large ones, which may be stored compressed far
+-- below what they render to.
+CREATE OR REPLACE FUNCTION feed.body_bytes(p_body jsonb)
+RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN pg_column_size(p_body) > 2000 THEN octet_length(p_body::text)
+                ELSE pg_column_size(p_body) END
+$$;
+
+-- Whether an event (of p_users, when given) lies in (p_after, p_upto]:
+-- a page that stopped at its byte bound left some.
+CREATE OR REPLACE FUNCTION feed.has_more(p_after bigint, p_upto bigint,
+                                         p_users text[] DEFAULT NULL)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM feed.events
+                    WHERE id > p_after AND id <= p_upto
+                      AND (p_users IS NULL OR user_id = ANY (p_users)))
 $$;
 
 -- Retention: deletes up to p_batch events older than p_older_than, oldest

@@ -22,6 +22,10 @@ pub enum DbError {
     /// Too much work is already waiting (the spend queue of one user).
     #[error("busy: {0}")]
     Busy(String),
+    /// The connection broke after a write was sent: it may or may not have
+    /// committed. Retrying the same request with its idempotency key tells.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// One failure answered to several callers (the spend queue's batch).
     #[error("{0}")]
     Shared(std::sync::Arc<DbError>),
@@ -66,6 +70,17 @@ impl DbError {
                 }
             }
             DbError::Pool(_) => return unavailable(),
+            DbError::OutcomeUnknown(_) => {
+                return MappedError {
+                    status: 503,
+                    code: "outcome_unknown".into(),
+                    message: "the connection to the database broke after the request was sent, \
+                              so whether it was applied is unknown; send it again with the same \
+                              idempotencyKey to learn the outcome"
+                        .into(),
+                    details: json!({}),
+                }
+            }
             DbError::Postgres(e) => e,
             _ => return internal(),
         };

@@ -111,6 +111,25 @@ pub async fn read_range_on(
     decode_events(row.try_get(0)?)
 }
 
+/// A page of events holds at most this many bytes of bodies (as
+/// `feed.page_bytes()` says); a page this close to it may have stopped
+/// short of its row limit.
+pub const PAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Whether events (of `users`, when given) lie in `(after, upto]`: a page
+/// that stopped at its byte bound left some.
+pub async fn has_more(
+    client: &tokio_postgres::Client,
+    after: i64,
+    upto: i64,
+    users: Option<&[String]>,
+) -> Result<bool, DbError> {
+    let row = client
+        .query_one("SELECT feed.has_more($1, $2, $3)", &[&after, &upto, &users])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
 /// Deletes up to `batch` events older than `older_than`; returns how many.
 pub async fn prune(
     pool: &Pool,

@@ -10,8 +10,12 @@
 //!
 //! If the database refuses one spend of a batch (a 402, say), the batch
 //! rolls back and its items are replayed one at a time, so each caller gets
-//! the answer its own spend would have had. If the database cannot be
-//! reached, every caller still waiting gets that error at once. The work runs
+//! the answer its own spend would have had. Only a refusal is replayed: when
+//! the connection breaks while a batch or spend is under way, it may have
+//! committed, so nothing is sent again and each of its callers gets 503
+//! `outcome_unknown` (the same request with the same idempotency key then
+//! answers what happened). If the database cannot be reached at all, every
+//! caller still waiting gets that error at once. The work runs
 //! in a spawned task, so a spend is never cut off half-way; a spend whose
 //! caller has gone away before its turn is not made at all (its client got no
 //! answer, as for any aborted request, and may retry with an idempotency
@@ -127,9 +131,9 @@ impl SpendQueue {
                     }
                     return;
                 }
-                // The database could not be reached: replaying would only
-                // wait for it once per spend. Every caller gets this error.
-                Err(e) if unreachable(&e) => return answer_all(batch, e),
+                // The connection broke: the batch may have committed, so
+                // it is never replayed. Every caller learns that.
+                Err(e) if unreachable(&e) => return answer_all(batch, outcome_unknown(e)),
                 // The database refused one of the spends (a 402, a bad
                 // input) and rolled the batch back: replay one by one below,
                 // so each caller gets its own spend's answer.
@@ -142,7 +146,20 @@ impl SpendQueue {
                 // The database could not be reached: the rest would only
                 // wait for it in turn. They all get this error now.
                 Err(e) if unreachable(&e) => {
-                    return answer_all(std::iter::once(w).chain(batch), e);
+                    // This one may have committed; the rest were never
+                    // sent and would only wait for the database in turn.
+                    let sent = matches!(e, DbError::Postgres(_));
+                    let shared = Arc::new(e);
+                    let mine = if sent {
+                        DbError::OutcomeUnknown(shared.to_string())
+                    } else {
+                        DbError::Shared(shared.clone())
+                    };
+                    let _ = w.reply.send(Err(mine));
+                    for rest in batch {
+                        let _ = rest.reply.send(Err(DbError::Shared(shared.clone())));
+                    }
+                    return;
                 }
                 result => {
                     let _ = w.reply.send(result);
@@ -160,11 +177,28 @@ fn answer_all(waiters: impl IntoIterator<Item = Waiting>, e: DbError) {
     }
 }
 
-/// Whether an error says the database was not reached (rather than that it
-/// refused the statement).
+/// A broken connection during a write: nobody can tell whether it
+/// committed. A pool error stays as it is (nothing was sent).
+fn outcome_unknown(e: DbError) -> DbError {
+    match e {
+        DbError::Postgres(pg) => DbError::OutcomeUnknown(pg.to_string()),
+        other => other,
+    }
+}
+
+/// Whether an error says the connection failed or broke (rather than that
+/// the database refused the statement): no answer at all, or the server
+/// ending the session (an administrator's termination, a shutdown, a lost
+/// connection: SQLSTATE classes 08 and 57P).
 fn unreachable(e: &DbError) -> bool {
     match e {
-        DbError::Postgres(e) => e.as_db_error().is_none(),
+        DbError::Postgres(e) => match e.as_db_error() {
+            None => true,
+            Some(db) => {
+                let state = db.code().code();
+                state.starts_with("08") || state.starts_with("57P")
+            }
+        },
         DbError::Pool(_) => true,
         _ => false,
     }

@@ -9,7 +9,7 @@
 //! catches up from where it was, so nothing is lost or repeated.
 
 use super::{Event, Hub, CHANNEL, LISTENER_APP_NAME};
-use crate::db::feed::{read_range_on, relay_poll, RelayCursor, RELAY_POLL};
+use crate::db::feed::{has_more, read_range_on, relay_poll, RelayCursor, PAGE_BYTES, RELAY_POLL};
 use crate::db::{self, DbError};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -226,12 +226,16 @@ async fn step(
             }
             continue; // a connection registered meanwhile: read the events
         }
-        let full_page = events.len() >= PAGE as usize;
+        let read_upto = events.last().map(|e| e.id);
+        let mut full_page = events.len() >= PAGE as usize;
         let batch: Vec<Arc<Event>> = events
             .into_iter()
             .filter(|e| e.id > last)
             .map(Event::new)
             .collect();
+        if let Some(read_upto) = read_upto.filter(|_| !full_page && near_byte_bound(&batch)) {
+            full_page = has_more(client, read_upto, state.cursor.cut, users.as_deref()).await?;
+        }
         // A full page ends at its last event; a short one read the whole
         // range up to the cut.
         let upto = match batch.last() {
@@ -249,6 +253,13 @@ async fn step(
     }
 }
 
+/// Whether a page is large enough that the database may have stopped it at
+/// its byte bound rather than at the end of the range (then one more query
+/// asks whether events were left).
+fn near_byte_bound(batch: &[Arc<Event>]) -> bool {
+    batch.iter().map(|e| e.control_json.len()).sum::<usize>() >= PAGE_BYTES / 2
+}
+
 /// Reads `(after, upto]` again with no user filter and publishes it: an
 /// interest changed while the filtered read was under way.
 async fn republish_unfiltered(
@@ -259,11 +270,13 @@ async fn republish_unfiltered(
 ) -> Result<(), DbError> {
     while after < upto {
         let page = read_range_on(client, after, upto, PAGE).await?;
-        let page_upto = match page.last() {
-            Some(e) if page.len() >= PAGE as usize => e.id,
+        let read_upto = page.last().map(|e| e.id);
+        let batch: Vec<Arc<Event>> = page.into_iter().map(Event::new).collect();
+        let page_upto = match read_upto {
+            Some(id) if batch.len() >= PAGE as usize => id,
+            Some(id) if near_byte_bound(&batch) && has_more(client, id, upto, None).await? => id,
             _ => upto,
         };
-        let batch: Vec<Arc<Event>> = page.into_iter().map(Event::new).collect();
         hub.publish_read(&batch, page_upto, None);
         after = page_upto;
     }
