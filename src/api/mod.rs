@@ -10,6 +10,7 @@ pub mod health;
 pub mod keys;
 pub mod limits;
 pub mod messages;
+pub mod model_prices;
 pub mod organism;
 pub mod threads;
 pub mod types;
@@ -127,7 +128,7 @@ pub type Apis = (
     credits::CreditsApi,
     block_costs::BlockCostsApi,
     usage::UsageApi,
-    usage::ModelPricesApi,
+    model_prices::ModelPricesApi,
     executions::ExecutionsApi,
 );
 
@@ -144,7 +145,7 @@ fn apis() -> Apis {
         credits::CreditsApi,
         block_costs::BlockCostsApi,
         usage::UsageApi,
-        usage::ModelPricesApi,
+        model_prices::ModelPricesApi,
         executions::ExecutionsApi,
     )
 }

@@ -8,6 +8,7 @@ pub mod executions;
 pub mod feed;
 pub mod keys;
 pub mod migrate;
+pub mod model_prices;
 pub mod organism;
 pub mod spend_queue;
 pub mod usage;
