@@ -134,11 +134,10 @@ BEGIN
 END
 $$;
 
-DROP FUNCTION IF EXISTS usage._ingest(text[], text[], text[], text[], bigint[], bigint[], bigint[],
-                                      text[], text[], jsonb[], timestamptz[]);
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS usage._insert(text[], text[], text[], text[], bigint[], bigint[], bigint[],
                                       text[], text[], jsonb[], timestamptz[]);
-DROP FUNCTION IF EXISTS usage.cost_of(bigint, bigint, numeric, numeric);
 -- The one writer of records. Parallel arrays, one element per record; all
 -- validated first (400 naming the first bad record, nothing written). The
 -- records get the consecutive ids first_id..last_id, in array order.
@@ -350,7 +349,8 @@ $$;
 CREATE OR REPLACE FUNCTION usage.fold_lock_key()
 RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 7598543208318853734::bigint $$;
 
-DROP FUNCTION IF EXISTS usage._fold(bigint[], bigint[]);
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS usage._fold(bigint[]);
 -- Adds the records of the batches `p_batches` (their first_ids) to the
 -- thread budgets and the rollups: the one writer of both. Thresholds newly
@@ -536,7 +536,6 @@ BEGIN
 END
 $$;
 
-DROP FUNCTION IF EXISTS usage.fold(integer);
 -- Whether a fold is due: at least `p_min_records` records wait, or the
 -- newest waiting batch is older than `p_quiet` (the stream of batches has
 -- paused), or the oldest is older than `p_max_age`. A fold costs about as much
@@ -556,6 +555,8 @@ RETURNS boolean LANGUAGE sql STABLE AS $$
     FROM usage.unfolded u
 $$;
 
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS usage.fold(integer, integer, interval, interval);
 -- Folds the oldest written-behind batches, up to about `p_max_records`
 -- records, in one transaction; returns how many records it folded (0 when
@@ -581,6 +582,8 @@ BEGIN
 END
 $$;
 
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS usage.record(text, text, text, text, bigint, bigint, bigint,
                                      text, text, jsonb, timestamptz);
 -- POST /usage/records → {id, totalTokens, cost, budget}; one `usage` event.
@@ -614,6 +617,8 @@ BEGIN
 END
 $$;
 
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS usage.record_batch(text[], text[], text[], text[], bigint[], bigint[], bigint[],
                                            text[], text[], jsonb[], timestamptz[]);
 -- POST /usage/records/batch → {inserted, totalCost}; all or nothing. One
