@@ -50,9 +50,11 @@ RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- Whether every element of `p` is NULL or an identifier by ap.is_ident's
--- rule (1-128 characters of [A-Za-z0-9._:@/-]), tested on the whole array
--- in C: the array's text form (array_out) has no character outside that set
--- and the punctuation of the form, and no run of 129 between the commas.
+-- rule (ap.ident_class, ap.ident_max_len), tested on the whole array in C:
+-- the array's text form (array_out) has no character outside that class
+-- and the punctuation of the form (`,{}`, put first in the class so that the
+-- class's closing `-` stays literal), and no run longer than the maximum
+-- between the commas.
 -- array_out prints a NULL element as NULL and double-quotes every element
 -- that is empty or holds a space, a comma, a brace, a quote or a backslash,
 -- so each of those fails on its quote. (It also quotes an element spelled
@@ -68,7 +70,8 @@ BEGIN
     IF p[1] IS NULL AND cardinality(array_remove(p, NULL)) = 0 THEN
         RETURN true;  -- all NULL (an optional field no record gives): nothing to print
     END IF;
-    RETURN NOT p::text COLLATE "C" ~ '[^A-Za-z0-9._:@/,{}-]|[^,{}]{129}';
+    RETURN NOT p::text COLLATE "C"
+               ~ ('[^,{}' || ap.ident_class() || ']|[^,{}]{' || ap.ident_max_len() + 1 || '}');
 END
 $$;
 

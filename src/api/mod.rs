@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, composed into one OpenAPI service.
 
+pub mod agent_config;
 pub mod agents;
 pub mod auth;
 pub mod block_costs;
