@@ -18,6 +18,7 @@ mod feed_relay;
 mod feed_ws;
 mod feed_ws_faults;
 mod foundation;
+mod schema;
 mod spend_queue;
 mod sql_inlining;
 mod strict_input;

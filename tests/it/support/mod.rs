@@ -56,18 +56,7 @@ fn server_url() -> &'static str {
 
 /// `url` with its database name replaced by `db`.
 pub fn with_db(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let base = match base.rfind('/') {
-        Some(i) if i > base.find("//").map(|j| j + 1).unwrap_or(0) => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
+    db::with_database(url, db)
 }
 
 /// A name that changes whenever the schema does.
