@@ -5,7 +5,6 @@
 -- `SET agentplane.notify = 'off'` (the server does so on its pooled
 -- connections when AGENTPLANE_NOTIFY=off).
 
-DROP FUNCTION IF EXISTS feed.emit(text, jsonb, text, text[], text, text, text, text);
 CREATE OR REPLACE FUNCTION feed.emit(
     p_type          text,
     p_body          jsonb,
@@ -58,7 +57,6 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 $$;
 
 -- Emits such an event (feed.data_body) and returns its id.
-DROP FUNCTION IF EXISTS feed.emit_data(text, jsonb, text, text, text, text, text);
 CREATE OR REPLACE FUNCTION feed.emit_data(
     p_type          text,
     p_data          jsonb,
@@ -98,7 +96,6 @@ $$;
 
 -- One event as the JSON the relay and replay hand to Rust, with its body
 -- (stored, or rendered from its source row by feed.read_range).
-DROP FUNCTION IF EXISTS feed.event_json(feed.events);
 CREATE OR REPLACE FUNCTION feed.event_json(e feed.events, p_body jsonb)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
@@ -128,7 +125,6 @@ $$;
 -- for the transactions in flight at the first step after its commit, not
 -- also for those of a checkpoint taken before it, which keeps the feed's
 -- tail latency to about one commit time under a steady write load.
-DROP FUNCTION IF EXISTS feed.relay_poll(bigint, bigint, bigint, bigint[], int);
 CREATE OR REPLACE FUNCTION feed.relay_poll(
     p_after     bigint,
     p_cut       bigint,
@@ -238,7 +234,6 @@ $$;
 -- With p_users given, only the events of those users are read (the relay's
 -- connections all follow named users: the rest would be rendered for
 -- nobody).
-DROP FUNCTION IF EXISTS feed.read_range(bigint, bigint, int);
 CREATE OR REPLACE FUNCTION feed.read_range(p_after bigint, p_upto bigint, p_limit int,
                                            p_users text[] DEFAULT NULL)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$

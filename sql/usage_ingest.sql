@@ -50,9 +50,11 @@ RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- Whether every element of `p` is NULL or an identifier by ap.is_ident's
--- rule (1-128 characters of [A-Za-z0-9._:@/-]), tested on the whole array
--- in C: the array's text form (array_out) has no character outside that set
--- and the punctuation of the form, and no run of 129 between the commas.
+-- rule (ap.ident_class, ap.ident_max_len), tested on the whole array in C:
+-- the array's text form (array_out) has no character outside that class
+-- and the punctuation of the form (`,{}`, put first in the class so that the
+-- class's closing `-` stays literal), and no run longer than the maximum
+-- between the commas.
 -- array_out prints a NULL element as NULL and double-quotes every element
 -- that is empty or holds a space, a comma, a brace, a quote or a backslash,
 -- so each of those fails on its quote. (It also quotes an element spelled
@@ -68,7 +70,8 @@ BEGIN
     IF p[1] IS NULL AND cardinality(array_remove(p, NULL)) = 0 THEN
         RETURN true;  -- all NULL (an optional field no record gives): nothing to print
     END IF;
-    RETURN NOT p::text COLLATE "C" ~ '[^A-Za-z0-9._:@/,{}-]|[^,{}]{129}';
+    RETURN NOT p::text COLLATE "C"
+               ~ ('[^,{}' || ap.ident_class() || ']|[^,{}]{' || ap.ident_max_len() + 1 || '}');
 END
 $$;
 
@@ -134,11 +137,10 @@ BEGIN
 END
 $$;
 
-DROP FUNCTION IF EXISTS usage._ingest(text[], text[], text[], text[], bigint[], bigint[], bigint[],
-                                      text[], text[], jsonb[], timestamptz[]);
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS usage._insert(text[], text[], text[], text[], bigint[], bigint[], bigint[],
                                       text[], text[], jsonb[], timestamptz[]);
-DROP FUNCTION IF EXISTS usage.cost_of(bigint, bigint, numeric, numeric);
 -- The one writer of records. Parallel arrays, one element per record; all
 -- validated first (400 naming the first bad record, nothing written). The
 -- records get the consecutive ids first_id..last_id, in array order.
@@ -350,7 +352,8 @@ $$;
 CREATE OR REPLACE FUNCTION usage.fold_lock_key()
 RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 7598543208318853734::bigint $$;
 
-DROP FUNCTION IF EXISTS usage._fold(bigint[], bigint[]);
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS usage._fold(bigint[]);
 -- Adds the records of the batches `p_batches` (their first_ids) to the
 -- thread budgets and the rollups: the one writer of both. Thresholds newly
@@ -536,7 +539,6 @@ BEGIN
 END
 $$;
 
-DROP FUNCTION IF EXISTS usage.fold(integer);
 -- Whether a fold is due: at least `p_min_records` records wait, or the
 -- newest waiting batch is older than `p_quiet` (the stream of batches has
 -- paused), or the oldest is older than `p_max_age`. A fold costs about as much
@@ -556,6 +558,8 @@ RETURNS boolean LANGUAGE sql STABLE AS $$
     FROM usage.unfolded u
 $$;
 
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS usage.fold(integer, integer, interval, interval);
 -- Folds the oldest written-behind batches, up to about `p_max_records`
 -- records, in one transaction; returns how many records it folded (0 when
@@ -581,6 +585,8 @@ BEGIN
 END
 $$;
 
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS usage.record(text, text, text, text, bigint, bigint, bigint,
                                      text, text, jsonb, timestamptz);
 -- POST /usage/records → {id, totalTokens, cost, budget}; one `usage` event.
@@ -614,6 +620,8 @@ BEGIN
 END
 $$;
 
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS usage.record_batch(text[], text[], text[], text[], bigint[], bigint[], bigint[],
                                            text[], text[], jsonb[], timestamptz[]);
 -- POST /usage/records/batch → {inserted, totalCost}; all or nothing. One

@@ -2,15 +2,6 @@
 -- resolved config, performance log and metrics. Every function returns jsonb
 -- already in the API's camelCase shape.
 
--- Retired signatures: AgentConfig's fields and rules are defined once, by
--- the agents domain (agents.config_fields, agents.normalize_config,
--- agents.config_of, agents.config_json, agents.must_get).
-DROP FUNCTION IF EXISTS variants.config_fields();
-DROP FUNCTION IF EXISTS variants.normalize_config(jsonb, text[]);
-DROP FUNCTION IF EXISTS variants.config_of(jsonb);
-DROP FUNCTION IF EXISTS variants.config_json(jsonb);
-DROP FUNCTION IF EXISTS variants.agent(text, boolean);
-
 -- Slug of a name: ASCII letters lowercased, ASCII digits kept, every other
 -- run of characters becomes one '-', no leading/trailing '-', at most 128
 -- characters. NULL when the name has no ASCII letter or digit.

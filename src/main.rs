@@ -31,6 +31,13 @@ enum Command {
         #[arg(long)]
         write: bool,
     },
+    /// Print the schema a new database gets from the migrations (tables,
+    /// constraints, indexes), read from a scratch database on the server.
+    Schema {
+        /// Write it to docs/schema.sql instead of printing it.
+        #[arg(long)]
+        write: bool,
+    },
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -105,6 +112,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Keys {
             command: KeysCommand::Create { role, user, name },
         } => create_key(&config, &role, user.as_deref(), &name).await,
+        Command::Schema { write } => schema(&config, write).await,
         Command::Openapi { .. } => Ok(()),
     }
 }
@@ -130,5 +138,22 @@ async fn create_key(
         .map_err(|e| e.mapped().message)?;
     println!("{secret}");
     eprintln!("created {} key {} ({})", row.role, row.id, row.name);
+    Ok(())
+}
+
+/// `agentplane schema [--write]`.
+async fn schema(config: &Config, write: bool) -> Result<(), String> {
+    let database = server::resolve_database(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = db::schema::of_fresh_database(&database.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    if write {
+        std::fs::write("docs/schema.sql", text).map_err(|e| e.to_string())?;
+        eprintln!("wrote docs/schema.sql");
+    } else {
+        print!("{text}");
+    }
     Ok(())
 }

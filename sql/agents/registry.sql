@@ -37,7 +37,7 @@ BEGIN
                               THEN j #>> '{}' END AS e) s;
     IF EXISTS (SELECT 1 FROM unnest(v_peers) p WHERE p IS NULL) THEN
         PERFORM ap.raise(400, 'invalid_identifier',
-            'peers must be agent names of 1-128 characters of [A-Za-z0-9._:@/-]',
+            'peers must be agent names of ' || ap.ident_rule(),
             jsonb_build_object('field', 'peers'));
     END IF;
     IF v_cfg IS NOT NULL AND jsonb_typeof(v_cfg) NOT IN ('object', 'null') THEN

@@ -35,9 +35,6 @@ $$;
 -- used by agents.register and by every variants function. Agents and variants
 -- store it in columns of the same names.
 
--- A retired signature (the fields are listed once, in agents.config_fields).
-DROP FUNCTION IF EXISTS agents.config_json(agents.agents);
-
 -- The AgentConfig fields: JSON key, column, kind.
 CREATE OR REPLACE FUNCTION agents.config_fields()
 RETURNS TABLE (key text, col text, kind text) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

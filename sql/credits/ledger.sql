@@ -22,6 +22,8 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 $$;
 
 -- Sum of the user's holds that still count (open and not expired).
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS credits._held(text);
 CREATE FUNCTION credits._held(p_user_id text)
 RETURNS bigint LANGUAGE plpgsql STABLE AS $$

@@ -58,6 +58,8 @@ $$;
 -- The price of one run given a block's cost entries: the first entry whose
 -- filter matches; 0 when none does. (plpgsql: its plan is cached per
 -- session, unlike a non-inlined SQL function's.)
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS credits.cost_of(jsonb, jsonb, double precision);
 CREATE FUNCTION credits.cost_of(p_costs jsonb, p_input jsonb,
                                 p_duration_seconds double precision)
@@ -86,6 +88,8 @@ END
 $$;
 
 -- The price of running block p_block_id with an input (0 for an unpriced block).
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS credits.price(text, jsonb, double precision);
 CREATE FUNCTION credits.price(p_block_id text, p_input jsonb,
                               p_duration_seconds double precision DEFAULT NULL)

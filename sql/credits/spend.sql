@@ -4,6 +4,8 @@
 -- The careful spend: lock (with lazy refill), idempotent replay, holds,
 -- 402. credits.spend falls back to it whenever its one-statement fast path
 -- cannot decide.
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS credits._spend_locked(text, text, jsonb, double precision, bigint,
                                               boolean, text, jsonb, timestamptz);
 CREATE FUNCTION credits._spend_locked(
@@ -62,6 +64,8 @@ $$;
 -- re-checked on the latest row), the ledger INSERT and the event row.
 -- Anything else (first touch, refill due, live holds, idempotency key,
 -- too little balance) goes to credits._spend_locked.
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS credits.spend(text, text, jsonb, double precision, bigint, boolean,
                                       text, jsonb, timestamptz);
 CREATE FUNCTION credits.spend(

@@ -1,6 +1,7 @@
 //! `/api/v1/agents` and `/api/v1/capabilities`: the agent registry, runtime
 //! state reports, pause/resume (docs/agents.md).
 
+use super::agent_config::agent_config_struct;
 use super::types::Text;
 use super::{encode, reply, ApiResult, ApiTags, AppState, Auth, Role};
 use crate::api::types::Ident;
@@ -31,39 +32,13 @@ impl AgentState {
     }
 }
 
-/// An agent's model configuration (the fields its variants share). Every field is
-/// optional; text fields are free text up to 100,000 characters.
-#[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
-pub struct AgentConfig {
-    #[oai(validator(max_length = 100000))]
-    pub model_provider: Option<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub model_name: Option<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub system_prompt: Option<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub user_prompt_template: Option<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub prompt_version: Option<Text>,
-    /// 0–2.
-    #[oai(validator(minimum(value = "0"), maximum(value = "2")))]
-    pub temperature: Option<f64>,
-    /// ≥ 1.
-    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
-    pub max_tokens: Option<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
-    pub context_window: Option<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
-    pub input_token_limit: Option<i64>,
-    #[oai(validator(minimum(value = "0")))]
-    pub token_budget: Option<i64>,
-    /// ≥ 1.
-    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
-    pub timeout_seconds: Option<i64>,
-    /// 0–10.
-    #[oai(validator(minimum(value = "0"), maximum(value = "10")))]
-    pub max_retries: Option<i64>,
+agent_config_struct! {
+    /// An agent's model configuration (the fields its variants share). Every field is
+    /// optional; text fields are free text up to 100,000 characters.
+    #[derive(Debug, Clone, Object)]
+    #[oai(rename_all = "camelCase")]
+    pub struct AgentConfig {}
+    config: documented Option<Text>
 }
 
 /// `PUT /agents/{name}`. Omitted fields take their defaults (description

@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, composed into one OpenAPI service.
 
 pub mod access;
+pub mod agent_config;
 pub mod agents;
 pub mod auth;
 pub mod block_costs;
@@ -11,6 +12,7 @@ pub mod health;
 pub mod keys;
 pub mod limits;
 pub mod messages;
+pub mod model_prices;
 pub mod organism;
 pub mod origin;
 pub mod threads;
@@ -134,7 +136,7 @@ pub type Apis = (
     credits::CreditsApi,
     block_costs::BlockCostsApi,
     usage::UsageApi,
-    usage::ModelPricesApi,
+    model_prices::ModelPricesApi,
     executions::ExecutionsApi,
 );
 
@@ -151,7 +153,7 @@ fn apis() -> Apis {
         credits::CreditsApi,
         block_costs::BlockCostsApi,
         usage::UsageApi,
-        usage::ModelPricesApi,
+        model_prices::ModelPricesApi,
         executions::ExecutionsApi,
     )
 }

@@ -8,7 +8,9 @@ pub mod executions;
 pub mod feed;
 pub mod keys;
 pub mod migrate;
+pub mod model_prices;
 pub mod organism;
+pub mod schema;
 pub mod spend_queue;
 pub mod usage;
 pub mod usage_columns;
@@ -76,6 +78,23 @@ pub fn pool_with(url: &str, size: usize, notify: bool) -> Result<Pool, DbError> 
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| DbError::Config(e.to_string()))
+}
+
+/// `url` with its database name replaced by `database` (a query string, if
+/// any, is kept).
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match base.rfind('/') {
+        Some(i) if i > base.find("//").map(|j| j + 1).unwrap_or(0) => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
 }
 
 /// One standalone connection (migrations, the feed listener, tests), with its

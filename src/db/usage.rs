@@ -23,32 +23,6 @@ pub struct NewRecord {
     pub at: Option<DateTime<Utc>>,
 }
 
-/// `usage.list_prices()` → `{modelPrices}`
-pub async fn list_prices(pool: &Pool) -> Result<Value, DbError> {
-    call_json(pool, "SELECT usage.list_prices()", &[]).await
-}
-
-/// `usage.set_price(model, provider, prompt, completion)` → the new version.
-pub async fn set_price(
-    pool: &Pool,
-    model: &str,
-    provider: &str,
-    prompt_per_million: f64,
-    completion_per_million: f64,
-) -> Result<Value, DbError> {
-    call_json(
-        pool,
-        "SELECT usage.set_price($1, $2, $3::float8::numeric, $4::float8::numeric)",
-        &[
-            &model,
-            &provider,
-            &prompt_per_million,
-            &completion_per_million,
-        ],
-    )
-    .await
-}
-
 /// `usage.record(...)` → `{id, totalTokens, cost, budget}`
 pub async fn record(pool: &Pool, r: &NewRecord) -> Result<Value, DbError> {
     call_json(

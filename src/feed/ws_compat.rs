@@ -103,9 +103,10 @@ impl Conn {
                     (None, Some(g)) if ident(g) => graph_channel(g),
                     _ => {
                         return self
-                            .send_json(exec_error(
-                                "data must carry graph_id or graph_exec_id: 1-128 characters of [A-Za-z0-9._:@/-]",
-                            ))
+                            .send_json(exec_error(format!(
+                                "data must carry graph_id or graph_exec_id: {}",
+                                crate::api::types::IDENT_RULE
+                            )))
                             .await
                     }
                 };

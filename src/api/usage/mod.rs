@@ -1,5 +1,6 @@
-//! `/api/v1/model-prices` and `/api/v1/usage...`: LLM usage metering, totals
-//! and per-thread token budgets (docs/usage.md). The rules live in sql/usage.sql.
+//! `/api/v1/usage...`: LLM usage metering, totals and per-thread token
+//! budgets (docs/usage.md). The rules live in sql/usage.sql. The prices the
+//! records are costed at have their own API in `api::model_prices`.
 //!
 //! A key bound to a user records usage only for that user and reads only that
 //! user's records (history, daily); totals over every user (overview, by
@@ -26,47 +27,6 @@ use poem_openapi::{
 };
 
 // ---- operations ------------------------------------------------------------
-
-pub struct ModelPricesApi;
-
-#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::ModelPrices")]
-impl ModelPricesApi {
-    /// The price of every model in effect now.
-    #[oai(
-        path = "/model-prices",
-        method = "get",
-        operation_id = "listModelPrices"
-    )]
-    async fn list(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<ModelPriceList>> {
-        auth.require(Role::Reader)?;
-        reply(db::usage::list_prices(&state.pool)).await
-    }
-
-    /// Set a model's price (admin): a new version effective from now; records
-    /// already written keep the price they were costed at.
-    #[oai(
-        path = "/model-prices/:model",
-        method = "put",
-        operation_id = "setModelPrice"
-    )]
-    async fn set(
-        &self,
-        auth: Auth,
-        state: Data<&AppState>,
-        model: Path<Ident>,
-        body: Json<SetModelPrice>,
-    ) -> ApiResult<Json<ModelPrice>> {
-        auth.require(Role::Admin)?;
-        reply(db::usage::set_price(
-            &state.pool,
-            &model,
-            &body.provider,
-            body.prompt_per_million,
-            body.completion_per_million,
-        ))
-        .await
-    }
-}
 
 pub struct UsageApi;
 

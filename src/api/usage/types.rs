@@ -1,43 +1,10 @@
-//! Request and response bodies of the usage and model-price APIs.
+//! Request and response bodies of the usage API.
 
 use crate::api::types::{IdentCheck, Text};
 use crate::db::usage::NewRecord;
 use chrono::{DateTime, NaiveDate, Utc};
 use poem_openapi::Object;
 use serde_json::Value;
-
-// ---- model prices ----------------------------------------------------------
-
-/// One model's price (USD per million tokens) and when it took effect.
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
-pub struct ModelPrice {
-    /// Lower-case model prefix; a recorded model uses the longest matching prefix.
-    pub model: String,
-    pub provider: String,
-    pub prompt_per_million: f64,
-    pub completion_per_million: f64,
-    pub effective_from: DateTime<Utc>,
-}
-
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
-pub struct ModelPriceList {
-    pub model_prices: Vec<ModelPrice>,
-}
-
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
-pub struct SetModelPrice {
-    #[oai(validator(min_length = 1, max_length = 128))]
-    pub provider: Text,
-    /// USD per million prompt tokens, 0 to 1e9.
-    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
-    pub prompt_per_million: f64,
-    /// USD per million completion tokens, 0 to 1e9.
-    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
-    pub completion_per_million: f64,
-}
 
 // ---- records ---------------------------------------------------------------
 

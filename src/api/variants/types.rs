@@ -1,27 +1,18 @@
 //! Request and response bodies of the variants API.
 
+use crate::api::agent_config::agent_config_struct;
 use crate::api::types::Ident;
 use crate::api::types::Text;
 use chrono::{DateTime, Utc};
 use poem_openapi::{payload::Json, types::MaybeUndefined, ApiResponse, Enum, Object};
 use uuid::Uuid;
 
-/// The AgentConfig fields as stored (null: not set).
-#[derive(Debug, Clone, PartialEq, Object)]
-#[oai(rename_all = "camelCase")]
-pub struct ConfigValues {
-    pub model_provider: Option<String>,
-    pub model_name: Option<String>,
-    pub system_prompt: Option<String>,
-    pub user_prompt_template: Option<String>,
-    pub prompt_version: Option<String>,
-    pub temperature: Option<f64>,
-    pub max_tokens: Option<i64>,
-    pub context_window: Option<i64>,
-    pub input_token_limit: Option<i64>,
-    pub token_budget: Option<i64>,
-    pub timeout_seconds: Option<i64>,
-    pub max_retries: Option<i64>,
+agent_config_struct! {
+    /// The AgentConfig fields as stored (null: not set).
+    #[derive(Debug, Clone, PartialEq, Object)]
+    #[oai(rename_all = "camelCase")]
+    pub struct ConfigValues {}
+    config: plain Option<String>
 }
 
 /// A variant: an alternative AgentConfig of one agent. A config field that
@@ -46,76 +37,34 @@ pub struct VariantList {
     pub count: i64,
 }
 
-/// A new variant. Config fields not given (or null) are copied from the agent.
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateVariant {
-    /// Free text, 1-200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: Text,
-    /// Defaults to the slugified name. Must already be a slug: lowercase
-    /// ASCII letters and digits in runs joined by single `-`.
-    #[oai(validator(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 128))]
-    pub slug: Option<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub model_provider: Option<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub model_name: Option<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub system_prompt: Option<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub user_prompt_template: Option<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub prompt_version: Option<Text>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2")))]
-    pub temperature: Option<f64>,
-    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
-    pub max_tokens: Option<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
-    pub context_window: Option<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
-    pub input_token_limit: Option<i64>,
-    #[oai(validator(minimum(value = "0")))]
-    pub token_budget: Option<i64>,
-    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
-    pub timeout_seconds: Option<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "10")))]
-    pub max_retries: Option<i64>,
+agent_config_struct! {
+    /// A new variant. Config fields not given (or null) are copied from the agent.
+    #[derive(Debug, Object)]
+    #[oai(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct CreateVariant {
+        /// Free text, 1-200 characters.
+        #[oai(validator(min_length = 1, max_length = 200))]
+        pub name: Text,
+        /// Defaults to the slugified name. Must already be a slug: lowercase
+        /// ASCII letters and digits in runs joined by single `-`.
+        #[oai(validator(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 128))]
+        pub slug: Option<Text>,
+    }
+    config: validated Option<Text>
 }
 
-/// A partial update: only the fields given change; an explicit null clears a
-/// config field (it then falls back to the agent's value). Also the shape of
-/// clone `overrides` (where `name` is not accepted).
-#[derive(Debug, Default, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VariantPatch {
-    /// Not nullable; 1-200 characters. Not accepted in clone overrides.
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub model_provider: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub model_name: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub system_prompt: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub user_prompt_template: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
-    pub prompt_version: MaybeUndefined<Text>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2")))]
-    pub temperature: MaybeUndefined<f64>,
-    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
-    pub max_tokens: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
-    pub context_window: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
-    pub input_token_limit: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "0")))]
-    pub token_budget: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
-    pub timeout_seconds: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "10")))]
-    pub max_retries: MaybeUndefined<i64>,
+agent_config_struct! {
+    /// A partial update: only the fields given change; an explicit null clears a
+    /// config field (it then falls back to the agent's value). Also the shape of
+    /// clone `overrides` (where `name` is not accepted).
+    #[derive(Debug, Default, Object)]
+    #[oai(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct VariantPatch {
+        /// Not nullable; 1-200 characters. Not accepted in clone overrides.
+        #[oai(validator(min_length = 1, max_length = 200))]
+        pub name: MaybeUndefined<Text>,
+    }
+    config: validated MaybeUndefined<Text>
 }
 
 /// Clone the agent's own config (no `source`) or another variant's.

@@ -1,0 +1,81 @@
+//! SQL hygiene that the speed of every operation depends on.
+//!
+//! A LANGUAGE sql helper that PostgreSQL cannot inline is parsed and planned
+//! again on every call. That happens silently when a helper is declared more
+//! strictly than its body allows (IMMUTABLE around to_char or
+//! jsonb_build_object, which are STABLE): before this test, `ap.ts` and the
+//! credits.changed event body cost a spend about a quarter of its time.
+
+use crate::support::TestDb;
+
+/// Every non-volatile scalar SQL helper of ours whose body is one expression
+/// (no FROM) is inlined into a generic plan that calls it.
+#[tokio::test]
+async fn scalar_sql_helpers_are_inlined() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let helpers = c
+        .query(
+            "SELECT p.oid::regprocedure::text,
+                    p.oid::regproc::text,
+                    coalesce((SELECT string_agg(format_type(t, NULL), ', ' ORDER BY o)
+                              FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(t, o)), ''),
+                    p.pronargs
+             FROM pg_proc p
+             JOIN pg_namespace n ON n.oid = p.pronamespace
+             JOIN pg_language l ON l.oid = p.prolang
+             WHERE l.lanname = 'sql'
+               AND n.nspname IN ('ap', 'auth', 'credits', 'feed', 'usage', 'agents',
+                                 'variants', 'executions')
+               AND NOT p.proretset AND p.prorettype <> 'void'::regtype
+               AND p.provolatile <> 'v' AND p.prosrc !~* '\\mfrom\\M'
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("list helpers");
+    assert!(helpers.len() >= 10, "the catalog query found the helpers");
+    c.batch_execute("SET plan_cache_mode = force_generic_plan")
+        .await
+        .expect("generic plans");
+    let mut not_inlined = Vec::new();
+    for (i, row) in helpers.iter().enumerate() {
+        let (signature, name, types, nargs): (String, String, String, i16) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        // Parameters, not constants: an IMMUTABLE function of constants is
+        // folded to its value whether or not it was inlined.
+        let params: Vec<String> = (1..=nargs).map(|k| format!("${k}")).collect();
+        let nulls = vec!["NULL"; nargs as usize].join(", ");
+        let stmt = format!("q{i}");
+        let prepare = if nargs == 0 {
+            format!("PREPARE {stmt} AS SELECT {name}()")
+        } else {
+            format!(
+                "PREPARE {stmt}({types}) AS SELECT {name}({})",
+                params.join(", ")
+            )
+        };
+        c.batch_execute(&prepare).await.expect("prepare");
+        let execute = if nargs == 0 {
+            format!("EXPLAIN (VERBOSE, COSTS OFF) EXECUTE {stmt}")
+        } else {
+            format!("EXPLAIN (VERBOSE, COSTS OFF) EXECUTE {stmt}({nulls})")
+        };
+        let plan: Vec<String> = c
+            .query(&execute, &[])
+            .await
+            .expect("explain")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let plan = plan.join("\n");
+        if plan.contains(&format!("{name}(")) {
+            not_inlined.push(format!("{signature}: {plan}"));
+        }
+    }
+    assert!(
+        not_inlined.is_empty(),
+        "not inlined (declared more strictly than the body, or not one expression):\n{}",
+        not_inlined.join("\n")
+    );
+}
