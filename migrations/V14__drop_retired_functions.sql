@@ -35,3 +35,10 @@ DROP FUNCTION IF EXISTS variants.normalize_config(jsonb, text[]);
 DROP FUNCTION IF EXISTS variants.config_of(jsonb);
 DROP FUNCTION IF EXISTS variants.config_json(jsonb);
 DROP FUNCTION IF EXISTS variants.agent(text, boolean);
+
+-- Keys: revocation takes whether the last admin key must stay; open mode
+-- asks whether any key was ever created, not whether one is active.
+DROP FUNCTION IF EXISTS auth.revoke_key(uuid);
+DROP FUNCTION IF EXISTS auth.any_active_key();
+-- Usage history takes the user a bound key is limited to.
+DROP FUNCTION IF EXISTS usage.history(timestamptz, timestamptz, text, text, text, integer, bigint);

@@ -42,7 +42,6 @@ $$;
 -- manage keys afterwards, and the server never falls back to open mode.
 -- The admin rows are locked first, so two revocations of the last two admin
 -- keys queue and the second one sees the first.
-DROP FUNCTION IF EXISTS auth.revoke_key(uuid);
 CREATE OR REPLACE FUNCTION auth.revoke_key(p_id uuid, p_keep_an_admin boolean DEFAULT true)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -81,7 +80,6 @@ $$;
 -- Whether a key was ever created (revoked ones count). Open mode exists only
 -- until the first key: once one exists the server never runs open again,
 -- whatever is revoked later.
-DROP FUNCTION IF EXISTS auth.any_active_key();
 CREATE OR REPLACE FUNCTION auth.any_key_created()
 RETURNS boolean LANGUAGE sql STABLE AS $$
     SELECT EXISTS (SELECT 1 FROM auth.api_keys)

@@ -185,7 +185,6 @@ $$;
 -- cursor `after` = the last id seen. Every epoch.
 -- p_user_id limits the page to one user's records (a key bound to a user
 -- sees only those).
-DROP FUNCTION IF EXISTS usage.history(timestamptz, timestamptz, text, text, text, integer, bigint);
 CREATE OR REPLACE FUNCTION usage.history(p_start timestamptz, p_end timestamptz,
                                          p_agent_id text, p_model text, p_thread_id text,
                                          p_limit integer, p_after bigint,
