@@ -1,6 +1,7 @@
 //! `/api/v1/agents` and `/api/v1/capabilities`: the agent registry, runtime
 //! state reports, pause/resume (CONTRACT §4).
 
+use crate::api::nullable::Nullable;
 use super::types::Text;
 use super::{encode, reply, ApiResult, ApiTags, AppState, Auth, Role};
 use crate::api::types::Ident;
@@ -99,10 +100,10 @@ pub struct AgentInfo {
     pub peers: Vec<String>,
     pub payload_class: String,
     pub state: AgentState,
-    pub current_thread: Option<String>,
+    pub current_thread: Nullable<String>,
     /// Messages in the agent's inbox not yet acknowledged.
     pub queue_depth: i64,
-    pub last_activity: Option<DateTime<Utc>>,
+    pub last_activity: Nullable<DateTime<Utc>>,
     /// Messages sent or received by the agent.
     pub message_count: i64,
 }
@@ -121,7 +122,8 @@ pub struct AgentConfigView {
     pub is_agent: bool,
     pub peers: Vec<String>,
     pub payload_class: String,
-    pub config: AgentConfig,
+    /// The stored config: every field is sent, null when not set.
+    pub config: crate::api::variants::ConfigValues,
 }
 
 #[derive(Debug, Object)]
@@ -151,7 +153,7 @@ pub struct Capability {
     pub description: String,
     pub is_agent: bool,
     pub peers: Vec<String>,
-    pub root_tag: Option<String>,
+    pub root_tag: Nullable<String>,
 }
 
 #[derive(Debug, Object)]
@@ -167,11 +169,11 @@ pub struct CapabilityDetail {
     pub description: String,
     pub is_agent: bool,
     pub peers: Vec<String>,
-    pub root_tag: Option<String>,
+    pub root_tag: Nullable<String>,
     pub payload_class: String,
-    pub schema_xsd: Option<String>,
+    pub schema_xsd: Nullable<String>,
     /// Always present; null when unknown.
-    pub example_xml: Option<String>,
+    pub example_xml: Nullable<String>,
 }
 
 pub struct AgentsApi;

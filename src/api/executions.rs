@@ -1,5 +1,6 @@
 //! `/api/v1/executions`: node executions of graph runs (CONTRACT §6).
 
+use crate::api::nullable::Nullable;
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
 use crate::api::reply;
 use crate::api::types::Ident;
@@ -69,9 +70,9 @@ pub struct NodeExecution {
     pub input_data: Value,
     pub output_data: Value,
     pub add_time: DateTime<Utc>,
-    pub queue_time: Option<DateTime<Utc>>,
-    pub start_time: Option<DateTime<Utc>>,
-    pub end_time: Option<DateTime<Utc>>,
+    pub queue_time: Nullable<DateTime<Utc>>,
+    pub start_time: Nullable<DateTime<Utc>>,
+    pub end_time: Nullable<DateTime<Utc>>,
 }
 
 /// `{nodes, count}`.

@@ -1,5 +1,6 @@
 //! `/api/v1/keys`: create, list, revoke API keys (admin).
 
+use crate::api::nullable::Nullable;
 use super::types::Text;
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
 use crate::api::types::Ident;
@@ -46,7 +47,7 @@ pub struct CreatedKey {
     pub key: String,
     pub name: String,
     pub role: String,
-    pub user_id: Option<String>,
+    pub user_id: Nullable<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -56,7 +57,7 @@ pub struct KeyInfo {
     pub id: Uuid,
     pub name: String,
     pub role: String,
-    pub user_id: Option<String>,
+    pub user_id: Nullable<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -106,7 +107,7 @@ impl KeysApi {
             key: secret,
             name: row.name,
             role: row.role,
-            user_id: row.user_id,
+            user_id: row.user_id.into(),
             created_at: row.created_at,
         })))
     }
@@ -122,7 +123,7 @@ impl KeysApi {
                 id: k.id,
                 name: k.name,
                 role: k.role,
-                user_id: k.user_id,
+                user_id: k.user_id.into(),
                 created_at: k.created_at,
             })
             .collect();

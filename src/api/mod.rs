@@ -10,6 +10,7 @@ pub mod health;
 pub mod keys;
 pub mod limits;
 pub mod messages;
+pub mod nullable;
 pub mod organism;
 pub mod threads;
 pub mod types;

@@ -1,5 +1,6 @@
 //! `/api/v1/threads`: conversations between agents (CONTRACT §4).
 
+use crate::api::nullable::Nullable;
 use super::messages::MessageList;
 use super::types::Text;
 use super::{decode, reply};
@@ -52,7 +53,7 @@ pub struct ThreadInfo {
     pub message_count: i64,
     pub created_at: DateTime<Utc>,
     pub last_activity: DateTime<Utc>,
-    pub error: Option<String>,
+    pub error: Nullable<String>,
 }
 
 #[derive(Debug, Object)]

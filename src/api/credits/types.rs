@@ -1,5 +1,6 @@
 //! Request and response bodies of the credits API.
 
+use crate::api::nullable::Nullable;
 use crate::api::types::Ident;
 use crate::api::types::Text;
 use chrono::{DateTime, Utc};
@@ -146,10 +147,10 @@ pub struct Transaction {
     /// The month's first day, e.g. `2022-02-01`.
     pub period: String,
     pub is_active: bool,
-    pub idempotency_key: Option<String>,
-    pub block_id: Option<String>,
+    pub idempotency_key: Nullable<String>,
+    pub block_id: Nullable<String>,
     /// The hold this usage row settled, if any.
-    pub hold_id: Option<Uuid>,
+    pub hold_id: Nullable<Uuid>,
     pub metadata: Value,
     pub created_at: DateTime<Utc>,
 }
@@ -160,7 +161,7 @@ pub struct TransactionList {
     pub transactions: Vec<Transaction>,
     pub count: i64,
     /// Pass as `after` for the next page; null on the last page.
-    pub next_after: Option<i64>,
+    pub next_after: Nullable<i64>,
 }
 
 #[derive(Debug, Object)]

@@ -1,5 +1,6 @@
 //! Request and response bodies of the usage and model-price APIs.
 
+use crate::api::nullable::Nullable;
 use crate::api::types::{IdentCheck, Text};
 use crate::db::usage::NewRecord;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -113,7 +114,7 @@ pub struct RecordResult {
     pub id: i64,
     pub total_tokens: i64,
     /// USD (6 decimals); null when the model has no price.
-    pub cost: Option<f64>,
+    pub cost: Nullable<f64>,
     pub budget: ThreadBudget,
 }
 
@@ -186,7 +187,7 @@ pub struct UsageTotals {
 #[oai(rename_all = "camelCase")]
 pub struct AgentUsage {
     /// Null in `byAgent` for records without an agent.
-    pub agent_id: Option<String>,
+    pub agent_id: Nullable<String>,
     /// The same totals as the summary's, for this one.
     #[oai(flatten)]
     pub totals: UsageTotals,
@@ -234,16 +235,16 @@ pub struct ResetResult {
 pub struct UsageRecord {
     pub id: i64,
     pub thread_id: String,
-    pub agent_id: Option<String>,
+    pub agent_id: Nullable<String>,
     pub model: String,
-    pub provider: Option<String>,
+    pub provider: Nullable<String>,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
-    pub latency_ms: Option<i64>,
-    pub cost: Option<f64>,
-    pub user_id: Option<String>,
-    pub variant_id: Option<String>,
+    pub latency_ms: Nullable<i64>,
+    pub cost: Nullable<f64>,
+    pub user_id: Nullable<String>,
+    pub variant_id: Nullable<String>,
     pub metadata: Value,
     pub created_at: DateTime<Utc>,
 }
@@ -255,7 +256,7 @@ pub struct UsageHistory {
     pub records: Vec<UsageRecord>,
     pub count: i64,
     /// Pass as `after` for the next page; null on the last page.
-    pub next_after: Option<i64>,
+    pub next_after: Nullable<i64>,
 }
 
 #[derive(Debug, Object)]

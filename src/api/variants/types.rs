@@ -1,5 +1,6 @@
 //! Request and response bodies of the variants API.
 
+use crate::api::nullable::Nullable;
 use crate::api::types::Ident;
 use crate::api::types::Text;
 use chrono::{DateTime, Utc};
@@ -10,18 +11,18 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct ConfigValues {
-    pub model_provider: Option<String>,
-    pub model_name: Option<String>,
-    pub system_prompt: Option<String>,
-    pub user_prompt_template: Option<String>,
-    pub prompt_version: Option<String>,
-    pub temperature: Option<f64>,
-    pub max_tokens: Option<i64>,
-    pub context_window: Option<i64>,
-    pub input_token_limit: Option<i64>,
-    pub token_budget: Option<i64>,
-    pub timeout_seconds: Option<i64>,
-    pub max_retries: Option<i64>,
+    pub model_provider: Nullable<String>,
+    pub model_name: Nullable<String>,
+    pub system_prompt: Nullable<String>,
+    pub user_prompt_template: Nullable<String>,
+    pub prompt_version: Nullable<String>,
+    pub temperature: Nullable<f64>,
+    pub max_tokens: Nullable<i64>,
+    pub context_window: Nullable<i64>,
+    pub input_token_limit: Nullable<i64>,
+    pub token_budget: Nullable<i64>,
+    pub timeout_seconds: Nullable<i64>,
+    pub max_retries: Nullable<i64>,
 }
 
 /// A variant: an alternative AgentConfig of one agent. A config field that
@@ -139,8 +140,8 @@ pub struct VariantChange {
     pub success: bool,
     pub agent_name: String,
     /// The variant deleted or deactivated (null when nothing was active).
-    pub variant_id: Option<Uuid>,
-    pub variant_slug: Option<String>,
+    pub variant_id: Nullable<Uuid>,
+    pub variant_slug: Nullable<String>,
     /// False for a no-op (deactivating when none is active).
     pub changed: bool,
 }
@@ -151,8 +152,8 @@ pub struct VariantChange {
 pub struct ResolvedConfig {
     pub agent_name: String,
     /// The active variant; null when none is active (the agent's own config).
-    pub variant_id: Option<Uuid>,
-    pub variant_slug: Option<String>,
+    pub variant_id: Nullable<Uuid>,
+    pub variant_slug: Nullable<String>,
     #[oai(flatten)]
     pub config: ConfigValues,
 }
@@ -186,15 +187,15 @@ pub struct PerformanceRecord {
     pub id: i64,
     pub agent_name: String,
     /// The variant the run was attributed to (null: none).
-    pub variant_id: Option<Uuid>,
-    pub variant_slug: Option<String>,
+    pub variant_id: Nullable<Uuid>,
+    pub variant_slug: Nullable<String>,
     pub success: bool,
     pub latency_ms: f64,
-    pub prompt_tokens: Option<i64>,
-    pub completion_tokens: Option<i64>,
-    pub cost: Option<f64>,
-    pub quality_score: Option<f64>,
-    pub error: Option<String>,
+    pub prompt_tokens: Nullable<i64>,
+    pub completion_tokens: Nullable<i64>,
+    pub cost: Nullable<f64>,
+    pub quality_score: Nullable<f64>,
+    pub error: Nullable<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -207,20 +208,20 @@ pub struct VariantMetrics {
     pub variant_slug: String,
     pub variant_name: String,
     pub is_active: bool,
-    pub start: Option<DateTime<Utc>>,
-    pub end: Option<DateTime<Utc>>,
+    pub start: Nullable<DateTime<Utc>>,
+    pub end: Nullable<DateTime<Utc>>,
     pub runs: i64,
     /// Successes / runs; null when there are no runs.
-    pub success_rate: Option<f64>,
-    pub avg_latency_ms: Option<f64>,
+    pub success_rate: Nullable<f64>,
+    pub avg_latency_ms: Nullable<f64>,
     /// Linear interpolation, as PostgreSQL's percentile_cont.
-    pub p50_latency_ms: Option<f64>,
-    pub p95_latency_ms: Option<f64>,
+    pub p50_latency_ms: Nullable<f64>,
+    pub p95_latency_ms: Nullable<f64>,
     /// Prompt + completion tokens.
     pub total_tokens: i64,
     /// USD, 4 decimals.
     pub total_cost: f64,
-    pub avg_quality_score: Option<f64>,
+    pub avg_quality_score: Nullable<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Object)]
@@ -229,13 +230,13 @@ pub struct VariantHistoryPoint {
     /// Start of the hour or day (UTC).
     pub bucket_start: DateTime<Utc>,
     pub runs: i64,
-    pub success_rate: Option<f64>,
-    pub avg_latency_ms: Option<f64>,
-    pub p50_latency_ms: Option<f64>,
-    pub p95_latency_ms: Option<f64>,
+    pub success_rate: Nullable<f64>,
+    pub avg_latency_ms: Nullable<f64>,
+    pub p50_latency_ms: Nullable<f64>,
+    pub p95_latency_ms: Nullable<f64>,
     pub total_tokens: i64,
     pub total_cost: f64,
-    pub avg_quality_score: Option<f64>,
+    pub avg_quality_score: Nullable<f64>,
 }
 
 /// One point per bucket that has runs, oldest first.
