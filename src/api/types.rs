@@ -166,6 +166,55 @@ impl poem_openapi::types::ParseFromParameter for Ident {
     }
 }
 
+/// A JSON object in a request body (a message payload, a block input,
+/// metadata). The schema says `object`, so generated clients send one; the
+/// value is passed on as it came and the SQL function that takes it refuses
+/// anything else (400 with its own error code), as it always did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonObject(pub Value);
+
+impl JsonObject {
+    pub fn into_inner(self) -> Value {
+        self.0
+    }
+}
+
+impl Type for JsonObject {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Value;
+    type RawElementValueType = Value;
+
+    fn name() -> Cow<'static, str> {
+        "object".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new("object")))
+    }
+
+    fn register(_registry: &mut Registry) {}
+
+    fn as_raw_value(&self) -> Option<&Value> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for JsonObject {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        Ok(JsonObject(value.unwrap_or_default()))
+    }
+}
+
+impl ToJSON for JsonObject {
+    fn to_json(&self) -> Option<Value> {
+        Some(self.0.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,8 @@
 //! Request and response bodies of the credits API.
 
 use crate::api::nullable::Nullable;
-use crate::api::types::Ident;
 use crate::api::types::Text;
+use crate::api::types::{Ident, JsonObject};
 use chrono::{DateTime, Utc};
 use poem_openapi::{payload::Json, ApiResponse, Enum, Object};
 use serde_json::Value;
@@ -29,11 +29,11 @@ pub struct Credits {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
 pub struct SpendRequest {
     pub block_id: Ident,
     /// The block's input (a JSON object); priced by the block's cost entries.
-    pub input: Option<Value>,
+    pub input: Option<JsonObject>,
     /// For `second` prices: charged per started second.
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000000")))]
     pub duration_seconds: Option<f64>,
@@ -45,7 +45,7 @@ pub struct SpendRequest {
     pub validate_balance: Option<bool>,
     #[oai(validator(min_length = 1, max_length = 255))]
     pub idempotency_key: Option<Text>,
-    pub metadata: Option<Value>,
+    pub metadata: Option<JsonObject>,
     /// Effective time (admin/service only).
     pub at: Option<DateTime<Utc>>,
 }
@@ -65,7 +65,7 @@ pub struct TopUpRequest {
     pub amount: i64,
     #[oai(validator(min_length = 1, max_length = 255))]
     pub idempotency_key: Option<Text>,
-    pub metadata: Option<Value>,
+    pub metadata: Option<JsonObject>,
     /// Effective time (admin/service only).
     pub at: Option<DateTime<Utc>>,
 }
@@ -98,7 +98,7 @@ pub struct AdjustRequest {
     pub reason: Text,
     #[oai(validator(min_length = 1, max_length = 255))]
     pub idempotency_key: Option<Text>,
-    pub metadata: Option<Value>,
+    pub metadata: Option<JsonObject>,
     pub at: Option<DateTime<Utc>>,
 }
 
@@ -171,7 +171,7 @@ pub struct HoldRequest {
     #[oai(validator(minimum(value = "1")))]
     pub amount: Option<i64>,
     pub block_id: Option<Ident>,
-    pub input: Option<Value>,
+    pub input: Option<JsonObject>,
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000000")))]
     pub duration_seconds: Option<f64>,
     /// Default 300; 1 to 604800.

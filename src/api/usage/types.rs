@@ -1,7 +1,7 @@
 //! Request and response bodies of the usage and model-price APIs.
 
 use crate::api::nullable::Nullable;
-use crate::api::types::{IdentCheck, Text};
+use crate::api::types::{Ident, JsonObject, Text};
 use crate::db::usage::NewRecord;
 use chrono::{DateTime, NaiveDate, Utc};
 use poem_openapi::Object;
@@ -44,16 +44,11 @@ pub struct SetModelPrice {
 
 /// One LLM call.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
 pub struct UsageRecordIn {
-    /// Identifier (1-128 characters of `[A-Za-z0-9._:@/-]`), as are
-    /// `agentId`, `model`, `userId` and `variantId`.
-    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub thread_id: Text,
-    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub agent_id: Option<Text>,
-    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub model: Text,
+    pub thread_id: Ident,
+    pub agent_id: Option<Ident>,
+    pub model: Ident,
     /// Defaults to the provider of the matching price.
     #[oai(validator(min_length = 1, max_length = 128))]
     pub provider: Option<Text>,
@@ -64,12 +59,9 @@ pub struct UsageRecordIn {
     pub completion_tokens: i64,
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
     pub latency_ms: Option<i64>,
-    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub user_id: Option<Text>,
-    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub variant_id: Option<Text>,
-    /// Free JSON object.
-    pub metadata: Option<Value>,
+    pub user_id: Option<Ident>,
+    pub variant_id: Option<Ident>,
+    pub metadata: Option<JsonObject>,
     /// When the call happened (default: now); also picks the price version.
     pub at: Option<DateTime<Utc>>,
 }
@@ -86,7 +78,7 @@ impl From<UsageRecordIn> for NewRecord {
             latency_ms: r.latency_ms,
             user_id: r.user_id.map(String::from),
             variant_id: r.variant_id.map(String::from),
-            metadata: r.metadata,
+            metadata: r.metadata.map(JsonObject::into_inner),
             at: r.at,
         }
     }
