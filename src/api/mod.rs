@@ -5,6 +5,7 @@ pub mod auth;
 pub mod block_costs;
 pub mod credits;
 pub mod error;
+mod examples;
 pub mod executions;
 pub mod health;
 pub mod keys;
