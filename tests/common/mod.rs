@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::sync::OnceLock;
 use tokio::sync::OnceCell;
 
+pub mod spec;
 pub mod variants;
 pub mod ws;
 
@@ -282,6 +283,7 @@ impl TestApp {
                 )
             })
         };
+        spec::check(method, path, status, &value);
         (status, value)
     }
 
@@ -402,6 +404,8 @@ impl TestServer {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
+        let method_name = method.as_str().to_string();
+        let method_name = method_name.as_str();
         let mut req = reqwest::Client::new()
             .request(method, self.http_url(path))
             .bearer_auth(ADMIN_KEY);
@@ -410,7 +414,9 @@ impl TestServer {
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        let value = resp.json().await.unwrap_or(Value::Null);
+        spec::check(method_name, path, status, &value);
+        (status, value)
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
