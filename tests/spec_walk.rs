@@ -322,7 +322,8 @@ async fn ws_connected_organism_is_the_organism_resource() {
     assert_eq!(sent, organism);
 }
 
-/// The request examples of the document are requests the server accepts.
+/// The served document is the committed one, and its request examples are
+/// requests the server accepts.
 #[tokio::test]
 async fn the_documented_examples_are_accepted() {
     let doc: Value = serde_json::from_str(
@@ -336,6 +337,8 @@ async fn the_documented_examples_are_accepted() {
         e
     };
     let app = TestApp::new().await;
+    // What the server serves is the committed document.
+    assert_eq!(ok(app.get("/openapi.json")).await, doc);
     ok(app.put("/api/v1/agents/greeter", json!({}))).await;
     ok(app.post("/api/v1/inject", example("InjectRequest"))).await;
     ok(app.post("/api/v1/usage/records", example("UsageRecordIn"))).await;

@@ -1,9 +1,9 @@
 //! `/api/v1/agents` and `/api/v1/capabilities`: the agent registry, runtime
 //! state reports, pause/resume (CONTRACT §4).
 
-use crate::api::nullable::Nullable;
 use super::types::Text;
 use super::{encode, reply, ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::nullable::Nullable;
 use crate::api::types::Ident;
 use crate::db;
 use chrono::{DateTime, Utc};

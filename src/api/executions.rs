@@ -1,7 +1,7 @@
 //! `/api/v1/executions`: node executions of graph runs (CONTRACT §6).
 
-use crate::api::nullable::Nullable;
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::nullable::Nullable;
 use crate::api::reply;
 use crate::api::types::Ident;
 use crate::db::{self, executions::NodeUpsert};

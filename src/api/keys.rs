@@ -1,8 +1,8 @@
 //! `/api/v1/keys`: create, list, revoke API keys (admin).
 
-use crate::api::nullable::Nullable;
 use super::types::Text;
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::nullable::Nullable;
 use crate::api::types::Ident;
 use crate::db;
 use chrono::{DateTime, Utc};

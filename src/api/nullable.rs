@@ -123,7 +123,10 @@ mod tests {
 
     #[test]
     fn null_and_missing_read_as_none_and_none_is_sent_as_null() {
-        assert_eq!(Nullable::<i64>::parse_from_json(None).ok(), Some(Nullable(None)));
+        assert_eq!(
+            Nullable::<i64>::parse_from_json(None).ok(),
+            Some(Nullable(None))
+        );
         assert_eq!(
             Nullable::<i64>::parse_from_json(Some(Value::Null)).ok(),
             Some(Nullable(None))

@@ -1,10 +1,10 @@
 //! `/api/v1/threads`: conversations between agents (CONTRACT §4).
 
-use crate::api::nullable::Nullable;
 use super::messages::MessageList;
 use super::types::Text;
 use super::{decode, reply};
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::nullable::Nullable;
 use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;

@@ -49,7 +49,7 @@ pub struct VariantList {
 
 /// A new variant. Config fields not given (or null) are copied from the agent.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", deny_unknown_fields, example)]
 pub struct CreateVariant {
     /// Free text, 1-200 characters.
     #[oai(validator(min_length = 1, max_length = 200))]
