@@ -68,8 +68,12 @@ macro_rules! string_newtype {
 /// A JSON string and nothing else: poem-openapi's `String` also accepts
 /// numbers and booleans, which would turn `{"name": 5}` into `"5"` instead
 /// of the 400 the contract asks for (CONTRACT §0). Every string field of a
-/// request body uses it; its schema is plain `string`, and the string
-/// validators (`min_length`, `max_length`, `pattern`, custom) apply as usual.
+/// request body uses it, and the string validators (`min_length`,
+/// `max_length`, `pattern`, custom) apply as usual.
+///
+/// PostgreSQL text cannot hold U+0000, so a string with one could never be
+/// stored: it is refused here, and the schema's pattern says so (a field's
+/// own `pattern` replaces it, and those patterns exclude U+0000 as well).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text(pub String);
 
@@ -79,11 +83,23 @@ impl Text {
     }
 }
 
-string_newtype!(Text, String::schema_ref());
+/// The pattern `Text` documents: any string without U+0000.
+pub const TEXT_PATTERN: &str = r"^[^\u0000]*$";
+
+string_newtype!(
+    Text,
+    MetaSchemaRef::Inline(Box::new(MetaSchema {
+        pattern: Some(TEXT_PATTERN.to_string()),
+        ..MetaSchema::new("string")
+    }))
+);
 
 impl ParseFromJSON for Text {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         match value.unwrap_or_default() {
+            Value::String(s) if s.contains('\0') => Err(ParseError::custom(
+                "text cannot contain U+0000 (PostgreSQL cannot store it)",
+            )),
             Value::String(s) => Ok(Text(s)),
             other => Err(ParseError::expected_type(other)),
         }
@@ -247,7 +263,14 @@ mod tests {
             Text::parse_from_json(Some(json!("a"))).ok(),
             Some(Text("a".into()))
         );
-        for v in [json!(5), json!(true), json!({}), json!([]), Value::Null] {
+        for v in [
+            json!(5),
+            json!(true),
+            json!({}),
+            json!([]),
+            Value::Null,
+            json!("a\u{0}b"),
+        ] {
             assert!(Text::parse_from_json(Some(v)).is_err());
         }
         assert!(Text::parse_from_json(None).is_err());
