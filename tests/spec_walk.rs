@@ -345,3 +345,30 @@ async fn the_documented_examples_are_accepted() {
     ok(app.post("/api/v1/users/alice/credits/spend", example("SpendRequest"))).await;
     ok(app.post("/api/v1/agents/greeter/variants", example("CreateVariant"))).await;
 }
+
+/// JSON numbers at the edge of the f64 range are kept in jsonb as NUMERIC
+/// and come back from PostgreSQL as hundreds of digits, which serde_json
+/// refuses ("number out of range": every later read of the row was a 503)
+/// unless its `float_roundtrip` feature is on. The server turns it on; test
+/// builds also get it from the `jsonschema` dev-dependency, so this test
+/// guards the behaviour rather than the feature line.
+#[tokio::test]
+async fn stored_extreme_numbers_read_back() {
+    let app = TestApp::new().await;
+    let metadata = json!({"min": f64::MIN, "max": f64::MAX, "tiny": 4.2e-229});
+    ok(app.post(
+        "/api/v1/usage/records",
+        json!({"threadId": "t", "model": "gpt-4o", "promptTokens": 1, "completionTokens": 1,
+               "metadata": metadata}),
+    ))
+    .await;
+    let history = ok(app.get("/api/v1/usage/history")).await;
+    assert_eq!(history["records"][0]["metadata"], metadata);
+    ok(app.post(
+        "/api/v1/users/u/credits/top-up",
+        json!({"amount": 1, "metadata": metadata}),
+    ))
+    .await;
+    let page = ok(app.get("/api/v1/users/u/credits/transactions")).await;
+    assert_eq!(page["transactions"][0]["metadata"], metadata);
+}
