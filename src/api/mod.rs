@@ -164,6 +164,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
 /// not strict), so the list cannot drift from the types.
 const STRICT_SCHEMAS: &[&str] = &[
     "CloneVariant",
+    "ConfigOverrides",
     "CreateVariant",
     "PerformanceInput",
     "VariantPatch",

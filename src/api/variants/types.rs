@@ -85,14 +85,45 @@ pub struct CreateVariant {
 }
 
 /// A partial update: only the fields given change; an explicit null clears a
-/// config field (it then falls back to the agent's value). Also the shape of
-/// clone `overrides` (where `name` is not accepted).
+/// config field (it then falls back to the agent's value).
 #[derive(Debug, Default, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VariantPatch {
-    /// Not nullable; 1-200 characters. Not accepted in clone overrides.
+    /// Not nullable; 1-200 characters.
     #[oai(validator(min_length = 1, max_length = 200))]
     pub name: MaybeUndefined<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub model_provider: MaybeUndefined<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub model_name: MaybeUndefined<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub system_prompt: MaybeUndefined<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub user_prompt_template: MaybeUndefined<Text>,
+    #[oai(validator(max_length = 100000))]
+    pub prompt_version: MaybeUndefined<Text>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "2")))]
+    pub temperature: MaybeUndefined<f64>,
+    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    pub max_tokens: MaybeUndefined<i64>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
+    pub context_window: MaybeUndefined<i64>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
+    pub input_token_limit: MaybeUndefined<i64>,
+    #[oai(validator(minimum(value = "0")))]
+    pub token_budget: MaybeUndefined<i64>,
+    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    pub timeout_seconds: MaybeUndefined<i64>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "10")))]
+    pub max_retries: MaybeUndefined<i64>,
+}
+
+/// Clone `overrides`: the config fields that differ from the source (an
+/// explicit null clears one: it then falls back to the agent's value). The
+/// fields of a PATCH but `name`, which is given at the top level.
+#[derive(Debug, Default, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigOverrides {
     #[oai(validator(max_length = 100000))]
     pub model_provider: MaybeUndefined<Text>,
     #[oai(validator(max_length = 100000))]
@@ -129,8 +160,7 @@ pub struct CloneVariant {
     pub name: Text,
     #[oai(validator(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 128))]
     pub slug: Option<Text>,
-    /// Config fields that differ from the source (null: fall back to the agent).
-    pub overrides: Option<VariantPatch>,
+    pub overrides: Option<ConfigOverrides>,
 }
 
 /// The result of a deletion or deactivation.
