@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn schema_is_required_and_nullable() {
-        assert!(<Nullable<String> as Type>::IS_REQUIRED);
+        const { assert!(<Nullable<String> as Type>::IS_REQUIRED) };
         let MetaSchemaRef::Inline(s) = Nullable::<DateTime<Utc>>::schema_ref() else {
             panic!("inline schema expected")
         };
