@@ -92,29 +92,41 @@ pub struct VariantPatch {
     /// Not nullable; 1-200 characters.
     #[oai(validator(min_length = 1, max_length = 200))]
     pub name: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
+    #[oai(nullable, validator(max_length = 100000))]
     pub model_provider: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
+    #[oai(nullable, validator(max_length = 100000))]
     pub model_name: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
+    #[oai(nullable, validator(max_length = 100000))]
     pub system_prompt: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
+    #[oai(nullable, validator(max_length = 100000))]
     pub user_prompt_template: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
+    #[oai(nullable, validator(max_length = 100000))]
     pub prompt_version: MaybeUndefined<Text>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2")))]
+    #[oai(nullable, validator(minimum(value = "0"), maximum(value = "2")))]
     pub temperature: MaybeUndefined<f64>,
-    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    #[oai(
+        nullable,
+        validator(minimum(value = "1"), maximum(value = "2147483647"))
+    )]
     pub max_tokens: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
+    #[oai(
+        nullable,
+        validator(minimum(value = "0"), maximum(value = "2147483647"))
+    )]
     pub context_window: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
+    #[oai(
+        nullable,
+        validator(minimum(value = "0"), maximum(value = "2147483647"))
+    )]
     pub input_token_limit: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "0")))]
+    #[oai(nullable, validator(minimum(value = "0")))]
     pub token_budget: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    #[oai(
+        nullable,
+        validator(minimum(value = "1"), maximum(value = "2147483647"))
+    )]
     pub timeout_seconds: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "10")))]
+    #[oai(nullable, validator(minimum(value = "0"), maximum(value = "10")))]
     pub max_retries: MaybeUndefined<i64>,
 }
 
@@ -124,29 +136,41 @@ pub struct VariantPatch {
 #[derive(Debug, Default, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigOverrides {
-    #[oai(validator(max_length = 100000))]
+    #[oai(nullable, validator(max_length = 100000))]
     pub model_provider: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
+    #[oai(nullable, validator(max_length = 100000))]
     pub model_name: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
+    #[oai(nullable, validator(max_length = 100000))]
     pub system_prompt: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
+    #[oai(nullable, validator(max_length = 100000))]
     pub user_prompt_template: MaybeUndefined<Text>,
-    #[oai(validator(max_length = 100000))]
+    #[oai(nullable, validator(max_length = 100000))]
     pub prompt_version: MaybeUndefined<Text>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2")))]
+    #[oai(nullable, validator(minimum(value = "0"), maximum(value = "2")))]
     pub temperature: MaybeUndefined<f64>,
-    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    #[oai(
+        nullable,
+        validator(minimum(value = "1"), maximum(value = "2147483647"))
+    )]
     pub max_tokens: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
+    #[oai(
+        nullable,
+        validator(minimum(value = "0"), maximum(value = "2147483647"))
+    )]
     pub context_window: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
+    #[oai(
+        nullable,
+        validator(minimum(value = "0"), maximum(value = "2147483647"))
+    )]
     pub input_token_limit: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "0")))]
+    #[oai(nullable, validator(minimum(value = "0")))]
     pub token_budget: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
+    #[oai(
+        nullable,
+        validator(minimum(value = "1"), maximum(value = "2147483647"))
+    )]
     pub timeout_seconds: MaybeUndefined<i64>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "10")))]
+    #[oai(nullable, validator(minimum(value = "0"), maximum(value = "10")))]
     pub max_retries: MaybeUndefined<i64>,
 }
 
