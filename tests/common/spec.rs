@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// One operation of the document: its path split into segments (`None` for
 /// a `{parameter}`) and, per documented status, the schema of its body.
@@ -14,11 +14,16 @@ struct Operation {
     id: String,
     method: String,
     segments: Vec<Option<String>>,
-    responses: HashMap<String, Option<jsonschema::Validator>>,
+    responses: HashMap<String, Option<Value>>,
 }
 
 struct Document {
     operations: Vec<Operation>,
+    components: Value,
+    /// Validators by schema text, compiled on first use: compiling all of
+    /// them up front took seconds, during which a test's concurrent
+    /// requests stood still.
+    validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
 }
 
 /// The committed document, read once per test binary.
@@ -47,7 +52,7 @@ fn build(doc: &Value) -> Document {
                 let schema = resp["content"]
                     .as_object()
                     .and_then(|c| c.values().next())
-                    .map(|media| validator(&media["schema"], &components));
+                    .map(|media| json_schema(&media["schema"]));
                 responses.insert(status.clone(), schema);
             }
             operations.push(Operation {
@@ -58,17 +63,29 @@ fn build(doc: &Value) -> Document {
             });
         }
     }
-    Document { operations }
+    Document {
+        operations,
+        components,
+        validators: Mutex::default(),
+    }
 }
 
-/// A validator for `schema` whose `$ref`s resolve into the document's
-/// components (carried along under the same key, so the pointers hold).
-fn validator(schema: &Value, components: &Value) -> jsonschema::Validator {
-    let root = json!({ "allOf": [json_schema(schema)], "components": components });
-    jsonschema::draft202012::options()
-        .should_validate_formats(true)
-        .build(&root)
-        .unwrap_or_else(|e| panic!("schema does not compile: {e}\n{schema}"))
+/// A validator for `schema` (already JSON Schema) whose `$ref`s resolve into
+/// the document's components (carried along under the same key, so the
+/// pointers hold).
+fn validator(schema: &Value) -> Arc<jsonschema::Validator> {
+    let doc = document();
+    let key = schema.to_string();
+    let mut cache = doc.validators.lock().expect("lock");
+    let built = cache.entry(key).or_insert_with(|| {
+        let root = json!({ "allOf": [schema], "components": doc.components });
+        let v = jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&root)
+            .unwrap_or_else(|e| panic!("schema does not compile: {e}\n{schema}"));
+        Arc::new(v)
+    });
+    Arc::clone(built)
 }
 
 /// OpenAPI 3.0 schema -> JSON Schema 2020-12: `nullable: true` admits
@@ -145,7 +162,8 @@ pub fn check(method: &str, path: &str, status: u16, body: &Value) {
             op.id
         );
     };
-    if let Some(validator) = schema {
+    if let Some(schema) = schema {
+        let validator = validator(schema);
         let errors: Vec<String> = validator
             .iter_errors(body)
             .map(|e| format!("{} at {}", e, e.instance_path()))
