@@ -1,7 +1,7 @@
-//! AgentConfig's twelve fields, listed once. Four bodies carry them: the
+//! AgentConfig's twelve fields, listed once. Five bodies carry them: the
 //! agent's own config (`AgentConfig`), a new variant (`CreateVariant`), a
-//! partial update (`VariantPatch`) and a stored config as answered
-//! (`ConfigValues`). They differ in the wrapper (`Option` or
+//! partial update (`VariantPatch`), clone overrides (`ConfigOverrides`) and
+//! a stored config as answered (`ConfigValues`). They differ in the wrapper (`Option` or
 //! `MaybeUndefined`), the string type (strict `Text` on input), and whether
 //! the validators and field notes are part of their schema, so each is built
 //! from the list below rather than by flattening one struct: a flattened
@@ -11,7 +11,8 @@
 /// Defines a body struct whose fields are `{ extra fields }` followed by the
 /// twelve AgentConfig fields, in the API's order, each `wrap<type>`.
 /// `documented`: validators and the notes on a field's range; `validated`:
-/// validators only; `plain`: neither (for answers).
+/// validators only; `nullable`: validators, and an explicit null is allowed
+/// (it clears the field); `plain`: neither (for answers).
 macro_rules! agent_config_struct {
     (
         $(#[$meta:meta])*
@@ -64,6 +65,19 @@ macro_rules! agent_config_struct {
             $(#[oai(validator($($tv)*))] pub $t: $wrap<$text>,)*
             $(#[oai(validator($($fv)*))] pub $f: $wrap<f64>,)*
             $(#[oai(validator($($iv)*))] pub $i: $wrap<i64>,)*
+        }
+    };
+    (
+        @build [$($head:tt)*] [$($extra:tt)*] nullable $wrap:ident [$text:ty]
+        text { $($t:ident: [$($tv:tt)*] $($td:literal)?,)* }
+        float { $($f:ident: [$($fv:tt)*] $($fd:literal)?,)* }
+        int { $($i:ident: [$($iv:tt)*] $($id:literal)?,)* }
+    ) => {
+        $($head)* {
+            $($extra)*
+            $(#[oai(nullable, validator($($tv)*))] pub $t: $wrap<$text>,)*
+            $(#[oai(nullable, validator($($fv)*))] pub $f: $wrap<f64>,)*
+            $(#[oai(nullable, validator($($iv)*))] pub $i: $wrap<i64>,)*
         }
     };
     (

@@ -4,6 +4,7 @@
 use super::agent_config::agent_config_struct;
 use super::types::Text;
 use super::{encode, reply, ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::nullable::Nullable;
 use crate::api::types::Ident;
 use crate::db;
 use chrono::{DateTime, Utc};
@@ -74,10 +75,10 @@ pub struct AgentInfo {
     pub peers: Vec<String>,
     pub payload_class: String,
     pub state: AgentState,
-    pub current_thread: Option<String>,
+    pub current_thread: Nullable<String>,
     /// Messages in the agent's inbox not yet acknowledged.
     pub queue_depth: i64,
-    pub last_activity: Option<DateTime<Utc>>,
+    pub last_activity: Nullable<DateTime<Utc>>,
     /// Messages sent or received by the agent.
     pub message_count: i64,
 }
@@ -96,7 +97,8 @@ pub struct AgentConfigView {
     pub is_agent: bool,
     pub peers: Vec<String>,
     pub payload_class: String,
-    pub config: AgentConfig,
+    /// The stored config: every field is sent, null when not set.
+    pub config: crate::api::variants::ConfigValues,
 }
 
 #[derive(Debug, Object)]
@@ -126,7 +128,7 @@ pub struct Capability {
     pub description: String,
     pub is_agent: bool,
     pub peers: Vec<String>,
-    pub root_tag: Option<String>,
+    pub root_tag: Nullable<String>,
 }
 
 #[derive(Debug, Object)]
@@ -142,11 +144,11 @@ pub struct CapabilityDetail {
     pub description: String,
     pub is_agent: bool,
     pub peers: Vec<String>,
-    pub root_tag: Option<String>,
+    pub root_tag: Nullable<String>,
     pub payload_class: String,
-    pub schema_xsd: Option<String>,
+    pub schema_xsd: Nullable<String>,
     /// Always present; null when unknown.
-    pub example_xml: Option<String>,
+    pub example_xml: Nullable<String>,
 }
 
 pub struct AgentsApi;

@@ -2,7 +2,7 @@
 //! holds (docs/credits.md). The rules live in sql/credits/pricing.sql.
 
 use super::{reply, ApiResult, ApiTags, AppState, Auth, Role};
-use crate::api::types::Ident;
+use crate::api::types::{Ident, JsonObject};
 use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -24,22 +24,33 @@ pub enum CostType {
     Second,
 }
 
+/// A price entry as given in `PUT /block-costs/{blockId}`.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
-pub struct CostEntry {
+pub struct CostEntryInput {
     pub cost_type: CostType,
     #[oai(validator(minimum(value = "0")))]
     pub amount: i64,
     /// Matches when contained in the block input (nested objects included;
-    /// null, missing and "" alike). Default `{}` matches everything.
-    pub filter: Option<Value>,
+    /// null, missing and "" alike). Absent or null: `{}`, which matches
+    /// everything.
+    pub filter: Option<JsonObject>,
+}
+
+/// A price entry as stored: the filter is always an object.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CostEntry {
+    pub cost_type: CostType,
+    pub amount: i64,
+    pub filter: JsonObject,
 }
 
 #[derive(Debug, Object)]
 pub struct PutBlockCosts {
     /// Ordered: the first matching entry prices the run.
     #[oai(validator(max_items = 100))]
-    pub costs: Vec<CostEntry>,
+    pub costs: Vec<CostEntryInput>,
 }
 
 #[derive(Debug, Object)]
@@ -89,7 +100,7 @@ impl BlockCostsApi {
                         CostType::Second => "second",
                     },
                     "amount": c.amount,
-                    "filter": c.filter.clone().unwrap_or(Value::Null),
+                    "filter": c.filter.as_ref().map_or(Value::Null, |f| f.0.clone()),
                 })
             })
             .collect();

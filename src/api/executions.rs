@@ -2,6 +2,7 @@
 //! (docs/executions.md).
 
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::nullable::Nullable;
 use crate::api::reply;
 use crate::api::types::Ident;
 use crate::db::{self, executions::NodeUpsert};
@@ -70,9 +71,9 @@ pub struct NodeExecution {
     pub input_data: Value,
     pub output_data: Value,
     pub add_time: DateTime<Utc>,
-    pub queue_time: Option<DateTime<Utc>>,
-    pub start_time: Option<DateTime<Utc>>,
-    pub end_time: Option<DateTime<Utc>>,
+    pub queue_time: Nullable<DateTime<Utc>>,
+    pub start_time: Nullable<DateTime<Utc>>,
+    pub end_time: Nullable<DateTime<Utc>>,
 }
 
 /// `{nodes, count}`.

@@ -2,6 +2,7 @@
 
 use super::types::Text;
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::nullable::Nullable;
 use crate::api::types::Ident;
 use crate::db;
 use chrono::{DateTime, Utc};
@@ -47,7 +48,7 @@ pub struct CreatedKey {
     pub key: String,
     pub name: String,
     pub role: String,
-    pub user_id: Option<String>,
+    pub user_id: Nullable<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -57,7 +58,7 @@ pub struct KeyInfo {
     pub id: Uuid,
     pub name: String,
     pub role: String,
-    pub user_id: Option<String>,
+    pub user_id: Nullable<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -108,7 +109,7 @@ impl KeysApi {
             key: secret,
             name: row.name,
             role: row.role,
-            user_id: row.user_id,
+            user_id: row.user_id.into(),
             created_at: row.created_at,
         })))
     }
@@ -124,7 +125,7 @@ impl KeysApi {
                 id: k.id,
                 name: k.name,
                 role: k.role,
-                user_id: k.user_id,
+                user_id: k.user_id.into(),
                 created_at: k.created_at,
             })
             .collect();

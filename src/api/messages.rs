@@ -2,7 +2,7 @@
 //! (docs/agents.md).
 
 use super::reply;
-use super::types::Ident;
+use super::types::{Ident, JsonObject};
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db;
 use chrono::{DateTime, Utc};
@@ -40,11 +40,10 @@ pub struct MessageList {
 /// new thread (server-made UUID when `threadId` is not given) is created when
 /// needed.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
 pub struct InjectRequest {
     pub to: Ident,
-    /// A JSON object.
-    pub payload: serde_json::Value,
+    pub payload: JsonObject,
     pub thread_id: Option<Ident>,
     pub from: Option<Ident>,
     pub payload_type: Option<Ident>,
@@ -65,8 +64,7 @@ pub struct PostMessage {
     pub from: Ident,
     pub to: Ident,
     pub payload_type: Ident,
-    /// A JSON object.
-    pub payload: serde_json::Value,
+    pub payload: JsonObject,
 }
 
 /// `POST /agents/{name}/inbox/claim`.
@@ -115,7 +113,7 @@ impl MessagesApi {
         reply(db::agents::inject(
             &state.pool,
             &b.to,
-            &b.payload,
+            &b.payload.0,
             b.thread_id.as_deref(),
             b.from.as_deref(),
             b.payload_type.as_deref(),
@@ -140,7 +138,7 @@ impl MessagesApi {
             &b.from,
             &b.to,
             &b.payload_type,
-            &b.payload,
+            &b.payload.0,
         ))
         .await
     }

@@ -7,12 +7,14 @@ pub mod auth;
 pub mod block_costs;
 pub mod credits;
 pub mod error;
+mod examples;
 pub mod executions;
 pub mod health;
 pub mod keys;
 pub mod limits;
 pub mod messages;
 pub mod model_prices;
+pub mod nullable;
 pub mod organism;
 pub mod origin;
 pub mod threads;
@@ -164,9 +166,37 @@ pub fn service() -> OpenApiService<Apis, ()> {
         .description("PostgreSQL control plane for AI-agent platforms: credits, LLM usage, agents, variants and a live feed.")
 }
 
-/// The spec as pretty JSON (what `openapi/openapi.json` holds).
+/// Request bodies whose types refuse unknown fields (`deny_unknown_fields`).
+/// poem-openapi does not put that in the schema, so `spec_json` adds
+/// `additionalProperties: false` to these; a unit test below reads the
+/// sources and fails when a strict type is missing here (or a name here is
+/// not strict), so the list cannot drift from the types.
+const STRICT_SCHEMAS: &[&str] = &[
+    "CloneVariant",
+    "ConfigOverrides",
+    "CreateVariant",
+    "PerformanceInput",
+    "VariantPatch",
+];
+
+/// The spec as pretty JSON (what `openapi/openapi.json` holds and
+/// `/openapi.json` serves).
 pub fn spec_json() -> String {
-    let mut s = service().spec();
+    let raw = service().spec();
+    let mut s = match serde_json::from_str::<serde_json::Value>(&raw) {
+        Ok(mut doc) => {
+            for name in STRICT_SCHEMAS {
+                if let Some(schema) = doc
+                    .pointer_mut(&format!("/components/schemas/{name}"))
+                    .and_then(serde_json::Value::as_object_mut)
+                {
+                    schema.insert("additionalProperties".into(), false.into());
+                }
+            }
+            serde_json::to_string_pretty(&doc).unwrap_or(raw)
+        }
+        Err(_) => raw,
+    };
     if !s.ends_with('\n') {
         s.push('\n');
     }
@@ -177,7 +207,12 @@ pub fn spec_json() -> String {
 pub fn app(state: AppState) -> impl poem::Endpoint {
     let svc = service();
     let docs = svc.swagger_ui();
-    let spec = svc.spec_endpoint();
+    let spec_text = spec_json();
+    let spec = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(spec_text.clone())
+    });
     let max_body = state.config.max_body_bytes;
     Route::new()
         .nest("/", svc)
@@ -190,4 +225,44 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .around(origin::guard)
         .data(state)
         .catch_all_error(error::uniform_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::STRICT_SCHEMAS;
+
+    /// Every struct under src/ whose `#[oai(...)]` says `deny_unknown_fields`.
+    fn strict_structs(dir: &std::path::Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("src").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                strict_structs(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                let mut strict = false;
+                for line in text.lines().map(str::trim) {
+                    if line.starts_with("#[oai(") && line.contains("deny_unknown_fields") {
+                        strict = true;
+                    } else if let Some(rest) = line.strip_prefix("pub struct ") {
+                        if strict {
+                            let name = rest.split([' ', '{', '<', '(']).next().unwrap_or(rest);
+                            found.push(name.to_string());
+                        }
+                        strict = false;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strict_schemas_are_exactly_the_strict_types() {
+        let mut found = Vec::new();
+        strict_structs(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        found.sort();
+        assert_eq!(found, STRICT_SCHEMAS);
+    }
 }

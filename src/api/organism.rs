@@ -1,7 +1,7 @@
 //! `/api/v1/organism`: this deployment's status, config, stop/start.
 
 use super::{decode, reply};
-use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use super::{ApiError, ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db;
 use poem::web::Data;
 use poem_openapi::{payload::Json, Enum, Object, OpenApi};
@@ -27,6 +27,23 @@ pub struct Organism {
     pub total_messages: i64,
     /// Whether an admin key is configured (the API is not open).
     pub identity_configured: bool,
+}
+
+impl Organism {
+    /// The organism from the counts `agents.organism_status()` read: what
+    /// `GET /organism` answers and what the feed's `connected` message carries.
+    pub fn from_status(state: &AppState, status: serde_json::Value) -> Result<Organism, ApiError> {
+        let row: OrganismRow = decode(status)?;
+        Ok(Organism {
+            name: state.config.organism.clone(),
+            status: row.status,
+            uptime_seconds: i64::try_from(state.started_at.elapsed().as_secs()).unwrap_or(i64::MAX),
+            agent_count: row.agent_count,
+            active_threads: row.active_threads,
+            total_messages: row.total_messages,
+            identity_configured: state.config.admin_key.is_some(),
+        })
+    }
 }
 
 /// The non-secret settings of this server.
@@ -68,16 +85,10 @@ impl OrganismApi {
     #[oai(path = "/organism", method = "get", operation_id = "getOrganism")]
     async fn get(&self, auth: Auth, state: Data<&AppState>) -> ApiResult<Json<Organism>> {
         auth.require(Role::Reader)?;
-        let row: OrganismRow = decode(db::organism::status(&state.pool).await?)?;
-        Ok(Json(Organism {
-            name: state.config.organism.clone(),
-            status: row.status,
-            uptime_seconds: state.started_at.elapsed().as_secs() as i64,
-            agent_count: row.agent_count,
-            active_threads: row.active_threads,
-            total_messages: row.total_messages,
-            identity_configured: state.config.admin_key.is_some(),
-        }))
+        Ok(Json(Organism::from_status(
+            &state,
+            db::organism::status(&state.pool).await?,
+        )?))
     }
 
     /// This server's non-secret configuration.

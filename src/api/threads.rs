@@ -5,6 +5,7 @@ use super::messages::MessageList;
 use super::types::Text;
 use super::{decode, reply};
 use super::{ApiResult, ApiTags, AppState, Auth, Role};
+use crate::api::nullable::Nullable;
 use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -53,7 +54,7 @@ pub struct ThreadInfo {
     pub message_count: i64,
     pub created_at: DateTime<Utc>,
     pub last_activity: DateTime<Utc>,
-    pub error: Option<String>,
+    pub error: Nullable<String>,
 }
 
 #[derive(Debug, Object)]

@@ -68,8 +68,12 @@ macro_rules! string_newtype {
 /// A JSON string and nothing else: poem-openapi's `String` also accepts
 /// numbers and booleans, which would turn `{"name": 5}` into `"5"` instead
 /// of a 400: a wrong JSON type is bad input. Every string field of a
-/// request body uses it; its schema is plain `string`, and the string
-/// validators (`min_length`, `max_length`, `pattern`, custom) apply as usual.
+/// request body uses it, and the string validators (`min_length`,
+/// `max_length`, `pattern`, custom) apply as usual.
+///
+/// PostgreSQL text cannot hold U+0000, so a string with one could never be
+/// stored: it is refused here, and the schema's pattern says so (a field's
+/// own `pattern` replaces it, and those patterns exclude U+0000 as well).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text(pub String);
 
@@ -79,11 +83,23 @@ impl Text {
     }
 }
 
-string_newtype!(Text, String::schema_ref());
+/// The pattern `Text` documents: any string without U+0000.
+pub const TEXT_PATTERN: &str = r"^[^\u0000]*$";
+
+string_newtype!(
+    Text,
+    MetaSchemaRef::Inline(Box::new(MetaSchema {
+        pattern: Some(TEXT_PATTERN.to_string()),
+        ..MetaSchema::new("string")
+    }))
+);
 
 impl ParseFromJSON for Text {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         match value.unwrap_or_default() {
+            Value::String(s) if s.contains('\0') => Err(ParseError::custom(
+                "text cannot contain U+0000 (PostgreSQL cannot store it)",
+            )),
             Value::String(s) => Ok(Text(s)),
             other => Err(ParseError::expected_type(other)),
         }
@@ -202,6 +218,55 @@ impl poem_openapi::types::ParseFromParameter for Ident {
     }
 }
 
+/// A JSON object in a request body (a message payload, a block input,
+/// metadata). The schema says `object`, so generated clients send one; the
+/// value is passed on as it came and the SQL function that takes it refuses
+/// anything else (400 with its own error code), as it always did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonObject(pub Value);
+
+impl JsonObject {
+    pub fn into_inner(self) -> Value {
+        self.0
+    }
+}
+
+impl Type for JsonObject {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Value;
+    type RawElementValueType = Value;
+
+    fn name() -> Cow<'static, str> {
+        "object".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new("object")))
+    }
+
+    fn register(_registry: &mut Registry) {}
+
+    fn as_raw_value(&self) -> Option<&Value> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for JsonObject {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        Ok(JsonObject(value.unwrap_or_default()))
+    }
+}
+
+impl ToJSON for JsonObject {
+    fn to_json(&self) -> Option<Value> {
+        Some(self.0.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +299,14 @@ mod tests {
             Text::parse_from_json(Some(json!("a"))).ok(),
             Some(Text("a".into()))
         );
-        for v in [json!(5), json!(true), json!({}), json!([]), Value::Null] {
+        for v in [
+            json!(5),
+            json!(true),
+            json!({}),
+            json!([]),
+            Value::Null,
+            json!("a\u{0}b"),
+        ] {
             assert!(Text::parse_from_json(Some(v)).is_err());
         }
         assert!(Text::parse_from_json(None).is_err());

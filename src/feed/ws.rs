@@ -130,7 +130,7 @@ impl Conn {
         self.send(v.to_string()).await
     }
 
-    async fn close(&mut self, code: CloseCode, reason: &str) {
+    pub(super) async fn close(&mut self, code: CloseCode, reason: &str) {
         // A client kicked for not reading gets longer to take its close frame.
         let wait = if code == CloseCode::Again { 5 } else { 1 };
         let _ = tokio::time::timeout(

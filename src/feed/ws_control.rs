@@ -46,11 +46,27 @@ fn opt_str(v: &Value, key: &str) -> Result<Option<String>, String> {
 
 impl Conn {
     pub(super) async fn send_connected(&mut self) -> Result<(), Stop> {
-        let snapshot = match db::agents::feed_snapshot(&self.state.pool).await {
+        use poem_openapi::types::ToJSON;
+        let snapshot = db::agents::feed_snapshot(&self.state.pool)
+            .await
+            .map_err(crate::api::ApiError::from)
+            .and_then(|mut s| {
+                let status = s.get_mut("organism").map(Value::take).unwrap_or_default();
+                let organism = crate::api::organism::Organism::from_status(&self.state, status)?;
+                Ok((organism, s))
+            });
+        // Without the snapshot there is no organism to show: say why and
+        // close, rather than send a `connected` of another shape.
+        let (organism, snapshot) = match snapshot {
             Ok(v) => v,
             Err(e) => {
-                tracing::warn!(error = %e, "feed snapshot failed; sending an empty one");
-                json!({"organism": {"name": self.state.config.organism}, "agents": [], "threads": []})
+                tracing::warn!(error = ?e, "feed snapshot failed; closing the socket");
+                let _ = self
+                    .send_json(error("the feed snapshot could not be read"))
+                    .await;
+                self.close(poem::web::websocket::CloseCode::Error, "snapshot failed")
+                    .await;
+                return Err(Stop::Gone);
             }
         };
         let mut threads = snapshot.get("threads").cloned().unwrap_or(json!([]));
@@ -62,7 +78,7 @@ impl Conn {
             .unwrap_or(0);
         self.send_json(json!({
             "event": "connected",
-            "organism": snapshot.get("organism").cloned().unwrap_or(json!({})),
+            "organism": organism.to_json(),
             "agents": snapshot.get("agents").cloned().unwrap_or(json!([])),
             "threads": threads,
             "lastEventId": last,

@@ -242,7 +242,10 @@ async fn concurrent_holds_never_exceed_the_balance() {
     let futs = (0..25).map(|_| app.post(&holds_path, json!({"amount": 100})));
     let results = join_all(futs).await;
     let ok = results.iter().filter(|(s, _)| *s == 201).count();
-    assert!(results.iter().all(|(s, _)| *s == 201 || *s == 402));
+    assert!(
+        results.iter().all(|(s, _)| *s == 201 || *s == 402),
+        "{results:?}"
+    );
     assert_eq!(ok, 10);
     let b = balance(&app, "ch").await;
     assert_eq!(b["balance"], 1000);

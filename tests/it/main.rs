@@ -25,6 +25,7 @@ mod feed_ws_faults;
 mod foundation;
 mod local_cluster;
 mod schema;
+mod spec_walk;
 mod spend_outcome;
 mod spend_queue;
 mod sql_inlining;

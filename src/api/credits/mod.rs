@@ -10,7 +10,7 @@ pub use types::*;
 // The API wiring in src/api/mod.rs names these through `credits::`.
 
 use super::{decode, reply, ApiError, ApiResult, ApiTags, AppState, Auth, Role};
-use crate::api::types::Ident;
+use crate::api::types::{Ident, JsonObject};
 use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -98,12 +98,12 @@ impl CreditsApi {
                 &user_id,
                 db::credits::SpendArgs {
                     block_id: body.block_id.to_string(),
-                    input: body.input,
+                    input: body.input.map(JsonObject::into_inner),
                     duration_seconds: body.duration_seconds,
                     amount: body.amount,
                     validate_balance: body.validate_balance.unwrap_or(true),
                     idempotency_key: body.idempotency_key.map(|k| k.to_string()),
-                    metadata: body.metadata,
+                    metadata: body.metadata.map(JsonObject::into_inner),
                     at: body.at,
                 },
             )
@@ -137,7 +137,7 @@ impl CreditsApi {
             &user_id,
             body.amount,
             body.idempotency_key.as_deref(),
-            body.metadata.as_ref(),
+            body.metadata.as_ref().map(|m| &m.0),
             body.at,
         ))
         .await
@@ -164,7 +164,7 @@ impl CreditsApi {
             body.kind.as_str(),
             &body.reason,
             body.idempotency_key.as_deref(),
-            body.metadata.as_ref(),
+            body.metadata.as_ref().map(|m| &m.0),
             body.at,
         ))
         .await
@@ -259,7 +259,7 @@ impl CreditsApi {
             &db::credits::HoldArgs {
                 amount: body.amount,
                 block_id: body.block_id.as_deref(),
-                input: body.input.as_ref(),
+                input: body.input.as_ref().map(|i| &i.0),
                 duration_seconds: body.duration_seconds,
                 ttl_seconds: body.ttl_seconds,
                 idempotency_key: body.idempotency_key.as_deref(),

@@ -1,7 +1,8 @@
 //! Request and response bodies of the credits API.
 
-use crate::api::types::Ident;
+use crate::api::nullable::Nullable;
 use crate::api::types::Text;
+use crate::api::types::{Ident, JsonObject};
 use chrono::{DateTime, Utc};
 use poem_openapi::{payload::Json, ApiResponse, Enum, Object};
 use serde_json::Value;
@@ -28,11 +29,11 @@ pub struct Credits {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
 pub struct SpendRequest {
     pub block_id: Ident,
     /// The block's input (a JSON object); priced by the block's cost entries.
-    pub input: Option<Value>,
+    pub input: Option<JsonObject>,
     /// For `second` prices: charged per started second.
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000000")))]
     pub duration_seconds: Option<f64>,
@@ -44,7 +45,7 @@ pub struct SpendRequest {
     pub validate_balance: Option<bool>,
     #[oai(validator(min_length = 1, max_length = 255))]
     pub idempotency_key: Option<Text>,
-    pub metadata: Option<Value>,
+    pub metadata: Option<JsonObject>,
     /// Effective time (admin/service only).
     pub at: Option<DateTime<Utc>>,
 }
@@ -64,7 +65,7 @@ pub struct TopUpRequest {
     pub amount: i64,
     #[oai(validator(min_length = 1, max_length = 255))]
     pub idempotency_key: Option<Text>,
-    pub metadata: Option<Value>,
+    pub metadata: Option<JsonObject>,
     /// Effective time (admin/service only).
     pub at: Option<DateTime<Utc>>,
 }
@@ -97,7 +98,7 @@ pub struct AdjustRequest {
     pub reason: Text,
     #[oai(validator(min_length = 1, max_length = 255))]
     pub idempotency_key: Option<Text>,
-    pub metadata: Option<Value>,
+    pub metadata: Option<JsonObject>,
     pub at: Option<DateTime<Utc>>,
 }
 
@@ -146,10 +147,10 @@ pub struct Transaction {
     /// The month's first day, e.g. `2022-02-01`.
     pub period: String,
     pub is_active: bool,
-    pub idempotency_key: Option<String>,
-    pub block_id: Option<String>,
+    pub idempotency_key: Nullable<String>,
+    pub block_id: Nullable<String>,
     /// The hold this usage row settled, if any.
-    pub hold_id: Option<Uuid>,
+    pub hold_id: Nullable<Uuid>,
     pub metadata: Value,
     pub created_at: DateTime<Utc>,
 }
@@ -160,7 +161,7 @@ pub struct TransactionList {
     pub transactions: Vec<Transaction>,
     pub count: i64,
     /// Pass as `after` for the next page; null on the last page.
-    pub next_after: Option<i64>,
+    pub next_after: Nullable<i64>,
 }
 
 #[derive(Debug, Object)]
@@ -170,7 +171,7 @@ pub struct HoldRequest {
     #[oai(validator(minimum(value = "1")))]
     pub amount: Option<i64>,
     pub block_id: Option<Ident>,
-    pub input: Option<Value>,
+    pub input: Option<JsonObject>,
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000000")))]
     pub duration_seconds: Option<f64>,
     /// Default 300; 1 to 604800.

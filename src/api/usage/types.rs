@@ -1,6 +1,7 @@
 //! Request and response bodies of the usage API.
 
-use crate::api::types::{IdentCheck, Text};
+use crate::api::nullable::Nullable;
+use crate::api::types::{Ident, JsonObject, Text};
 use crate::db::usage::NewRecord;
 use chrono::{DateTime, NaiveDate, Utc};
 use poem_openapi::Object;
@@ -10,16 +11,11 @@ use serde_json::Value;
 
 /// One LLM call.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
 pub struct UsageRecordIn {
-    /// Identifier (1-128 characters of `[A-Za-z0-9._:@/-]`), as are
-    /// `agentId`, `model`, `userId` and `variantId`.
-    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub thread_id: Text,
-    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub agent_id: Option<Text>,
-    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub model: Text,
+    pub thread_id: Ident,
+    pub agent_id: Option<Ident>,
+    pub model: Ident,
     /// Defaults to the provider of the matching price.
     #[oai(validator(min_length = 1, max_length = 128))]
     pub provider: Option<Text>,
@@ -30,12 +26,9 @@ pub struct UsageRecordIn {
     pub completion_tokens: i64,
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
     pub latency_ms: Option<i64>,
-    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub user_id: Option<Text>,
-    #[oai(validator(min_length = 1, max_length = 128, custom = "IdentCheck"))]
-    pub variant_id: Option<Text>,
-    /// Free JSON object.
-    pub metadata: Option<Value>,
+    pub user_id: Option<Ident>,
+    pub variant_id: Option<Ident>,
+    pub metadata: Option<JsonObject>,
     /// When the call happened (default: now); also picks the price version.
     pub at: Option<DateTime<Utc>>,
 }
@@ -52,7 +45,7 @@ impl From<UsageRecordIn> for NewRecord {
             latency_ms: r.latency_ms,
             user_id: r.user_id.map(String::from),
             variant_id: r.variant_id.map(String::from),
-            metadata: r.metadata,
+            metadata: r.metadata.map(JsonObject::into_inner),
             at: r.at,
         }
     }
@@ -80,7 +73,7 @@ pub struct RecordResult {
     pub id: i64,
     pub total_tokens: i64,
     /// USD (6 decimals); null when the model has no price.
-    pub cost: Option<f64>,
+    pub cost: Nullable<f64>,
     pub budget: ThreadBudget,
 }
 
@@ -153,7 +146,7 @@ pub struct UsageTotals {
 #[oai(rename_all = "camelCase")]
 pub struct AgentUsage {
     /// Null in `byAgent` for records without an agent.
-    pub agent_id: Option<String>,
+    pub agent_id: Nullable<String>,
     /// The same totals as the summary's, for this one.
     #[oai(flatten)]
     pub totals: UsageTotals,
@@ -201,16 +194,16 @@ pub struct ResetResult {
 pub struct UsageRecord {
     pub id: i64,
     pub thread_id: String,
-    pub agent_id: Option<String>,
+    pub agent_id: Nullable<String>,
     pub model: String,
-    pub provider: Option<String>,
+    pub provider: Nullable<String>,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
-    pub latency_ms: Option<i64>,
-    pub cost: Option<f64>,
-    pub user_id: Option<String>,
-    pub variant_id: Option<String>,
+    pub latency_ms: Nullable<i64>,
+    pub cost: Nullable<f64>,
+    pub user_id: Nullable<String>,
+    pub variant_id: Nullable<String>,
     pub metadata: Value,
     pub created_at: DateTime<Utc>,
 }
@@ -222,7 +215,7 @@ pub struct UsageHistory {
     pub records: Vec<UsageRecord>,
     pub count: i64,
     /// Pass as `after` for the next page; null on the last page.
-    pub next_after: Option<i64>,
+    pub next_after: Nullable<i64>,
 }
 
 #[derive(Debug, Object)]

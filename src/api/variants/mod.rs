@@ -101,16 +101,6 @@ impl VariantsApi {
     ) -> ApiResult<CreatedVariant> {
         auth.require(Role::Service)?;
         let body = body.0;
-        if let Some(o) = &body.overrides {
-            if !o.name.is_undefined() {
-                return Err(ApiError::new(
-                    400,
-                    "unknown_field",
-                    "name is not a config field; give it at the top level",
-                    serde_json::json!({"field": "overrides.name"}),
-                ));
-            }
-        }
         let overrides = body
             .overrides
             .as_ref()

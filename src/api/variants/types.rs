@@ -1,6 +1,7 @@
 //! Request and response bodies of the variants API.
 
 use crate::api::agent_config::agent_config_struct;
+use crate::api::nullable::Nullable;
 use crate::api::types::Ident;
 use crate::api::types::Text;
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ agent_config_struct! {
     #[derive(Debug, Clone, PartialEq, Object)]
     #[oai(rename_all = "camelCase")]
     pub struct ConfigValues {}
-    config: plain Option<String>
+    config: plain Nullable<String>
 }
 
 /// A variant: an alternative AgentConfig of one agent. A config field that
@@ -40,7 +41,7 @@ pub struct VariantList {
 agent_config_struct! {
     /// A new variant. Config fields not given (or null) are copied from the agent.
     #[derive(Debug, Object)]
-    #[oai(rename_all = "camelCase", deny_unknown_fields)]
+    #[oai(rename_all = "camelCase", deny_unknown_fields, example)]
     pub struct CreateVariant {
         /// Free text, 1-200 characters.
         #[oai(validator(min_length = 1, max_length = 200))]
@@ -55,16 +56,25 @@ agent_config_struct! {
 
 agent_config_struct! {
     /// A partial update: only the fields given change; an explicit null clears a
-    /// config field (it then falls back to the agent's value). Also the shape of
-    /// clone `overrides` (where `name` is not accepted).
+    /// config field (it then falls back to the agent's value).
     #[derive(Debug, Default, Object)]
     #[oai(rename_all = "camelCase", deny_unknown_fields)]
     pub struct VariantPatch {
-        /// Not nullable; 1-200 characters. Not accepted in clone overrides.
+        /// Not nullable; 1-200 characters.
         #[oai(validator(min_length = 1, max_length = 200))]
         pub name: MaybeUndefined<Text>,
     }
-    config: validated MaybeUndefined<Text>
+    config: nullable MaybeUndefined<Text>
+}
+
+agent_config_struct! {
+    /// Clone `overrides`: the config fields that differ from the source (an
+    /// explicit null clears one: it then falls back to the agent's value). The
+    /// fields of a PATCH but `name`, which is given at the top level.
+    #[derive(Debug, Default, Object)]
+    #[oai(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct ConfigOverrides {}
+    config: nullable MaybeUndefined<Text>
 }
 
 /// Clone the agent's own config (no `source`) or another variant's.
@@ -77,8 +87,7 @@ pub struct CloneVariant {
     pub name: Text,
     #[oai(validator(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 128))]
     pub slug: Option<Text>,
-    /// Config fields that differ from the source (null: fall back to the agent).
-    pub overrides: Option<VariantPatch>,
+    pub overrides: Option<ConfigOverrides>,
 }
 
 /// The result of a deletion or deactivation.
@@ -88,8 +97,8 @@ pub struct VariantChange {
     pub success: bool,
     pub agent_name: String,
     /// The variant deleted or deactivated (null when nothing was active).
-    pub variant_id: Option<Uuid>,
-    pub variant_slug: Option<String>,
+    pub variant_id: Nullable<Uuid>,
+    pub variant_slug: Nullable<String>,
     /// False for a no-op (deactivating when none is active).
     pub changed: bool,
 }
@@ -100,8 +109,8 @@ pub struct VariantChange {
 pub struct ResolvedConfig {
     pub agent_name: String,
     /// The active variant; null when none is active (the agent's own config).
-    pub variant_id: Option<Uuid>,
-    pub variant_slug: Option<String>,
+    pub variant_id: Nullable<Uuid>,
+    pub variant_slug: Nullable<String>,
     #[oai(flatten)]
     pub config: ConfigValues,
 }
@@ -135,15 +144,15 @@ pub struct PerformanceRecord {
     pub id: i64,
     pub agent_name: String,
     /// The variant the run was attributed to (null: none).
-    pub variant_id: Option<Uuid>,
-    pub variant_slug: Option<String>,
+    pub variant_id: Nullable<Uuid>,
+    pub variant_slug: Nullable<String>,
     pub success: bool,
     pub latency_ms: f64,
-    pub prompt_tokens: Option<i64>,
-    pub completion_tokens: Option<i64>,
-    pub cost: Option<f64>,
-    pub quality_score: Option<f64>,
-    pub error: Option<String>,
+    pub prompt_tokens: Nullable<i64>,
+    pub completion_tokens: Nullable<i64>,
+    pub cost: Nullable<f64>,
+    pub quality_score: Nullable<f64>,
+    pub error: Nullable<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -156,20 +165,20 @@ pub struct VariantMetrics {
     pub variant_slug: String,
     pub variant_name: String,
     pub is_active: bool,
-    pub start: Option<DateTime<Utc>>,
-    pub end: Option<DateTime<Utc>>,
+    pub start: Nullable<DateTime<Utc>>,
+    pub end: Nullable<DateTime<Utc>>,
     pub runs: i64,
     /// Successes / runs; null when there are no runs.
-    pub success_rate: Option<f64>,
-    pub avg_latency_ms: Option<f64>,
+    pub success_rate: Nullable<f64>,
+    pub avg_latency_ms: Nullable<f64>,
     /// Linear interpolation, as PostgreSQL's percentile_cont.
-    pub p50_latency_ms: Option<f64>,
-    pub p95_latency_ms: Option<f64>,
+    pub p50_latency_ms: Nullable<f64>,
+    pub p95_latency_ms: Nullable<f64>,
     /// Prompt + completion tokens.
     pub total_tokens: i64,
     /// USD, 4 decimals.
     pub total_cost: f64,
-    pub avg_quality_score: Option<f64>,
+    pub avg_quality_score: Nullable<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Object)]
@@ -178,13 +187,13 @@ pub struct VariantHistoryPoint {
     /// Start of the hour or day (UTC).
     pub bucket_start: DateTime<Utc>,
     pub runs: i64,
-    pub success_rate: Option<f64>,
-    pub avg_latency_ms: Option<f64>,
-    pub p50_latency_ms: Option<f64>,
-    pub p95_latency_ms: Option<f64>,
+    pub success_rate: Nullable<f64>,
+    pub avg_latency_ms: Nullable<f64>,
+    pub p50_latency_ms: Nullable<f64>,
+    pub p95_latency_ms: Nullable<f64>,
     pub total_tokens: i64,
     pub total_cost: f64,
-    pub avg_quality_score: Option<f64>,
+    pub avg_quality_score: Nullable<f64>,
 }
 
 /// One point per bucket that has runs, oldest first.

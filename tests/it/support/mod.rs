@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use tokio::sync::OnceCell;
 
 pub mod credits;
+pub mod spec;
 pub mod variants;
 pub mod ws;
 
@@ -275,6 +276,7 @@ impl TestApp {
                 )
             })
         };
+        spec::check(method, path, status, &value);
         (status, value)
     }
 
@@ -395,6 +397,8 @@ impl TestServer {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
+        let method_name = method.as_str().to_string();
+        let method_name = method_name.as_str();
         let mut req = reqwest::Client::new()
             .request(method, self.http_url(path))
             .bearer_auth(ADMIN_KEY);
@@ -403,7 +407,9 @@ impl TestServer {
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        let value = resp.json().await.unwrap_or(Value::Null);
+        spec::check(method_name, path, status, &value);
+        (status, value)
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
