@@ -267,7 +267,7 @@ RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT 8 * 1024 * 1024::bigint $$;
 -- the text's length for large ones, which may be stored compressed far
 -- below what they render to.
 CREATE OR REPLACE FUNCTION feed.body_bytes(p_body jsonb)
-RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+RETURNS bigint LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN pg_column_size(p_body) > 2000 THEN octet_length(p_body::text)
                 ELSE pg_column_size(p_body) END
 $$;
