@@ -12,6 +12,7 @@ pub mod model_prices;
 pub mod organism;
 pub mod schema;
 pub mod spend_queue;
+pub mod tls;
 pub mod usage;
 pub mod usage_columns;
 pub mod usage_folder;
@@ -37,6 +38,7 @@ pub fn pg_config_with(
 ) -> Result<tokio_postgres::Config, DbError> {
     let mut cfg = tokio_postgres::Config::from_str(url)
         .map_err(|e| DbError::Config(format!("invalid DATABASE_URL: {e}")))?;
+    tls::apply_sslmode_default(url, &mut cfg);
     cfg.application_name(application_name);
     let mut options = String::from("-c TimeZone=UTC");
     if !notify {
@@ -66,7 +68,7 @@ pub fn pool_with(url: &str, size: usize, notify: bool) -> Result<Pool, DbError> 
     cfg.options(&options);
     let mgr = Manager::from_config(
         cfg,
-        tokio_postgres::NoTls,
+        tls::connector()?,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -101,7 +103,7 @@ pub fn with_database(url: &str, database: &str) -> String {
 /// driver task spawned.
 pub async fn connect(url: &str, application_name: &str) -> Result<tokio_postgres::Client, DbError> {
     let cfg = pg_config(url, application_name)?;
-    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+    let (client, conn) = cfg.connect(tls::connector()?).await?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "database connection closed");

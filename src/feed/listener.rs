@@ -78,7 +78,7 @@ async fn session(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), DbError> {
     let pg = db::pg_config(&cfg.url, LISTENER_APP_NAME)?;
-    let (client, mut conn) = pg.connect(tokio_postgres::NoTls).await?;
+    let (client, mut conn) = pg.connect(db::tls::connector()?).await?;
     // Drive the connection ourselves: notifications only surface through
     // poll_message. A full wake channel already holds a pending wake-up.
     let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);

@@ -15,6 +15,7 @@ mod credits;
 mod credits_concurrency;
 mod credits_input;
 mod db_errors;
+mod db_tls;
 mod feed;
 mod feed_credits;
 mod feed_large_events;
