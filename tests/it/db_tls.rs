@@ -34,5 +34,5 @@ async fn sslmode_require_encrypts_and_plain_urls_do_not() {
     let standalone = agentplane::db::connect(&url, "tls-test").await.unwrap();
     assert!(uses_tls(&standalone).await);
     let pool = agentplane::db::pool(&url, 2).unwrap();
-    assert!(uses_tls(&**pool.get().await.unwrap()).await);
+    assert!(uses_tls(&pool.get().await.unwrap()).await);
 }
