@@ -16,11 +16,13 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::sync::Arc;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::Socket;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The connector every connection uses; whether it is used at all is the
 /// URL's `sslmode` (see [`apply_sslmode_default`]).
-pub fn connector() -> Result<MakeRustlsConnect, DbError> {
+pub fn connector() -> Result<Connector, DbError> {
     // ring rather than aws-lc-rs: it builds without cmake on every machine
     // the project runs on. rustls marks it deprecated for lacking
     // post-quantum key exchange, which PostgreSQL's TLS does not use either.
@@ -32,7 +34,29 @@ pub fn connector() -> Result<MakeRustlsConnect, DbError> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
         .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(config))
+    Ok(Connector(MakeRustlsConnect::new(config)))
+}
+
+/// [`MakeRustlsConnect`] for every kind of host. tokio-postgres asks for a
+/// TLS connector for each host before it knows whether TLS will be used,
+/// and a Unix socket's path is no server name, which rustls refuses. TLS
+/// never runs over a Unix socket, so such a host gets a placeholder name.
+#[derive(Clone)]
+pub struct Connector(MakeRustlsConnect);
+
+impl MakeTlsConnect<Socket> for Connector {
+    type Stream = <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream;
+    type TlsConnect = <MakeRustlsConnect as MakeTlsConnect<Socket>>::TlsConnect;
+    type Error = <MakeRustlsConnect as MakeTlsConnect<Socket>>::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, Self::Error> {
+        let name = if ServerName::try_from(domain).is_ok() {
+            domain
+        } else {
+            "localhost"
+        };
+        <MakeRustlsConnect as MakeTlsConnect<Socket>>::make_tls_connect(&mut self.0, name)
+    }
 }
 
 /// A URL that does not name `sslmode` connects without TLS (tokio-postgres
