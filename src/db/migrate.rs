@@ -13,7 +13,7 @@ mod embedded {
 /// credits and agents domains are split into one file per sub-domain.
 pub const SQL_FILES: &[(&str, &str)] = &[
     ("common.sql", include_str!("../../sql/common.sql")),
-    ("events.sql", include_str!("../../sql/events.sql")),
+    ("feed.sql", include_str!("../../sql/feed.sql")),
     ("auth.sql", include_str!("../../sql/auth.sql")),
     (
         "credits/periods.sql",
