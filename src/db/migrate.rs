@@ -10,7 +10,8 @@ mod embedded {
 /// The stored logic, applied after the migrations on every start, in this
 /// order (later files call functions of earlier ones: a SQL-language body is
 /// checked when it is created, so what it calls must exist by then). The
-/// credits and agents domains are split into one file per sub-domain.
+/// credits, agents, usage ingest and variants domains are split into one file
+/// per sub-domain.
 pub const SQL_FILES: &[(&str, &str)] = &[
     ("common.sql", include_str!("../../sql/common.sql")),
     ("feed.sql", include_str!("../../sql/feed.sql")),
@@ -45,8 +46,20 @@ pub const SQL_FILES: &[(&str, &str)] = &[
     ),
     ("usage.sql", include_str!("../../sql/usage.sql")),
     (
-        "usage_ingest.sql",
-        include_str!("../../sql/usage_ingest.sql"),
+        "usage_ingest/cost.sql",
+        include_str!("../../sql/usage_ingest/cost.sql"),
+    ),
+    (
+        "usage_ingest/write.sql",
+        include_str!("../../sql/usage_ingest/write.sql"),
+    ),
+    (
+        "usage_ingest/fold.sql",
+        include_str!("../../sql/usage_ingest/fold.sql"),
+    ),
+    (
+        "usage_ingest/record.sql",
+        include_str!("../../sql/usage_ingest/record.sql"),
     ),
     ("usage_reads.sql", include_str!("../../sql/usage_reads.sql")),
     (
