@@ -82,7 +82,18 @@ pub const SQL_FILES: &[(&str, &str)] = &[
         "agents/threads.sql",
         include_str!("../../sql/agents/threads.sql"),
     ),
-    ("variants.sql", include_str!("../../sql/variants.sql")),
+    (
+        "variants/crud.sql",
+        include_str!("../../sql/variants/crud.sql"),
+    ),
+    (
+        "variants/activation.sql",
+        include_str!("../../sql/variants/activation.sql"),
+    ),
+    (
+        "variants/metrics.sql",
+        include_str!("../../sql/variants/metrics.sql"),
+    ),
     ("executions.sql", include_str!("../../sql/executions.sql")),
     ("reporting.sql", include_str!("../../sql/reporting.sql")),
 ];
