@@ -1,8 +1,9 @@
 -- Usage metering and per-thread token budgets (docs/usage.md).
 --
 -- This file: constants, prices and thread budgets. Writes are in
--- sql/usage_ingest.sql (records are written by usage._insert and added to the
--- budgets and rollups by usage._fold, a batch later than it is written);
+-- sql/usage_ingest/ (records are written by usage._insert, write.sql, and
+-- added to the budgets and rollups by usage._fold, fold.sql, a batch later
+-- than it is written);
 -- totals, history and the daily series in sql/usage_reads.sql. Every read of
 -- a budget or total adds the records not folded yet (usage.pending_records).
 

@@ -1,7 +1,7 @@
 -- Agents (docs/agents.md): the JSON shapes every agents function answers
 -- in (AgentInfo, AgentConfig, ThreadInfo, MessageInfo) and the lookup and
 -- event helpers they share. Every agents function returns jsonb in the API's
--- camelCase shape; every change writes its event (sql/events.sql) in the same
+-- camelCase shape; every change writes its event (sql/feed.sql) in the same
 -- transaction.
 --
 -- The agents files are applied in this order (src/db/migrate.rs): shapes,

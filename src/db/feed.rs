@@ -1,5 +1,5 @@
 //! The event log: the relay step, replay reads and retention pruning
-//! (sql/events.sql).
+//! (sql/feed.sql).
 
 use super::DbError;
 use deadpool_postgres::Pool;

@@ -10,10 +10,11 @@ mod embedded {
 /// The stored logic, applied after the migrations on every start, in this
 /// order (later files call functions of earlier ones: a SQL-language body is
 /// checked when it is created, so what it calls must exist by then). The
-/// credits and agents domains are split into one file per sub-domain.
+/// credits, agents, usage ingest and variants domains are split into one file
+/// per sub-domain.
 pub const SQL_FILES: &[(&str, &str)] = &[
     ("common.sql", include_str!("../../sql/common.sql")),
-    ("events.sql", include_str!("../../sql/events.sql")),
+    ("feed.sql", include_str!("../../sql/feed.sql")),
     ("auth.sql", include_str!("../../sql/auth.sql")),
     (
         "credits/periods.sql",
@@ -45,8 +46,20 @@ pub const SQL_FILES: &[(&str, &str)] = &[
     ),
     ("usage.sql", include_str!("../../sql/usage.sql")),
     (
-        "usage_ingest.sql",
-        include_str!("../../sql/usage_ingest.sql"),
+        "usage_ingest/cost.sql",
+        include_str!("../../sql/usage_ingest/cost.sql"),
+    ),
+    (
+        "usage_ingest/write.sql",
+        include_str!("../../sql/usage_ingest/write.sql"),
+    ),
+    (
+        "usage_ingest/fold.sql",
+        include_str!("../../sql/usage_ingest/fold.sql"),
+    ),
+    (
+        "usage_ingest/record.sql",
+        include_str!("../../sql/usage_ingest/record.sql"),
     ),
     ("usage_reads.sql", include_str!("../../sql/usage_reads.sql")),
     (
@@ -69,7 +82,18 @@ pub const SQL_FILES: &[(&str, &str)] = &[
         "agents/threads.sql",
         include_str!("../../sql/agents/threads.sql"),
     ),
-    ("variants.sql", include_str!("../../sql/variants.sql")),
+    (
+        "variants/crud.sql",
+        include_str!("../../sql/variants/crud.sql"),
+    ),
+    (
+        "variants/activation.sql",
+        include_str!("../../sql/variants/activation.sql"),
+    ),
+    (
+        "variants/metrics.sql",
+        include_str!("../../sql/variants/metrics.sql"),
+    ),
     ("executions.sql", include_str!("../../sql/executions.sql")),
     ("reporting.sql", include_str!("../../sql/reporting.sql")),
 ];

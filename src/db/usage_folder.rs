@@ -1,5 +1,5 @@
 //! The usage folder: adds written-behind usage batches to the thread budgets
-//! and rollups (`usage.fold()`, sql/usage_ingest.sql) on a timer.
+//! and rollups (`usage.fold()`, sql/usage_ingest/fold.sql) on a timer.
 //!
 //! Reads never wait for it: every budget and total adds the batches not
 //! folded yet. What it bounds is how late a batch's `budget.threshold` events

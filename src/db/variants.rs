@@ -1,4 +1,4 @@
-//! Agent variants: thin calls to the variants.* SQL functions (sql/variants.sql).
+//! Agent variants: thin calls to the variants.* SQL functions (sql/variants/).
 //! Every function returns the API's camelCase JSON as built by SQL.
 
 use super::DbError;

@@ -4,7 +4,7 @@
 //!
 //! The table is the truth. NOTIFY only wakes the relay early; the relay also
 //! polls on a short tick and after every reconnect, and it reads only ids
-//! that are final (see `feed.relay_poll` in sql/events.sql), so every
+//! that are final (see `feed.relay_poll` in sql/feed.sql), so every
 //! instance delivers every event, once, in id order.
 
 pub mod hub;

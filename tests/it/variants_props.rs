@@ -1,5 +1,5 @@
 //! Agent variants: property tests (proptest) and concurrency tests run
-//! against the real SQL functions in sql/variants.sql, never a copy of them.
+//! against the real SQL functions in sql/variants/, never a copy of them.
 
 use crate::support::variants::{add_agent, agent_config};
 use crate::support::TestDb;

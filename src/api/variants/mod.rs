@@ -1,5 +1,5 @@
 //! `/api/v1/agents/{name}/variants...`, `/resolved-config`, `/performance`:
-//! agent variants (docs/variants.md). The rules live in sql/variants.sql; this
+//! agent variants (docs/variants.md). The rules live in sql/variants/; this
 //! module checks shapes and roles and maps the JSON built by SQL to types.
 
 mod types;

@@ -1,0 +1,303 @@
+-- Usage ingest: writing records. The whole-array checks of a batch, the
+-- record-by-record check that names the first bad one, and usage._insert,
+-- the one writer of records.
+
+-- Whether every element of `p` is NULL or an identifier by ap.is_ident's
+-- rule (ap.ident_class, ap.ident_max_len), tested on the whole array in C:
+-- the array's text form (array_out) has no character outside that class
+-- and the punctuation of the form (`,{}`, put first in the class so that the
+-- class's closing `-` stays literal), and no run longer than the maximum
+-- between the commas.
+-- array_out prints a NULL element as NULL and double-quotes every element
+-- that is empty or holds a space, a comma, a brace, a quote or a backslash,
+-- so each of those fails on its quote. (It also quotes an element spelled
+-- "null", a valid identifier: a false alarm, which the caller's record by
+-- record check then clears.) One pass that prints the array and one regex:
+-- joining it with array_to_string cost as much again, as its printf does.
+-- The "C" collation makes the regex byte-wise, about 4x faster.
+-- (PL/pgSQL: a SQL function that cannot be inlined is planned again at
+-- every call.)
+CREATE OR REPLACE FUNCTION usage.idents_ok(p text[])
+RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    IF p[1] IS NULL AND cardinality(array_remove(p, NULL)) = 0 THEN
+        RETURN true;  -- all NULL (an optional field no record gives): nothing to print
+    END IF;
+    RETURN NOT p::text COLLATE "C"
+               ~ ('[^,{}' || ap.ident_class() || ']|[^,{}]{' || ap.ident_max_len() + 1 || '}');
+END
+$$;
+
+-- The distinct elements of `p` (no NULLs). A batch names a few models: taking out one model at a time (array_remove,
+-- a C loop) is about a third of what hashing every record's model costs.
+-- Past 16 distinct, the rest are hashed, so a batch of many models does not
+-- take a pass per model.
+CREATE OR REPLACE FUNCTION usage.distinct_models(p text[])
+RETURNS text[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    v_rest text[] := p;
+    v_seen text[] := '{}';
+BEGIN
+    WHILE cardinality(v_rest) > 0 AND cardinality(v_seen) < 16 LOOP
+        IF v_rest[1] IS NOT NULL THEN
+            v_seen := v_seen || v_rest[1];
+        END IF;
+        v_rest := array_remove(v_rest, v_rest[1]);
+    END LOOP;
+    IF cardinality(v_rest) > 0 THEN
+        v_seen := v_seen || ARRAY(SELECT DISTINCT m FROM unnest(v_rest) AS m
+                                  WHERE m IS NOT NULL);
+    END IF;
+    RETURN v_seen;
+END
+$$;
+
+-- Raises 400 invalid_record naming the first bad record of a batch (its
+-- index and field), when one is; the rules of usage._insert, record by record.
+-- Called only when a whole-array check of the batch failed.
+CREATE OR REPLACE FUNCTION usage._refuse_first_bad_record(
+    p_thread_ids text[], p_agent_ids text[], p_models text[], p_providers text[],
+    p_prompt_tokens bigint[], p_completion_tokens bigint[], p_latency_ms bigint[],
+    p_user_ids text[], p_variant_ids text[], p_metadata jsonb[])
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_bad record;
+BEGIN
+    SELECT x.i - 1 AS idx, x.field INTO v_bad
+    FROM (SELECT i, CASE
+            WHEN NOT ap.is_ident(t) THEN 'threadId'
+            WHEN a IS NOT NULL AND NOT ap.is_ident(a) THEN 'agentId'
+            WHEN NOT ap.is_ident(m) THEN 'model'
+            WHEN pv IS NOT NULL AND length(pv) NOT BETWEEN 1 AND 128 THEN 'provider'
+            WHEN pt IS NULL OR pt NOT BETWEEN 0 AND usage.max_count() THEN 'promptTokens'
+            WHEN ct IS NULL OR ct NOT BETWEEN 0 AND usage.max_count() THEN 'completionTokens'
+            WHEN l IS NOT NULL AND l NOT BETWEEN 0 AND usage.max_count() THEN 'latencyMs'
+            WHEN u IS NOT NULL AND NOT ap.is_ident(u) THEN 'userId'
+            WHEN v IS NOT NULL AND NOT ap.is_ident(v) THEN 'variantId'
+            WHEN md IS NOT NULL AND jsonb_typeof(md) <> 'object' THEN 'metadata'
+          END AS field
+          FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
+                      p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata)
+               WITH ORDINALITY AS r(t, a, m, pv, pt, ct, l, u, v, md, i)) x
+    WHERE x.field IS NOT NULL
+    ORDER BY x.i
+    LIMIT 1;
+    IF FOUND THEN
+        PERFORM ap.raise(400, 'invalid_record',
+            format('record %s: %s is missing or invalid', v_bad.idx, v_bad.field),
+            jsonb_build_object('index', v_bad.idx, 'field', v_bad.field));
+    END IF;
+END
+$$;
+
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type,
+-- parameter names or defaults an earlier version's definition may have.
+DROP FUNCTION IF EXISTS usage._insert(text[], text[], text[], text[], bigint[], bigint[], bigint[],
+                                      text[], text[], jsonb[], timestamptz[]);
+-- The one writer of records. Parallel arrays, one element per record; all
+-- validated first (400 naming the first bad record, nothing written). The
+-- records get the consecutive ids first_id..last_id, in array order.
+CREATE FUNCTION usage._insert(
+    p_thread_ids text[], p_agent_ids text[], p_models text[], p_providers text[],
+    p_prompt_tokens bigint[], p_completion_tokens bigint[], p_latency_ms bigint[],
+    p_user_ids text[], p_variant_ids text[], p_metadata jsonb[], p_at timestamptz[],
+    OUT inserted integer, OUT total_tokens bigint, OUT total_cost numeric,  -- NULL: none priced
+    OUT first_id bigint, OUT last_id bigint)
+LANGUAGE plpgsql SET enable_mergejoin = off AS $$
+DECLARE
+    n integer := coalesce(cardinality(p_thread_ids), 0);
+    v_epoch integer;
+    v_now timestamptz := now();
+    v_costs bigint[];
+    v_price_ids bigint[];
+    v_providers text[];
+    v_min_at timestamptz;
+    v_max_at timestamptz;
+    v_km text[];
+    v_k1 text; v_k2 text; v_k3 text; v_k4 text; v_k5 text; v_k6 text; v_k7 text; v_k8 text;
+    v_providers_given boolean;
+    v_dated boolean;            -- some record gives `at`
+    v_found bigint;             -- records whose model is in v_km
+    v_pass integer;
+    v_int_prices boolean;       -- every price at most usage.int_price_max()
+    v_keyed boolean := false;  -- priced at one instant: price ids and providers by model
+    v_kid bigint[];
+    v_kprov text[];
+    v_kpp bigint[];
+    v_kcp bigint[];
+    v_total_micros numeric;  -- (a sum of costs at the highest prices passes 2^63)
+BEGIN
+    IF n > usage.max_batch() THEN
+        PERFORM ap.raise(400, 'batch_too_large',
+            format('a batch holds at most %s records; got %s', usage.max_batch(), n),
+            jsonb_build_object('max', usage.max_batch(), 'count', n));
+    END IF;
+    IF n <> coalesce(cardinality(p_agent_ids), 0) OR n <> coalesce(cardinality(p_models), 0)
+       OR n <> coalesce(cardinality(p_providers), 0) OR n <> coalesce(cardinality(p_prompt_tokens), 0)
+       OR n <> coalesce(cardinality(p_completion_tokens), 0) OR n <> coalesce(cardinality(p_latency_ms), 0)
+       OR n <> coalesce(cardinality(p_user_ids), 0) OR n <> coalesce(cardinality(p_variant_ids), 0)
+       OR n <> coalesce(cardinality(p_metadata), 0) OR n <> coalesce(cardinality(p_at), 0) THEN
+        PERFORM ap.raise(400, 'invalid_batch', 'every field array must have one element per record');
+    END IF;
+    inserted := 0; total_tokens := 0;
+    IF n = 0 THEN
+        RETURN;
+    END IF;
+
+    -- Fast path: whole-array checks (C loops; identifiers one regex over
+    -- each array, usage.idents_ok, which also finds empty ones). Only when
+    -- one fails is every record looked at, to name the first bad one.
+    -- The batch's distinct models (its few models are checked, not every
+    -- record's). A batch priced at one instant starts from those of its
+    -- first 64 records; its pricing pass finds whether a later record names
+    -- another, and only then are all taken (a pass per model) and checked.
+    v_dated := cardinality(array_remove(p_at, NULL)) > 0;
+    v_km := usage.distinct_models(CASE WHEN v_dated THEN p_models ELSE p_models[1:64] END);
+    v_providers_given := array_to_string(p_providers, '') <> '';  -- (a NULL element prints nothing)
+    IF NOT (usage.idents_ok(p_thread_ids) AND usage.idents_ok(p_agent_ids)
+            AND usage.idents_ok(v_km) AND usage.idents_ok(p_user_ids)
+            AND usage.idents_ok(p_variant_ids))
+       OR array_position(p_thread_ids, NULL) IS NOT NULL
+       OR array_position(p_models, NULL) IS NOT NULL
+       OR '' = ANY (p_providers)
+       OR (v_providers_given
+           AND EXISTS (SELECT 1 FROM unnest(p_providers) pv WHERE length(pv) > 128))
+       OR array_position(p_prompt_tokens, NULL) IS NOT NULL OR 0 > ANY (p_prompt_tokens)
+       OR usage.max_count() < ANY (p_prompt_tokens)
+       OR array_position(p_completion_tokens, NULL) IS NOT NULL OR 0 > ANY (p_completion_tokens)
+       OR usage.max_count() < ANY (p_completion_tokens)
+       OR coalesce(0 > ANY (p_latency_ms), false)
+       OR coalesce(usage.max_count() < ANY (p_latency_ms), false)
+       OR cardinality(array_remove(p_metadata, NULL)) > 0 THEN
+        PERFORM usage._refuse_first_bad_record(
+            p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
+            p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata);
+    END IF;
+
+    PERFORM pg_advisory_xact_lock_shared(usage.epoch_lock_key());
+    v_epoch := usage.current_epoch();
+
+    -- One block of ids for the whole batch (usage.record_blocks steps by
+    -- usage.max_batch()).
+    first_id := nextval('usage.record_blocks');
+    last_id := first_id + n - 1;
+    -- Pricing: every record's cost, price version and provider, as arrays in
+    -- the batch's order (element i is record i).
+    IF NOT v_dated THEN
+        -- No record says when it happened (the usual batch): all are priced
+        -- now, so each distinct model has one price, looked up once. At most
+        -- two passes: the second when a record names a model the first 64
+        -- did not (v_km is then every model, checked first).
+        FOR v_pass IN 1..2 LOOP
+            IF v_pass = 2 THEN
+                v_km := usage.distinct_models(p_models);
+                IF NOT usage.idents_ok(v_km) THEN
+                    PERFORM usage._refuse_first_bad_record(
+                        p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
+                        p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata);
+                END IF;
+            END IF;
+            -- (The aggregates read the same rows in the same order, so
+            -- element k of each belongs to model k.)
+            SELECT array_agg(p.id), array_agg(p.provider),
+                   array_agg(usage.pico_per_token(p.prompt_per_million)),
+                   array_agg(usage.pico_per_token(p.completion_per_million))
+            INTO v_kid, v_kprov, v_kpp, v_kcp
+            FROM unnest(v_km, usage.price_keys(v_km)) AS x(m, key)
+            LEFT JOIN LATERAL usage.price_version(x.key, v_now) p ON true;
+            -- (the first eight, for the CASE below)
+            v_k1 := v_km[1]; v_k2 := v_km[2]; v_k3 := v_km[3]; v_k4 := v_km[4];
+            v_k5 := v_km[5]; v_k6 := v_km[6]; v_k7 := v_km[7]; v_k8 := v_km[8];
+            -- Each record finds its model's price by position in those few:
+            -- compared in line with the first eight (array_position, a
+            -- function call that sets up an iterator, cost three times as
+            -- much); j is NULL for a model not among them. The select list
+            -- unnests the arrays side by side and nothing joins or sorts
+            -- them, so the aggregates see the records in array order. The
+            -- fences (OFFSET 0) keep each record's j and cost computed once:
+            -- pulled up, they would be computed again wherever they are read.
+            -- When every price is small enough (the usual case), a cost is
+            -- integer arithmetic alone: usage.cost_micros would test both
+            -- prices per record, and read each from its array twice.
+            v_int_prices := coalesce(usage.int_price_max() >= ALL (v_kpp || v_kcp), true);
+            SELECT array_agg(c.cost), usage.total(c.pt + c.ct), sum(c.cost), count(c.j)
+            INTO v_costs, total_tokens, v_total_micros, v_found
+            FROM (SELECT CASE WHEN v_int_prices
+                              THEN usage.cost_micros_int(y.pt, y.ct, v_kpp[y.j], v_kcp[y.j])
+                              ELSE usage.cost_micros(y.pt, y.ct, v_kpp[y.j], v_kcp[y.j]) END AS cost,
+                         y.pt, y.ct, y.j
+                  FROM (SELECT CASE x.m WHEN v_k1 THEN 1 WHEN v_k2 THEN 2 WHEN v_k3 THEN 3
+                                        WHEN v_k4 THEN 4 WHEN v_k5 THEN 5 WHEN v_k6 THEN 6
+                                        WHEN v_k7 THEN 7 WHEN v_k8 THEN 8
+                                        ELSE array_position(v_km, x.m) END AS j,
+                               x.pt, x.ct
+                        FROM (SELECT unnest(p_models) AS m, unnest(p_prompt_tokens) AS pt,
+                                     unnest(p_completion_tokens) AS ct) x
+                        OFFSET 0) y
+                  OFFSET 0) c;
+            EXIT WHEN v_found = n;
+        END LOOP;
+        IF v_found <> n THEN
+            RAISE EXCEPTION 'usage._insert: % of % records found no model', n - v_found, n;
+        END IF;
+        IF cardinality(v_km) <= 8 THEN
+            -- Price ids and providers stay with the models (usage.batches'
+            -- keys; usage.batch_records reads a record's from its model's):
+            -- the records keep only the providers they give.
+            v_providers := CASE WHEN v_providers_given THEN p_providers END;
+            v_keyed := true;
+        ELSE
+            -- Many models: a reader would search them for every record, so
+            -- each record keeps its own (in array order, as above).
+            SELECT array_agg(v_kid[x.j]), array_agg(coalesce(x.pv, v_kprov[x.j]))
+            INTO v_price_ids, v_providers
+            FROM (SELECT array_position(v_km, unnest(p_models)) AS j,
+                         unnest(p_providers) AS pv
+                  OFFSET 0) x;
+        END IF;
+        v_min_at := v_now;
+        v_max_at := v_now;
+    ELSE
+        -- Back-dated records: `pr` finds each distinct model's price key once,
+        -- then each distinct (model, time) the key's version in effect (one index
+        -- probe). The records, unnested side by side in the select list, find
+        -- their version in a hash of those few rows (merge joins are off for this
+        -- function: the planner would sort the whole batch instead), and the
+        -- aggregates collect them in the batch's order (the sorted subquery).
+        WITH d AS MATERIALIZED (
+            SELECT DISTINCT lower(r.m COLLATE "C") AS lm, coalesce(r.at, v_now) AS ts
+            FROM unnest(p_models, p_at) AS r(m, at)),
+        k AS MATERIALIZED (
+            SELECT m.lm, usage.price_key(m.lm) AS pk FROM (SELECT DISTINCT lm FROM d) m),
+        pr AS MATERIALIZED (
+            SELECT d.lm, d.ts, p.id, p.provider, usage.pico_per_token(p.prompt_per_million) AS pp,
+                   usage.pico_per_token(p.completion_per_million) AS cp
+            FROM d JOIN k USING (lm)
+            LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true),
+        priced AS (
+            SELECT usage.cost_micros(x.pt, x.ct, pr.pp, pr.cp) AS cost, pr.id AS price_id,
+                   coalesce(x.pv, pr.provider) AS provider, x.pt + x.ct AS tokens, x.ts
+            FROM (SELECT y.i, y.lm, y.pv, y.pt, y.ct, coalesce(y.at, v_now) AS ts
+                  FROM (SELECT generate_series(1, n) AS i, lower(unnest(p_models) COLLATE "C") AS lm,
+                               unnest(p_providers) AS pv, unnest(p_prompt_tokens) AS pt,
+                               unnest(p_completion_tokens) AS ct, unnest(p_at) AS at) y) x
+            LEFT JOIN pr ON pr.lm = x.lm AND pr.ts = x.ts
+            ORDER BY x.i)
+        SELECT array_agg(cost), array_agg(price_id), array_agg(provider), usage.total(tokens),
+               sum(cost), min(ts), max(ts)
+        INTO v_costs, v_price_ids, v_providers, total_tokens, v_total_micros, v_min_at, v_max_at
+        FROM priced;
+    END IF;
+    total_cost := usage.usd(v_total_micros);  -- NULL: none priced
+    INSERT INTO usage.batches (first_id, n, epoch, recorded_at, min_at, max_at, thread_ids,
+                               agent_ids, models, providers, prompt_tokens, completion_tokens,
+                               latency_ms, cost_micros, price_ids, user_ids, variant_ids, metadata, at,
+                               key_models, key_price_ids, key_providers)
+    VALUES (first_id, n, v_epoch, v_now, v_min_at, v_max_at, p_thread_ids, p_agent_ids, p_models,
+            v_providers, p_prompt_tokens, p_completion_tokens, p_latency_ms, v_costs, v_price_ids,
+            p_user_ids, p_variant_ids, p_metadata, p_at,
+            CASE WHEN v_keyed THEN v_km END, CASE WHEN v_keyed THEN v_kid END,
+            CASE WHEN v_keyed THEN v_kprov END);
+    inserted := n;
+END
+$$;
