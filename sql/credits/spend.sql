@@ -153,7 +153,7 @@ BEGIN
         -- a spend, 36k of 591k instructions). It names the ledger row; its body is rendered from that row
         -- when read (credits.ledger_event_body). It never sends NOTIFY. The
         -- UPDATE above has given the transaction its xid before this INSERT
-        -- takes an event id, as the relay requires (sql/events.sql).
+        -- takes an event id, as the relay requires (sql/feed.sql).
         e AS (
             INSERT INTO feed.events (type, user_id, ledger_id)
             SELECT 'credits.changed', p_user_id, t.id
