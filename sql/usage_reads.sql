@@ -235,6 +235,14 @@ BEGIN
 END
 $$;
 
+-- One day of GET /usage/daily.
+CREATE OR REPLACE FUNCTION usage.day_json(p_day date, p_tokens numeric, p_requests numeric,
+                                          p_cost numeric)
+RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object('date', to_char(p_day, 'YYYY-MM-DD'), 'totalTokens', p_tokens,
+                              'requestCount', p_requests, 'totalCost', round(p_cost, 4))
+$$;
+
 -- GET /usage/daily: per UTC day, start inclusive, end exclusive, every epoch.
 -- Whole days come from the live daily rollup (usage.daily_usage); a partial
 -- first or last day is summed from the records of its covered part.
@@ -283,9 +291,7 @@ BEGIN
             SELECT day, sum(tokens) AS tokens, sum(n) AS n, sum(cost) AS cost
             FROM parts GROUP BY day)
         SELECT jsonb_build_object(
-            'days', coalesce(jsonb_agg(jsonb_build_object(
-                        'date', to_char(day, 'YYYY-MM-DD'), 'totalTokens', tokens,
-                        'requestCount', n, 'totalCost', round(cost, 4)) ORDER BY day), '[]'::jsonb),
+            'days', coalesce(jsonb_agg(usage.day_json(day, tokens, n, cost) ORDER BY day), '[]'::jsonb),
             'count', count(*))
         FROM days);
 END
@@ -317,9 +323,7 @@ BEGIN
               AND (p_end IS NULL OR r.created_at < p_end)
             GROUP BY 1)
         SELECT jsonb_build_object(
-            'days', coalesce(jsonb_agg(jsonb_build_object(
-                        'date', to_char(day, 'YYYY-MM-DD'), 'totalTokens', tokens,
-                        'requestCount', n, 'totalCost', round(cost, 4)) ORDER BY day), '[]'::jsonb),
+            'days', coalesce(jsonb_agg(usage.day_json(day, tokens, n, cost) ORDER BY day), '[]'::jsonb),
             'count', count(*))
         FROM days);
 END
