@@ -45,6 +45,21 @@ impl DbError {
         DbError::Decode(what.to_string())
     }
 
+    /// Whether the connection failed or broke, rather than the database
+    /// refusing a statement: no server answer at all, or the server ending
+    /// the session (SQLSTATE classes 08, connection exception, and 57P, an
+    /// administrator's termination or a shutdown). A write under way when
+    /// this happens may or may not have committed.
+    pub fn connection_lost(&self) -> bool {
+        match self {
+            DbError::Pool(_) => true,
+            DbError::Postgres(e) => e
+                .as_db_error()
+                .is_none_or(|db| session_ended(db.code().code())),
+            _ => false,
+        }
+    }
+
     /// The HTTP status, code, message and details this error should produce.
     pub fn mapped(&self) -> MappedError {
         let unavailable = || MappedError {
@@ -126,9 +141,7 @@ impl DbError {
                 "statement_timeout",
                 "the database took too long to answer; retry later",
             ),
-            s if s.starts_with("08") || s.starts_with("57P") || s.starts_with("53") => {
-                return unavailable()
-            }
+            s if session_ended(s) || s.starts_with("53") => return unavailable(),
             _ => return internal(),
         };
         MappedError {
@@ -138,4 +151,9 @@ impl DbError {
             details: json!({}),
         }
     }
+}
+
+/// SQLSTATEs of a session the server ended or lost.
+fn session_ended(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08") || sqlstate.starts_with("57P")
 }

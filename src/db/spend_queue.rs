@@ -133,7 +133,11 @@ impl SpendQueue {
                 }
                 // The connection broke: the batch may have committed, so
                 // it is never replayed. Every caller learns that.
-                Err(e) if unreachable(&e) => return answer_all(batch, outcome_unknown(e)),
+                Err(e) if e.connection_lost() => {
+                    let shared = Arc::new(e);
+                    let unknown = outcome_unknown(&shared);
+                    return answer_all(batch, unknown);
+                }
                 // The database refused one of the spends (a 402, a bad
                 // input) and rolled the batch back: replay one by one below,
                 // so each caller gets its own spend's answer.
@@ -143,19 +147,12 @@ impl SpendQueue {
         let mut batch = batch.into_iter();
         while let Some(w) = batch.next() {
             match spend(&self.pool, user_id, &w.args).await {
-                // The database could not be reached: the rest would only
-                // wait for it in turn. They all get this error now.
-                Err(e) if unreachable(&e) => {
-                    // This one may have committed; the rest were never
-                    // sent and would only wait for the database in turn.
-                    let sent = matches!(e, DbError::Postgres(_));
+                // This one may have committed; the rest were never sent and
+                // would only wait for the database in turn: they get the
+                // error as it is.
+                Err(e) if e.connection_lost() => {
                     let shared = Arc::new(e);
-                    let mine = if sent {
-                        DbError::OutcomeUnknown(shared.to_string())
-                    } else {
-                        DbError::Shared(shared.clone())
-                    };
-                    let _ = w.reply.send(Err(mine));
+                    let _ = w.reply.send(Err(outcome_unknown(&shared)));
                     for rest in batch {
                         let _ = rest.reply.send(Err(DbError::Shared(shared.clone())));
                     }
@@ -177,30 +174,13 @@ fn answer_all(waiters: impl IntoIterator<Item = Waiting>, e: DbError) {
     }
 }
 
-/// A broken connection during a write: nobody can tell whether it
-/// committed. A pool error stays as it is (nothing was sent).
-fn outcome_unknown(e: DbError) -> DbError {
-    match e {
-        DbError::Postgres(pg) => DbError::OutcomeUnknown(pg.to_string()),
-        other => other,
-    }
-}
-
-/// Whether an error says the connection failed or broke (rather than that
-/// the database refused the statement): no answer at all, or the server
-/// ending the session (an administrator's termination, a shutdown, a lost
-/// connection: SQLSTATE classes 08 and 57P).
-fn unreachable(e: &DbError) -> bool {
-    match e {
-        DbError::Postgres(e) => match e.as_db_error() {
-            None => true,
-            Some(db) => {
-                let state = db.code().code();
-                state.starts_with("08") || state.starts_with("57P")
-            }
-        },
-        DbError::Pool(_) => true,
-        _ => false,
+/// What a caller whose spend was under way when `e` happened gets: a
+/// statement was sent, so nobody can tell whether it committed. A pool
+/// error stays as it is (nothing was sent).
+fn outcome_unknown(e: &Arc<DbError>) -> DbError {
+    match **e {
+        DbError::Postgres(_) => DbError::OutcomeUnknown(e.to_string()),
+        _ => DbError::Shared(e.clone()),
     }
 }
 
