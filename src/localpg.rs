@@ -131,20 +131,24 @@ impl LocalCluster {
             return Ok(());
         }
         self.owned = false;
-        let data = self.data.clone();
+        self.pg_ctl_stop()
+            .map(|_| tracing::info!("stopped local PostgreSQL"))
+    }
+
+    /// `pg_ctl stop -m fast`: sessions are ended, and the server waited for.
+    fn pg_ctl_stop(&self) -> Result<String, LocalPgError> {
         self.run(
             "pg_ctl stop",
             "pg_ctl",
             &[
                 "-D".into(),
-                data.into(),
+                self.data.clone().into(),
                 "-m".into(),
                 "fast".into(),
                 "-w".into(),
                 "stop".into(),
             ],
         )
-        .map(|_| tracing::info!("stopped local PostgreSQL"))
     }
 
     /// Hands the cluster to a watchdog process that stops it (and deletes
@@ -257,36 +261,28 @@ impl LocalCluster {
     fn running_port(&self) -> Option<u16> {
         let pid_path = self.data.join("postmaster.pid");
         let pid_file = std::fs::read_to_string(&pid_path).ok()?;
-        let mut lines = pid_file.lines();
-        let pid: i32 = lines.next()?.trim().parse().ok()?;
+        // postmaster.pid: pid, data folder, start time, port, socket folder, …
+        let lines: Vec<&str> = pid_file.lines().collect();
+        let pid: i32 = lines.first()?.trim().parse().ok()?;
         let alive_postgres = std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|cmd| String::from_utf8_lossy(&cmd).contains("postgres"))
             .unwrap_or(false);
-        let socket_dir = pid_file.lines().nth(4).unwrap_or("").trim().to_string();
+        let socket_dir = lines.get(4).map_or("", |l| l.trim());
         if !alive_postgres {
             tracing::warn!(pid, file = %pid_path.display(), "removing a stale postmaster.pid");
             let _ = std::fs::remove_file(&pid_path);
             return None;
         }
-        if socket_dir != self.socket_dir.display().to_string() {
+        if socket_dir != self.socket_dir.display().to_string().as_str() {
             // Started by an older version (TCP listener): stop it and start
             // it again closed.
             tracing::warn!("restarting the local PostgreSQL without its TCP listener");
-            let _ = self.run(
-                "pg_ctl stop",
-                "pg_ctl",
-                &[
-                    "-D".into(),
-                    self.data.clone().into(),
-                    "-m".into(),
-                    "fast".into(),
-                    "-w".into(),
-                    "stop".into(),
-                ],
-            );
+            if let Err(e) = self.pg_ctl_stop() {
+                tracing::warn!(error = %e, "could not stop the old local PostgreSQL");
+            }
             return None;
         }
-        pid_file.lines().nth(3)?.trim().parse().ok()
+        lines.get(3)?.trim().parse().ok()
     }
 
     /// Runs a server binary, as the unprivileged user when we are root.
