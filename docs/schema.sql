@@ -79,9 +79,10 @@ CREATE TABLE agents.inbox (
     read_count integer DEFAULT 0 NOT NULL,
     last_read_at timestamp with time zone,
     CONSTRAINT inbox_agent_fkey FOREIGN KEY (agent) REFERENCES agents.agents(name) ON DELETE CASCADE,
-    CONSTRAINT inbox_pkey PRIMARY KEY (message_id)
+    CONSTRAINT inbox_pkey PRIMARY KEY (agent, message_id)
 );
 CREATE INDEX inbox_claim ON agents.inbox USING btree (agent, visible_at, seq);
+CREATE INDEX inbox_message ON agents.inbox USING btree (message_id);
 CREATE INDEX inbox_thread ON agents.inbox USING btree (thread_id);
 
 CREATE TABLE agents.messages (
@@ -96,11 +97,12 @@ CREATE TABLE agents.messages (
     CONSTRAINT messages_from_agent_check CHECK ((((length(from_agent) >= 1) AND (length(from_agent) <= 128)) AND (from_agent ~ '^[A-Za-z0-9._:@/-]+$'::text))),
     CONSTRAINT messages_payload_check CHECK ((jsonb_typeof(payload) = 'object'::text)),
     CONSTRAINT messages_payload_type_check CHECK ((((length(payload_type) >= 1) AND (length(payload_type) <= 128)) AND (payload_type ~ '^[A-Za-z0-9._:@/-]+$'::text))),
-    CONSTRAINT messages_pkey PRIMARY KEY (id),
+    CONSTRAINT messages_pkey PRIMARY KEY (thread_id, id),
     CONSTRAINT messages_thread_id_fkey FOREIGN KEY (thread_id) REFERENCES agents.threads(id) ON DELETE CASCADE,
     CONSTRAINT messages_to_agent_check CHECK ((((length(to_agent) >= 1) AND (length(to_agent) <= 128)) AND (to_agent ~ '^[A-Za-z0-9._:@/-]+$'::text)))
 );
 CREATE INDEX messages_from ON agents.messages USING btree (from_agent, seq);
+CREATE INDEX messages_id ON agents.messages USING btree (id);
 CREATE INDEX messages_seq ON agents.messages USING btree (seq);
 CREATE INDEX messages_thread ON agents.messages USING btree (thread_id, seq);
 CREATE INDEX messages_to ON agents.messages USING btree (to_agent, seq);
@@ -215,7 +217,7 @@ CREATE TABLE credits.transactions (
     hold_id uuid,
     metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT transactions_pkey PRIMARY KEY (id)
+    CONSTRAINT transactions_pkey PRIMARY KEY (user_id, id)
 );
 CREATE INDEX transactions_history ON credits.transactions USING btree (user_id, effective_at DESC, id DESC);
 CREATE UNIQUE INDEX transactions_idempotency ON credits.transactions USING btree (user_id, idempotency_key) WHERE (idempotency_key IS NOT NULL);
@@ -368,7 +370,7 @@ CREATE TABLE usage.model_rollup (
 ) WITH (fillfactor=50);
 
 CREATE TABLE usage.thread_budgets (
-    thread_id text COLLATE "C" NOT NULL,
+    thread_id text NOT NULL,
     max_tokens bigint NOT NULL,
     prompt_tokens bigint DEFAULT 0 NOT NULL,
     completion_tokens bigint DEFAULT 0 NOT NULL,
@@ -394,7 +396,7 @@ CREATE TABLE variants.activations (
     agent_name text NOT NULL,
     variant_id uuid,
     at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
-    CONSTRAINT activations_pkey PRIMARY KEY (id)
+    CONSTRAINT activations_pkey PRIMARY KEY (agent_name, id)
 );
 CREATE INDEX activations_agent_at ON variants.activations USING btree (agent_name, at DESC, id DESC);
 
@@ -415,7 +417,7 @@ CREATE TABLE variants.performance (
     CONSTRAINT performance_cost_check CHECK ((cost >= (0)::numeric)),
     CONSTRAINT performance_error_check CHECK ((length(error) <= 100000)),
     CONSTRAINT performance_latency_ms_check CHECK ((latency_ms >= (0)::double precision)),
-    CONSTRAINT performance_pkey PRIMARY KEY (id),
+    CONSTRAINT performance_pkey PRIMARY KEY (agent_name, id),
     CONSTRAINT performance_prompt_tokens_check CHECK ((prompt_tokens >= 0))
 );
 CREATE INDEX performance_agent_variant_at ON variants.performance USING btree (agent_name, variant_id, at);
@@ -440,7 +442,7 @@ CREATE TABLE variants.variants (
     max_retries integer,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT variants_agent_name_fkey FOREIGN KEY (agent_name) REFERENCES agents.agents(name) ON UPDATE CASCADE ON DELETE CASCADE,
+    CONSTRAINT variants_agent_name_fkey FOREIGN KEY (agent_name) REFERENCES agents.agents(name) ON DELETE CASCADE,
     CONSTRAINT variants_agent_name_slug_key UNIQUE (agent_name, slug),
     CONSTRAINT variants_context_window_check CHECK ((context_window >= 0)),
     CONSTRAINT variants_input_token_limit_check CHECK ((input_token_limit >= 0)),
@@ -449,7 +451,7 @@ CREATE TABLE variants.variants (
     CONSTRAINT variants_model_name_check CHECK ((length(model_name) <= 100000)),
     CONSTRAINT variants_model_provider_check CHECK ((length(model_provider) <= 100000)),
     CONSTRAINT variants_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
-    CONSTRAINT variants_pkey PRIMARY KEY (id),
+    CONSTRAINT variants_pkey PRIMARY KEY (agent_name, id),
     CONSTRAINT variants_prompt_version_check CHECK ((length(prompt_version) <= 100000)),
     CONSTRAINT variants_slug_check CHECK (((slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$'::text) AND (length(slug) <= 128) AND (slug <> ALL (ARRAY['clone'::text, 'compare'::text, 'deactivate'::text])))),
     CONSTRAINT variants_system_prompt_check CHECK ((length(system_prompt) <= 100000)),
@@ -458,4 +460,5 @@ CREATE TABLE variants.variants (
     CONSTRAINT variants_token_budget_check CHECK ((token_budget >= 0)),
     CONSTRAINT variants_user_prompt_template_check CHECK ((length(user_prompt_template) <= 100000))
 );
+CREATE INDEX variants_id ON variants.variants USING btree (id);
 CREATE UNIQUE INDEX variants_one_active ON variants.variants USING btree (agent_name) WHERE is_active;

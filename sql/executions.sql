@@ -3,7 +3,7 @@
 -- the graph-execution WebSocket protocol.
 
 -- The snake_case object pushed on /ws/executions (and as `data` on /ws).
-CREATE OR REPLACE FUNCTION executions.node_wire(n executions.node_executions)
+CREATE OR REPLACE FUNCTION executions.node_wire(n anyelement)  -- a executions.node_executions row
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'graph_id', n.graph_id, 'graph_version', n.graph_version,
@@ -15,7 +15,7 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 $$;
 
 -- The camelCase object of the REST API.
-CREATE OR REPLACE FUNCTION executions.node_json(n executions.node_executions)
+CREATE OR REPLACE FUNCTION executions.node_json(n anyelement)  -- a executions.node_executions row
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'nodeExecId', n.node_exec_id, 'graphId', n.graph_id,

@@ -47,7 +47,7 @@ $$;
 -- (Its body names no function of ours, so `cost` is usage.usd written out:
 -- an inlined body is parsed with the reader's rights, and the reporting role
 -- has no USAGE on schema usage.)
-CREATE OR REPLACE FUNCTION usage.batch_records(b usage.batches)
+CREATE OR REPLACE FUNCTION usage.batch_records(b anyelement)  -- a usage.batches row
 RETURNS TABLE (id bigint, thread_id text, agent_id text, model text, provider text,
                prompt_tokens bigint, completion_tokens bigint, latency_ms bigint,
                cost numeric, price_id bigint, user_id text, variant_id text,
@@ -150,7 +150,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION usage.price_json(p usage.model_prices)
+CREATE OR REPLACE FUNCTION usage.price_json(p anyelement)  -- a usage.model_prices row
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'model', p.model,
@@ -164,7 +164,7 @@ $$;
 CREATE OR REPLACE FUNCTION usage.list_prices()
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('modelPrices',
-        coalesce(jsonb_agg(usage.price_json(p) ORDER BY p.model), '[]'::jsonb))
+        coalesce(jsonb_agg(usage.price_json(p::usage.model_prices) ORDER BY p.model), '[]'::jsonb))
     FROM (SELECT DISTINCT ON (model) *
           FROM usage.model_prices
           WHERE effective_from <= now()
@@ -303,6 +303,7 @@ RETURNS jsonb LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     b usage.thread_budgets;
     v jsonb;
+    v_now timestamptz := now();  -- Citus: no now() in ON CONFLICT DO UPDATE
 BEGIN
     PERFORM ap.check_ident('threadId', p_thread_id);
     IF p_max_tokens IS NULL OR p_max_tokens < 1 THEN
@@ -316,7 +317,7 @@ BEGIN
         fired_now = usage.crossed(t.prompt_tokens + t.completion_tokens, excluded.max_tokens, t.fired),
         fired = t.fired || usage.crossed(t.prompt_tokens + t.completion_tokens, excluded.max_tokens, t.fired),
         joined_epoch = false,
-        updated_at = now()
+        updated_at = v_now
     RETURNING * INTO b;
     -- fired_now: '{}' on a fresh row, else what this update newly reached
     PERFORM usage.emit_thresholds(b.thread_id, b.max_tokens,

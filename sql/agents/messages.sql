@@ -3,32 +3,31 @@
 
 -- ------------------------------------------------------------------ messages
 
--- Keeps threads and agents in step with their messages: participants,
--- messageCount and lastActivity are maintained here, never by callers.
-CREATE OR REPLACE FUNCTION agents.on_message()
-RETURNS trigger LANGUAGE plpgsql AS $$
+-- Keeps threads and agents in step with a new message: participants,
+-- messageCount and lastActivity are maintained here, by the one path that
+-- writes messages (agents.post_message), never by callers. (Not a trigger:
+-- Citus allows none on distributed tables.)
+CREATE OR REPLACE FUNCTION agents._count_message(p_thread_id text, p_from text, p_to text,
+                                                 p_at timestamptz)
+RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE agents.threads t SET
         message_count = t.message_count + 1,
-        last_activity = greatest(t.last_activity, NEW.created_at),
+        last_activity = greatest(t.last_activity, p_at),
         participants  = t.participants
                         || (SELECT coalesce(array_agg(DISTINCT p ORDER BY p), '{}')
-                            FROM unnest(ARRAY[NEW.from_agent, NEW.to_agent]) p
+                            FROM unnest(ARRAY[p_from, p_to]) p
                             WHERE p <> ALL (t.participants))
-    WHERE t.id = NEW.thread_id;
+    WHERE t.id = p_thread_id;
     -- lock agent rows in name order so crossing messages never deadlock
-    UPDATE agents.agents SET message_count = message_count + 1, last_activity = NEW.created_at
-    WHERE name = least(NEW.from_agent, NEW.to_agent);
-    IF NEW.from_agent <> NEW.to_agent THEN
-        UPDATE agents.agents SET message_count = message_count + 1, last_activity = NEW.created_at
-        WHERE name = greatest(NEW.from_agent, NEW.to_agent);
+    UPDATE agents.agents SET message_count = message_count + 1, last_activity = p_at
+    WHERE name = least(p_from, p_to);
+    IF p_from <> p_to THEN
+        UPDATE agents.agents SET message_count = message_count + 1, last_activity = p_at
+        WHERE name = greatest(p_from, p_to);
     END IF;
-    RETURN NULL;
 END
 $$;
-
-CREATE OR REPLACE TRIGGER messages_maintain AFTER INSERT ON agents.messages
-    FOR EACH ROW EXECUTE FUNCTION agents.on_message();
 
 -- The one path every message takes (inject, POST /messages): checks, creates
 -- the thread when needed, records the message, puts it in the receiver's
@@ -77,6 +76,7 @@ BEGIN
     INSERT INTO agents.messages (thread_id, from_agent, to_agent, payload_type, payload)
     VALUES (p_thread_id, p_from, p_to, p_payload_type, p_payload)
     RETURNING * INTO m;
+    PERFORM agents._count_message(m.thread_id, m.from_agent, m.to_agent, m.created_at);
     INSERT INTO agents.inbox (agent, message_id, thread_id, seq, enqueued_at, visible_at)
     VALUES (p_to, m.id, m.thread_id, m.seq, m.created_at, m.created_at);
     v_info := agents.message_json(m);  -- built once: the event and the answer
@@ -203,7 +203,7 @@ BEGIN
     SELECT count(*) INTO v_total FROM agents.messages m
     WHERE (p_agent IS NULL OR m.from_agent = p_agent OR m.to_agent = p_agent)
       AND (p_thread_id IS NULL OR m.thread_id = p_thread_id);
-    SELECT coalesce(jsonb_agg(agents.message_json(x) ORDER BY x.seq DESC), '[]') INTO v_items
+    SELECT coalesce(jsonb_agg(agents.message_json(x::agents.messages) ORDER BY x.seq DESC), '[]') INTO v_items
     FROM (SELECT * FROM agents.messages m
           WHERE (p_agent IS NULL OR m.from_agent = p_agent OR m.to_agent = p_agent)
             AND (p_thread_id IS NULL OR m.thread_id = p_thread_id)

@@ -70,7 +70,7 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
         'organism', agents.organism_status() - 'startedAt',
         'agents', (SELECT coalesce(jsonb_agg(agents.agent_json(a) ORDER BY a.name), '[]')
                    FROM agents.agents a),
-        'threads', (SELECT coalesce(jsonb_agg(agents.thread_json(t)
+        'threads', (SELECT coalesce(jsonb_agg(agents.thread_json(t::agents.threads)
                                               ORDER BY t.last_activity DESC, t.id DESC), '[]')
                     FROM (SELECT * FROM agents.threads
                           ORDER BY last_activity DESC, id DESC LIMIT 100) t))

@@ -12,6 +12,7 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     a agents.agents;
     c agents.agents;
+    v_now timestamptz := now();  -- Citus: no now() in ON CONFLICT DO UPDATE
     v_cfg jsonb := p_body -> 'config';
     v_peers text[];
     v_is_agent boolean;
@@ -71,8 +72,8 @@ BEGIN
         root_tag      = excluded.root_tag,
         schema_xsd    = excluded.schema_xsd,
         example_xml   = excluded.example_xml,
-        last_activity = now(),
-        updated_at    = now()
+        last_activity = v_now,
+        updated_at    = v_now
     RETURNING * INTO a;
 
     IF v_cfg IS NOT NULL THEN

@@ -10,13 +10,13 @@
 -- ---------------------------------------------------------------- JSON shapes
 
 -- The state clients see: `paused` wins over what the runtime last reported.
-CREATE OR REPLACE FUNCTION agents.effective_state(a agents.agents)
+CREATE OR REPLACE FUNCTION agents.effective_state(a anyelement)  -- a agents.agents row
 RETURNS text LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN a.paused THEN 'paused' ELSE a.state END
 $$;
 
 -- AgentInfo. queueDepth = inbox rows not yet acknowledged.
-CREATE OR REPLACE FUNCTION agents.agent_json(a agents.agents)
+CREATE OR REPLACE FUNCTION agents.agent_json(a anyelement)  -- a agents.agents row
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'name', a.name,
@@ -138,7 +138,7 @@ RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
     FROM agents.config_fields() c
 $$;
 
-CREATE OR REPLACE FUNCTION agents.thread_json(t agents.threads)
+CREATE OR REPLACE FUNCTION agents.thread_json(t anyelement)  -- a agents.threads row
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'id', t.id,
@@ -150,7 +150,7 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
         'error', t.error)
 $$;
 
-CREATE OR REPLACE FUNCTION agents.message_json(m agents.messages)
+CREATE OR REPLACE FUNCTION agents.message_json(m anyelement)  -- a agents.messages row
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'id', m.id,
@@ -186,7 +186,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION agents.emit_state(a agents.agents)
+CREATE OR REPLACE FUNCTION agents.emit_state(a anyelement)  -- a agents.agents row
 RETURNS void LANGUAGE sql AS $$
     SELECT feed.emit('agent_state',
         jsonb_build_object('agent', a.name, 'state', agents.effective_state(a),
@@ -194,7 +194,7 @@ RETURNS void LANGUAGE sql AS $$
         p_agents => ARRAY[a.name]);
 $$;
 
-CREATE OR REPLACE FUNCTION agents.emit_thread(t agents.threads)
+CREATE OR REPLACE FUNCTION agents.emit_thread(t anyelement)  -- a agents.threads row
 RETURNS void LANGUAGE sql AS $$
     SELECT feed.emit('thread_updated',
         jsonb_build_object('threadId', t.id, 'status', t.status,

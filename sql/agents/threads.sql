@@ -53,7 +53,7 @@ BEGIN
     SELECT count(*) INTO v_total FROM agents.threads t
     WHERE (p_status IS NULL OR t.status = p_status)
       AND (p_agent IS NULL OR t.participants @> ARRAY[p_agent]);
-    SELECT coalesce(jsonb_agg(agents.thread_json(x)
+    SELECT coalesce(jsonb_agg(agents.thread_json(x::agents.threads)
                               ORDER BY x.last_activity DESC, x.id DESC), '[]') INTO v_items
     FROM (SELECT * FROM agents.threads t
           WHERE (p_status IS NULL OR t.status = p_status)
@@ -80,7 +80,7 @@ DECLARE
 BEGIN
     t := agents.must_get_thread(p_id);
     PERFORM agents.check_page(p_limit, p_offset);
-    SELECT coalesce(jsonb_agg(agents.message_json(x) ORDER BY x.seq), '[]') INTO v_items
+    SELECT coalesce(jsonb_agg(agents.message_json(x::agents.messages) ORDER BY x.seq), '[]') INTO v_items
     FROM (SELECT * FROM agents.messages m WHERE m.thread_id = p_id
           ORDER BY m.seq LIMIT p_limit OFFSET p_offset) x;
     RETURN jsonb_build_object('messages', v_items, 'count', jsonb_array_length(v_items),

@@ -11,7 +11,7 @@
 -- Ledger internals
 ------------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION credits.tx_json(t credits.transactions)
+CREATE OR REPLACE FUNCTION credits.tx_json(t anyelement)  -- a credits.transactions row
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'id', t.id, 'userId', t.user_id, 'kind', t.kind, 'amount', t.amount,
@@ -61,7 +61,7 @@ $$;
 -- ledger row (feed.events.ledger_id) and feed.read_range renders it with
 -- this when the feed is read: the one place this `data` is written, in the
 -- envelope every user event has (feed.data_body).
-CREATE OR REPLACE FUNCTION credits.ledger_event_body(t credits.transactions)
+CREATE OR REPLACE FUNCTION credits.ledger_event_body(t anyelement)  -- a credits.transactions row
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT feed.data_body(
         jsonb_build_object('transactionId', t.id, 'kind', t.kind, 'amount', t.amount,

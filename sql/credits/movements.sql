@@ -100,7 +100,7 @@ BEGIN
     END IF;
     -- reading the history touches the current month (lazy refill)
     PERFORM credits._lock(p_user_id, now());
-    SELECT coalesce(jsonb_agg(credits.tx_json(t) ORDER BY t.effective_at DESC, t.id DESC),
+    SELECT coalesce(jsonb_agg(credits.tx_json(t::credits.transactions) ORDER BY t.effective_at DESC, t.id DESC),
                     '[]'::jsonb), count(*)
     INTO v_items, v_n
     FROM (SELECT * FROM credits.transactions t

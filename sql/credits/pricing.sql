@@ -103,7 +103,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION credits.block_costs_json(c credits.block_costs)
+CREATE OR REPLACE FUNCTION credits.block_costs_json(c anyelement)  -- a credits.block_costs row
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('blockId', c.block_id, 'costs', c.costs,
                               'updatedAt', ap.ts(c.updated_at))
@@ -112,6 +112,7 @@ $$;
 CREATE OR REPLACE FUNCTION credits.put_block_costs(p_block_id text, p_costs jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
+    v_now timestamptz := now();  -- Citus: no now() in ON CONFLICT DO UPDATE
     v_costs jsonb := '[]'::jsonb;
     e       jsonb;
     v_amt   numeric;
@@ -151,7 +152,7 @@ BEGIN
     END LOOP;
     INSERT INTO credits.block_costs AS c (block_id, costs)
     VALUES (p_block_id, v_costs)
-    ON CONFLICT (block_id) DO UPDATE SET costs = EXCLUDED.costs, updated_at = now()
+    ON CONFLICT (block_id) DO UPDATE SET costs = EXCLUDED.costs, updated_at = v_now
     RETURNING * INTO v_row;
     PERFORM feed.emit_data('credits.block_costs_updated',
                            jsonb_build_object('blockId', p_block_id, 'costs', v_costs));
@@ -182,7 +183,7 @@ BEGIN
     IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 100 OR p_offset IS NULL OR p_offset < 0 THEN
         PERFORM ap.raise(400, 'invalid_paging', 'limit must be 1-100 and offset >= 0');
     END IF;
-    SELECT coalesce(jsonb_agg(credits.block_costs_json(c) ORDER BY c.block_id), '[]'::jsonb)
+    SELECT coalesce(jsonb_agg(credits.block_costs_json(c::credits.block_costs) ORDER BY c.block_id), '[]'::jsonb)
     INTO v_items
     FROM (SELECT * FROM credits.block_costs ORDER BY block_id LIMIT p_limit OFFSET p_offset) c;
     RETURN jsonb_build_object('blockCosts', v_items,

@@ -4,7 +4,7 @@
 -- Users
 ------------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION credits.user_json(u credits.users)
+CREATE OR REPLACE FUNCTION credits.user_json(u anyelement)  -- a credits.users row
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('userId', u.user_id, 'refillAmount', u.refill_amount,
                               'refillPolicy', u.refill_policy,
@@ -16,6 +16,7 @@ CREATE OR REPLACE FUNCTION credits.put_user(p_user_id text, p_refill_amount bigi
                                             p_refill_policy text, p_thresholds bigint[])
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
+    v_now timestamptz := now();  -- Citus: no now() in ON CONFLICT DO UPDATE
     v_row credits.users;
     v_thr bigint[];
 BEGIN
@@ -40,7 +41,7 @@ BEGIN
             low_balance_thresholds = CASE WHEN p_thresholds IS NULL
                                           THEN u.low_balance_thresholds
                                           ELSE EXCLUDED.low_balance_thresholds END,
-            updated_at = now()
+            updated_at = v_now
     RETURNING * INTO v_row;
     PERFORM feed.emit_data('credits.user_updated', credits.user_json(v_row),
                            p_user_id => p_user_id);

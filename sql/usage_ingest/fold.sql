@@ -38,6 +38,7 @@ DECLARE
     v_shard smallint := (pg_backend_pid() % 16)::smallint;
     v_folded integer := 0;
     v_sums usage.fold_sum[];
+    v_now timestamptz := now();  -- Citus: no now() in ON CONFLICT DO UPDATE
     v_n bigint;
     e integer;
 BEGIN
@@ -113,7 +114,7 @@ BEGIN
                                                  b.max_tokens, b.fired),
                 joined_epoch = b.last_epoch IS DISTINCT FROM excluded.last_epoch,
                 last_epoch = excluded.last_epoch,
-                updated_at = now()
+                updated_at = v_now
             RETURNING b.thread_id, b.max_tokens, b.prompt_tokens + b.completion_tokens AS total,
                       b.fired_now, b.joined_epoch),
         ev AS (

@@ -43,7 +43,7 @@ END
 $$;
 
 -- The Variant object of the API.
-CREATE OR REPLACE FUNCTION variants.to_json(v variants.variants)
+CREATE OR REPLACE FUNCTION variants.to_json(v anyelement)  -- a variants.variants row
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'id', v.id, 'agentName', v.agent_name, 'name', v.name, 'slug', v.slug,

@@ -29,6 +29,7 @@ async fn scalar_sql_helpers_are_inlined() {
                                  'variants', 'executions')
                AND NOT p.proretset AND p.prorettype <> 'void'::regtype
                AND p.provolatile <> 'v' AND p.prosrc !~* '\\mfrom\\M'
+               AND NOT 'anyelement'::regtype = ANY (p.proargtypes::oid[])
              ORDER BY 1",
             &[],
         )
@@ -76,6 +77,74 @@ async fn scalar_sql_helpers_are_inlined() {
     assert!(
         not_inlined.is_empty(),
         "not inlined (declared more strictly than the body, or not one expression):\n{}",
+        not_inlined.join("\n")
+    );
+}
+
+/// The helpers that render a table's row take it as `anyelement` (Citus
+/// forbids functions taking a distributed table's row type): each one whose
+/// body is one expression is inlined into a query over its table all the same.
+#[tokio::test]
+async fn row_helpers_are_inlined() {
+    const ROW_HELPERS: &[(&str, &str)] = &[
+        ("agents.effective_state", "agents.agents"),
+        ("agents.thread_json", "agents.threads"),
+        ("credits.block_costs_json", "credits.block_costs"),
+        ("credits.ledger_event_body", "credits.transactions"),
+        ("credits.tx_json", "credits.transactions"),
+        ("credits.user_json", "credits.users"),
+        ("executions.node_json", "executions.node_executions"),
+        ("executions.node_wire", "executions.node_executions"),
+        ("usage.price_json", "usage.model_prices"),
+        ("variants.to_json", "variants.variants"),
+    ];
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let listed: Vec<String> = c
+        .query(
+            "SELECT p.oid::regproc::text
+             FROM pg_proc p
+             JOIN pg_namespace n ON n.oid = p.pronamespace
+             JOIN pg_language l ON l.oid = p.prolang
+             WHERE l.lanname = 'sql'
+               AND n.nspname IN ('ap', 'auth', 'credits', 'feed', 'usage', 'agents',
+                                 'variants', 'executions')
+               AND NOT p.proretset AND p.provolatile <> 'v'
+               AND 'anyelement'::regtype = ANY (p.proargtypes::oid[])
+               AND p.prosrc !~* '\\mfrom\\M'
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("list row helpers")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let known: Vec<String> = ROW_HELPERS.iter().map(|(f, _)| f.to_string()).collect();
+    assert_eq!(
+        listed, known,
+        "every row helper is checked here (add new ones)"
+    );
+    let mut not_inlined = Vec::new();
+    for (helper, table) in ROW_HELPERS {
+        let plan: Vec<String> = c
+            .query(
+                &format!("EXPLAIN (VERBOSE, COSTS OFF) SELECT {helper}(r) FROM {table} r"),
+                &[],
+            )
+            .await
+            .expect("explain")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let plan = plan.join("\n");
+        if plan.contains(&format!("{helper}(")) {
+            not_inlined.push(format!("{helper}: {plan}"));
+        }
+    }
+    assert!(
+        not_inlined.is_empty(),
+        "not inlined:\n{}",
         not_inlined.join("\n")
     );
 }
