@@ -26,7 +26,7 @@ CREATE TYPE credits.spent AS (transaction_id bigint, cost bigint, balance bigint
 
 CREATE DOMAIN credits.tx_kind AS text CONSTRAINT tx_kind_check CHECK ((VALUE = ANY (ARRAY['refill'::text, 'top_up'::text, 'usage'::text, 'grant'::text, 'refund'::text, 'adjustment'::text])));
 
-CREATE TYPE usage.fold_sum AS (kind smallint, key text, day date, prompt_tokens bigint, completion_tokens bigint, request_count bigint, cost_micros numeric, latency_sum bigint, latency_count bigint);
+CREATE TYPE usage.fold_sum AS (kind smallint, key text, day date, prompt_tokens bigint, completion_tokens bigint, request_count bigint, cost_micros numeric, latency_sum bigint, latency_count bigint, cached_prompt_tokens bigint, cache_write_tokens bigint, reasoning_tokens bigint);
 
 CREATE SEQUENCE usage.record_blocks AS bigint START 1 INCREMENT 10000 CACHE 1;
 
@@ -285,6 +285,9 @@ CREATE TABLE usage.agent_rollup (
     cost numeric DEFAULT 0 NOT NULL,
     latency_sum bigint DEFAULT 0 NOT NULL,
     latency_count bigint DEFAULT 0 NOT NULL,
+    cached_prompt_tokens bigint DEFAULT 0 NOT NULL,
+    cache_write_tokens bigint DEFAULT 0 NOT NULL,
+    reasoning_tokens bigint DEFAULT 0 NOT NULL,
     CONSTRAINT agent_rollup_pkey PRIMARY KEY (epoch, agent_id, shard)
 ) WITH (fillfactor=50);
 
@@ -311,10 +314,21 @@ CREATE TABLE usage.batches (
     key_models text[] COLLATE "C",
     key_price_ids bigint[],
     key_providers text[],
+    cached_prompt_tokens bigint[],
+    cache_write_tokens bigint[],
+    reasoning_tokens bigint[],
     CONSTRAINT batches_check CHECK ((min_at <= max_at)),
     CONSTRAINT batches_keys_whole CHECK ((((key_models IS NULL) AND (key_price_ids IS NULL) AND (key_providers IS NULL) AND (price_ids IS NOT NULL) AND (providers IS NOT NULL)) OR ((key_models IS NOT NULL) AND (key_price_ids IS NOT NULL) AND (key_providers IS NOT NULL) AND (cardinality(key_models) = cardinality(key_price_ids)) AND (cardinality(key_models) = cardinality(key_providers)) AND (price_ids IS NULL)))) NOT VALID,
     CONSTRAINT batches_n_check CHECK (((n >= 1) AND (n <= 10000))),
     CONSTRAINT batches_pkey PRIMARY KEY (first_id)
+);
+
+CREATE TABLE usage.cost_changes (
+    reprice_id bigint NOT NULL,
+    record_id bigint NOT NULL,
+    previous_cost numeric(20,6),
+    new_cost numeric(20,6),
+    CONSTRAINT cost_changes_pkey PRIMARY KEY (reprice_id, record_id)
 );
 
 CREATE TABLE usage.daily_rollup (
@@ -324,6 +338,9 @@ CREATE TABLE usage.daily_rollup (
     completion_tokens bigint DEFAULT 0 NOT NULL,
     request_count bigint DEFAULT 0 NOT NULL,
     cost numeric DEFAULT 0 NOT NULL,
+    cached_prompt_tokens bigint DEFAULT 0 NOT NULL,
+    cache_write_tokens bigint DEFAULT 0 NOT NULL,
+    reasoning_tokens bigint DEFAULT 0 NOT NULL,
     CONSTRAINT daily_rollup_pkey PRIMARY KEY (day, shard)
 ) WITH (fillfactor=50);
 
@@ -347,12 +364,20 @@ CREATE TABLE usage.model_prices (
     prompt_per_million numeric(20,6) NOT NULL,
     completion_per_million numeric(20,6) NOT NULL,
     effective_from timestamp with time zone DEFAULT now() NOT NULL,
+    cached_prompt_per_million numeric(20,6),
+    cache_write_per_million numeric(20,6),
+    reasoning_per_million numeric(20,6),
+    tiers jsonb,
     CONSTRAINT model_prices_at_most_1e9 CHECK (((prompt_per_million <= (1000000000)::numeric) AND (completion_per_million <= (1000000000)::numeric))) NOT VALID,
+    CONSTRAINT model_prices_cache_write_per_million_check CHECK (((cache_write_per_million >= (0)::numeric) AND (cache_write_per_million <= (1000000000)::numeric))),
+    CONSTRAINT model_prices_cached_prompt_per_million_check CHECK (((cached_prompt_per_million >= (0)::numeric) AND (cached_prompt_per_million <= (1000000000)::numeric))),
     CONSTRAINT model_prices_completion_per_million_check CHECK ((completion_per_million >= (0)::numeric)),
     CONSTRAINT model_prices_model_check CHECK (((model = lower(model)) AND ((length(model) >= 1) AND (length(model) <= 128)) AND (model ~ '^[a-z0-9._:@/-]+$'::text))),
     CONSTRAINT model_prices_pkey PRIMARY KEY (id),
     CONSTRAINT model_prices_prompt_per_million_check CHECK ((prompt_per_million >= (0)::numeric)),
-    CONSTRAINT model_prices_provider_check CHECK (((length(provider) >= 1) AND (length(provider) <= 128)))
+    CONSTRAINT model_prices_provider_check CHECK (((length(provider) >= 1) AND (length(provider) <= 128))),
+    CONSTRAINT model_prices_reasoning_per_million_check CHECK (((reasoning_per_million >= (0)::numeric) AND (reasoning_per_million <= (1000000000)::numeric))),
+    CONSTRAINT model_prices_tiers_check CHECK (((tiers IS NULL) OR (jsonb_typeof(tiers) = 'array'::text)))
 );
 CREATE INDEX model_prices_model_from ON usage.model_prices USING btree (model, effective_from DESC, id DESC);
 
@@ -366,8 +391,24 @@ CREATE TABLE usage.model_rollup (
     cost numeric DEFAULT 0 NOT NULL,
     latency_sum bigint DEFAULT 0 NOT NULL,
     latency_count bigint DEFAULT 0 NOT NULL,
+    cached_prompt_tokens bigint DEFAULT 0 NOT NULL,
+    cache_write_tokens bigint DEFAULT 0 NOT NULL,
+    reasoning_tokens bigint DEFAULT 0 NOT NULL,
     CONSTRAINT model_rollup_pkey PRIMARY KEY (epoch, model, shard)
 ) WITH (fillfactor=50);
+
+CREATE TABLE usage.repricings (
+    reprice_id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    range_start timestamp with time zone NOT NULL,
+    range_end timestamp with time zone NOT NULL,
+    model text,
+    records bigint NOT NULL,
+    changed bigint NOT NULL,
+    previous_cost numeric NOT NULL,
+    new_cost numeric NOT NULL,
+    CONSTRAINT repricings_pkey PRIMARY KEY (reprice_id)
+);
 
 CREATE TABLE usage.thread_budgets (
     thread_id text NOT NULL,
@@ -380,6 +421,9 @@ CREATE TABLE usage.thread_budgets (
     joined_epoch boolean DEFAULT false NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    cached_prompt_tokens bigint DEFAULT 0 NOT NULL,
+    cache_write_tokens bigint DEFAULT 0 NOT NULL,
+    reasoning_tokens bigint DEFAULT 0 NOT NULL,
     CONSTRAINT thread_budgets_max_tokens_check CHECK ((max_tokens >= 1)),
     CONSTRAINT thread_budgets_pkey PRIMARY KEY (thread_id)
 ) WITH (fillfactor=70);

@@ -72,7 +72,10 @@ CREATE VIEW reporting.usage_records AS
 SELECT r.id, r.thread_id, r.agent_id, r.model, r.provider, r.prompt_tokens,
        r.completion_tokens, r.prompt_tokens + r.completion_tokens AS total_tokens,
        r.latency_ms, r.cost, p.model AS priced_as, p.prompt_per_million,
-       p.completion_per_million, r.user_id, r.variant_id, r.metadata, r.epoch, r.created_at
+       p.completion_per_million, r.user_id, r.variant_id, r.metadata, r.epoch, r.created_at,
+       r.cached_prompt_tokens, r.cache_write_tokens, r.reasoning_tokens, r.price_id,
+       p.cached_prompt_per_million, p.cache_write_per_million, p.reasoning_per_million,
+       p.tiers AS price_tiers
 FROM usage.records r
 LEFT JOIN usage.model_prices p ON p.id = r.price_id;
 
@@ -80,7 +83,9 @@ DROP VIEW IF EXISTS reporting.usage_daily CASCADE;
 CREATE VIEW reporting.usage_daily AS
 SELECT day, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
        sum(prompt_tokens + completion_tokens) AS total_tokens,
-       sum(request_count) AS request_count, sum(cost) AS total_cost
+       sum(request_count) AS request_count, sum(cost) AS total_cost,
+       sum(cached_prompt_tokens) AS cached_prompt_tokens,
+       sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens
 FROM usage.daily_usage
 GROUP BY day;
 
@@ -92,7 +97,9 @@ SELECT g.epoch, e.started_at AS epoch_started_at, e.id = (SELECT max(id) FROM us
        sum(g.prompt_tokens + g.completion_tokens) AS total_tokens,
        sum(g.request_count) AS request_count, sum(g.cost) AS total_cost,
        CASE WHEN sum(g.latency_count) > 0
-            THEN round(sum(g.latency_sum)::numeric / sum(g.latency_count), 1) END AS avg_latency_ms
+            THEN round(sum(g.latency_sum)::numeric / sum(g.latency_count), 1) END AS avg_latency_ms,
+       sum(g.cached_prompt_tokens) AS cached_prompt_tokens,
+       sum(g.cache_write_tokens) AS cache_write_tokens, sum(g.reasoning_tokens) AS reasoning_tokens
 FROM usage.agent_usage g
 JOIN usage.epochs e ON e.id = g.epoch
 GROUP BY g.epoch, e.started_at, e.id, g.agent_id;
@@ -105,10 +112,24 @@ SELECT g.epoch, e.started_at AS epoch_started_at, e.id = (SELECT max(id) FROM us
        sum(g.prompt_tokens + g.completion_tokens) AS total_tokens,
        sum(g.request_count) AS request_count, sum(g.cost) AS total_cost,
        CASE WHEN sum(g.latency_count) > 0
-            THEN round(sum(g.latency_sum)::numeric / sum(g.latency_count), 1) END AS avg_latency_ms
+            THEN round(sum(g.latency_sum)::numeric / sum(g.latency_count), 1) END AS avg_latency_ms,
+       sum(g.cached_prompt_tokens) AS cached_prompt_tokens,
+       sum(g.cache_write_tokens) AS cache_write_tokens, sum(g.reasoning_tokens) AS reasoning_tokens
 FROM usage.model_usage g
 JOIN usage.epochs e ON e.id = g.epoch
 GROUP BY g.epoch, e.started_at, e.id, g.model;
+
+-- Each repricing run (POST /usage/reprice) and each record it changed.
+DROP VIEW IF EXISTS reporting.usage_repricings CASCADE;
+CREATE VIEW reporting.usage_repricings AS
+SELECT x.reprice_id, x.at, x.range_start AS start, x.range_end AS "end", x.model, x.records,
+       x.changed, x.previous_cost, x.new_cost
+FROM usage.repricings x;
+
+DROP VIEW IF EXISTS reporting.usage_cost_changes CASCADE;
+CREATE VIEW reporting.usage_cost_changes AS
+SELECT c.reprice_id, c.record_id, c.previous_cost, c.new_cost
+FROM usage.cost_changes c;
 
 -- Grants: the read-only role reads the reporting views and nothing else.
 GRANT USAGE ON SCHEMA reporting TO agentplane_reporting;

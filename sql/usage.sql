@@ -51,20 +51,23 @@ CREATE OR REPLACE FUNCTION usage.batch_records(b anyelement)  -- a usage.batches
 RETURNS TABLE (id bigint, thread_id text, agent_id text, model text, provider text,
                prompt_tokens bigint, completion_tokens bigint, latency_ms bigint,
                cost numeric, price_id bigint, user_id text, variant_id text,
-               metadata jsonb, epoch integer, created_at timestamptz, batch_id bigint)
+               metadata jsonb, epoch integer, created_at timestamptz, batch_id bigint,
+               cached_prompt_tokens bigint, cache_write_tokens bigint, reasoning_tokens bigint)
 LANGUAGE sql IMMUTABLE AS $$
     SELECT b.first_id + r.i - 1, r.thread_id, r.agent_id, r.model,
            coalesce(r.provider, b.key_providers[array_position(b.key_models, r.model)]),
            r.prompt_tokens, r.completion_tokens, r.latency_ms, r.cost_micros * 0.000001,
            coalesce(r.price_id, b.key_price_ids[array_position(b.key_models, r.model)]),
            r.user_id, r.variant_id, coalesce(r.metadata, '{}'::jsonb),
-           b.epoch, coalesce(r.at, b.recorded_at), b.first_id
+           b.epoch, coalesce(r.at, b.recorded_at), b.first_id,
+           coalesce(r.cached, 0), coalesce(r.cache_write, 0), coalesce(r.reasoning, 0)
     FROM unnest(b.thread_ids, b.agent_ids, b.models, b.providers, b.prompt_tokens,
                 b.completion_tokens, b.latency_ms, b.cost_micros, b.price_ids, b.user_ids,
-                b.variant_ids, b.metadata, b.at)
+                b.variant_ids, b.metadata, b.at, b.cached_prompt_tokens, b.cache_write_tokens,
+                b.reasoning_tokens)
          WITH ORDINALITY AS r(thread_id, agent_id, model, provider, prompt_tokens,
                               completion_tokens, latency_ms, cost_micros, price_id, user_id,
-                              variant_id, metadata, at, i)
+                              variant_id, metadata, at, cached, cache_write, reasoning, i)
 $$;
 
 -- One row per usage record, with the columns the record table had (plus
@@ -76,7 +79,8 @@ CREATE OR REPLACE VIEW usage.records AS
 SELECT r.id, r.thread_id COLLATE "C" AS thread_id, r.agent_id COLLATE "C" AS agent_id,
        r.model COLLATE "C" AS model, r.provider, r.prompt_tokens, r.completion_tokens,
        r.latency_ms, r.cost, r.price_id, r.user_id, r.variant_id, r.metadata, r.epoch,
-       r.created_at, r.batch_id
+       r.created_at, r.batch_id, r.cached_prompt_tokens, r.cache_write_tokens,
+       r.reasoning_tokens
 FROM usage.batches b
 CROSS JOIN LATERAL usage.batch_records(b) r;
 
@@ -150,54 +154,186 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION usage.price_json(p anyelement)  -- a usage.model_prices row
+-- A price version as the API shows it (GET /model-prices, PUT's answer, the
+-- model_price.changed event): the parts' prices as set (null: missing, so the
+-- prompt price for the cache parts and the completion price for reasoning)
+-- and its tiers ([] when none).
+CREATE OR REPLACE FUNCTION usage.price_json(p_price_id bigint)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'model', p.model,
         'provider', p.provider,
         'promptPerMillion', p.prompt_per_million,
         'completionPerMillion', p.completion_per_million,
+        'cachedPromptPerMillion', p.cached_prompt_per_million,
+        'cacheWritePerMillion', p.cache_write_per_million,
+        'reasoningPerMillion', p.reasoning_per_million,
+        'tiers', coalesce(p.tiers, '[]'::jsonb),
         'effectiveFrom', ap.ts(p.effective_from))
+    FROM usage.model_prices p
+    WHERE p.id = p_price_id
+$$;
+
+-- What a price version charges, in pico-USD per token (usage.pico_per_token),
+-- with every missing part's price filled in: element 1 of each price array
+-- is the base price, element k + 1 tier k's; `above` holds the tiers'
+-- abovePromptTokens, ascending (a record's tier: usage.tier_of). NULL arrays
+-- when `p_price_id` is NULL (no price). Read once per price version a batch
+-- or a reprice uses, never per record.
+CREATE OR REPLACE FUNCTION usage.version_rates(
+    p_price_id bigint,
+    OUT above bigint[], OUT pp bigint[], OUT cpp bigint[], OUT cwp bigint[],
+    OUT cp bigint[], OUT rp bigint[])
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_price_id IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT array_agg(t.above ORDER BY t.k) FILTER (WHERE t.k > 0),
+           array_agg(usage.pico_per_token(t.p) ORDER BY t.k),
+           array_agg(usage.pico_per_token(coalesce(t.cached, t.p)) ORDER BY t.k),
+           array_agg(usage.pico_per_token(coalesce(t.cw, t.p)) ORDER BY t.k),
+           array_agg(usage.pico_per_token(t.c) ORDER BY t.k),
+           array_agg(usage.pico_per_token(coalesce(t.r, t.c)) ORDER BY t.k)
+    INTO above, pp, cpp, cwp, cp, rp
+    FROM (SELECT 0::bigint AS k, NULL::bigint AS above, m.prompt_per_million AS p,
+                 m.completion_per_million AS c, m.cached_prompt_per_million AS cached,
+                 m.cache_write_per_million AS cw, m.reasoning_per_million AS r
+          FROM usage.model_prices m WHERE m.id = p_price_id
+          UNION ALL
+          SELECT x.k, (x.t->>'abovePromptTokens')::bigint, (x.t->>'promptPerMillion')::numeric,
+                 (x.t->>'completionPerMillion')::numeric,
+                 (x.t->>'cachedPromptPerMillion')::numeric,
+                 (x.t->>'cacheWritePerMillion')::numeric,
+                 (x.t->>'reasoningPerMillion')::numeric
+          FROM usage.model_prices m
+          CROSS JOIN LATERAL jsonb_array_elements(coalesce(m.tiers, '[]'::jsonb))
+                             WITH ORDINALITY AS x(t, k)
+          WHERE m.id = p_price_id) t;
+    above := coalesce(above, '{}');
+END
 $$;
 
 -- GET /model-prices: the version of every model in effect now.
 CREATE OR REPLACE FUNCTION usage.list_prices()
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('modelPrices',
-        coalesce(jsonb_agg(usage.price_json(p::usage.model_prices) ORDER BY p.model), '[]'::jsonb))
-    FROM (SELECT DISTINCT ON (model) *
+        coalesce(jsonb_agg(usage.price_json(p.id) ORDER BY p.model), '[]'::jsonb))
+    FROM (SELECT DISTINCT ON (model) id, model
           FROM usage.model_prices
           WHERE effective_from <= now()
           ORDER BY model, effective_from DESC, id DESC) p
 $$;
 
--- PUT /model-prices/{model}: a new version, effective from now.
+-- Whether `p` is a price: a number from 0 to 1e9 USD per million tokens (so
+-- that every cost fits in usage.batches' micro-USD:
+-- migrations/V12__usage_cost_micros.sql).
+CREATE OR REPLACE FUNCTION usage.price_ok(p numeric)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p IS NOT NULL AND p BETWEEN 0 AND 1e9
+$$;
+
+-- `p_tiers` as stored: each tier with its six fields (null: missing
+-- optional price), prices rounded to 6 decimals, sorted by
+-- abovePromptTokens. 400 invalid_price when it is not a list of at most 16
+-- tiers with distinct abovePromptTokens (integers from 0 to 1e9) and prices
+-- from 0 to 1e9 (prompt and completion required). NULL for NULL or [].
+CREATE OR REPLACE FUNCTION usage.normalize_tiers(p_tiers jsonb)
+RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v jsonb;
+    v_bad boolean;
+BEGIN
+    IF p_tiers IS NULL OR p_tiers = '[]'::jsonb THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(p_tiers) <> 'array' OR jsonb_array_length(p_tiers) > 16
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(p_tiers) t WHERE jsonb_typeof(t) <> 'object') THEN
+        v_bad := true;
+    ELSE
+        SELECT bool_or(NOT (jsonb_typeof(t->'abovePromptTokens') = 'number'
+                            AND (t->>'abovePromptTokens')::numeric BETWEEN 0 AND usage.max_count()
+                            AND (t->>'abovePromptTokens')::numeric
+                                = trunc((t->>'abovePromptTokens')::numeric)
+                            AND jsonb_typeof(t->'promptPerMillion') = 'number'
+                            AND usage.price_ok((t->>'promptPerMillion')::numeric)
+                            AND jsonb_typeof(t->'completionPerMillion') = 'number'
+                            AND usage.price_ok((t->>'completionPerMillion')::numeric)
+                            AND coalesce(jsonb_typeof(t->'cachedPromptPerMillion'), 'null') IN ('null', 'number')
+                            AND coalesce(jsonb_typeof(t->'cacheWritePerMillion'), 'null') IN ('null', 'number')
+                            AND coalesce(jsonb_typeof(t->'reasoningPerMillion'), 'null') IN ('null', 'number')
+                            AND (t->>'cachedPromptPerMillion' IS NULL
+                                 OR usage.price_ok((t->>'cachedPromptPerMillion')::numeric))
+                            AND (t->>'cacheWritePerMillion' IS NULL
+                                 OR usage.price_ok((t->>'cacheWritePerMillion')::numeric))
+                            AND (t->>'reasoningPerMillion' IS NULL
+                                 OR usage.price_ok((t->>'reasoningPerMillion')::numeric))))
+               OR count(DISTINCT (t->>'abovePromptTokens')::numeric) <> count(*)
+        INTO v_bad
+        FROM jsonb_array_elements(p_tiers) t;
+    END IF;
+    IF v_bad THEN
+        PERFORM ap.raise(400, 'invalid_price',
+            'tiers must be at most 16 of {abovePromptTokens (distinct integers 0 to 1e9), promptPerMillion, completionPerMillion, cachedPromptPerMillion?, cacheWritePerMillion?, reasoningPerMillion?} with prices from 0 to 1e9',
+            jsonb_build_object('field', 'tiers'));
+    END IF;
+    SELECT jsonb_agg(jsonb_build_object(
+               'abovePromptTokens', (t->>'abovePromptTokens')::bigint,
+               'promptPerMillion', round((t->>'promptPerMillion')::numeric, 6),
+               'completionPerMillion', round((t->>'completionPerMillion')::numeric, 6),
+               'cachedPromptPerMillion', round((t->>'cachedPromptPerMillion')::numeric, 6),
+               'cacheWritePerMillion', round((t->>'cacheWritePerMillion')::numeric, 6),
+               'reasoningPerMillion', round((t->>'reasoningPerMillion')::numeric, 6))
+               ORDER BY (t->>'abovePromptTokens')::bigint)
+    INTO v
+    FROM jsonb_array_elements(p_tiers) t;
+    RETURN v;
+END
+$$;
+
+-- PUT /model-prices/{model}: a new version, effective from `p_effective_from`
+-- (default now; may lie in the past: records already written keep their
+-- version until a reprice of their range).
 CREATE OR REPLACE FUNCTION usage.set_price(p_model text, p_provider text,
                                            p_prompt_per_million numeric,
-                                           p_completion_per_million numeric)
+                                           p_completion_per_million numeric,
+                                           p_cached_prompt_per_million numeric DEFAULT NULL,
+                                           p_cache_write_per_million numeric DEFAULT NULL,
+                                           p_reasoning_per_million numeric DEFAULT NULL,
+                                           p_tiers jsonb DEFAULT NULL,
+                                           p_effective_from timestamptz DEFAULT NULL)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-    v usage.model_prices;
+    v_id bigint;
+    v jsonb;
 BEGIN
     PERFORM ap.check_ident('model', p_model);
     IF p_provider IS NULL OR length(p_provider) NOT BETWEEN 1 AND 128 THEN
         PERFORM ap.raise(400, 'invalid_provider', 'provider must be 1-128 characters',
                          jsonb_build_object('field', 'provider'));
     END IF;
-    -- (at most 1e9 USD per million tokens, so that every cost fits in
-    -- usage.batches' micro-USD: migrations/V12__usage_cost_micros.sql)
-    IF p_prompt_per_million IS NULL OR p_prompt_per_million NOT BETWEEN 0 AND 1e9
-       OR p_completion_per_million IS NULL OR p_completion_per_million NOT BETWEEN 0 AND 1e9 THEN
+    IF NOT (usage.price_ok(p_prompt_per_million) AND usage.price_ok(p_completion_per_million)
+            AND (p_cached_prompt_per_million IS NULL OR usage.price_ok(p_cached_prompt_per_million))
+            AND (p_cache_write_per_million IS NULL OR usage.price_ok(p_cache_write_per_million))
+            AND (p_reasoning_per_million IS NULL OR usage.price_ok(p_reasoning_per_million))) THEN
         PERFORM ap.raise(400, 'invalid_price', 'prices must be numbers from 0 to 1e9',
                          jsonb_build_object('promptPerMillion', p_prompt_per_million,
-                                            'completionPerMillion', p_completion_per_million));
+                                            'completionPerMillion', p_completion_per_million,
+                                            'cachedPromptPerMillion', p_cached_prompt_per_million,
+                                            'cacheWritePerMillion', p_cache_write_per_million,
+                                            'reasoningPerMillion', p_reasoning_per_million));
     END IF;
-    INSERT INTO usage.model_prices (model, provider, prompt_per_million, completion_per_million, effective_from)
+    INSERT INTO usage.model_prices (model, provider, prompt_per_million, completion_per_million,
+                                    cached_prompt_per_million, cache_write_per_million,
+                                    reasoning_per_million, tiers, effective_from)
     VALUES (lower(p_model), p_provider, round(p_prompt_per_million, 6),
-            round(p_completion_per_million, 6), now())
-    RETURNING * INTO v;
-    PERFORM feed.emit_data('model_price.changed', usage.price_json(v));
-    RETURN usage.price_json(v);
+            round(p_completion_per_million, 6), round(p_cached_prompt_per_million, 6),
+            round(p_cache_write_per_million, 6), round(p_reasoning_per_million, 6),
+            usage.normalize_tiers(p_tiers), coalesce(p_effective_from, now()))
+    RETURNING id INTO v_id;
+    v := usage.price_json(v_id);
+    PERFORM feed.emit_data('model_price.changed', v);
+    RETURN v;
 END
 $$;
 
@@ -221,14 +357,21 @@ RETURNS smallint[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     ]::smallint[], NULL) END
 $$;
 
+-- A ThreadBudget. The breakdown is shown; the budget counts prompt and
+-- completion tokens (the breakdown is part of them).
 CREATE OR REPLACE FUNCTION usage.budget_json(p_thread_id text, p_max bigint,
-                                             p_prompt bigint, p_completion bigint)
+                                             p_prompt bigint, p_completion bigint,
+                                             p_cached bigint, p_cache_write bigint,
+                                             p_reasoning bigint)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'threadId', p_thread_id,
         'maxTokens', p_max,
         'promptTokens', p_prompt,
         'completionTokens', p_completion,
+        'cachedPromptTokens', p_cached,
+        'cacheWriteTokens', p_cache_write,
+        'reasoningTokens', p_reasoning,
         'totalTokens', p_prompt + p_completion,
         'remaining', greatest(p_max - (p_prompt + p_completion), 0),
         'percentUsed', round((p_prompt + p_completion)::numeric * 100 / p_max, 1),
@@ -256,17 +399,24 @@ $$;
 -- primary-key probe per unfolded batch). No row when the thread has neither. One
 -- query, so one snapshot.
 CREATE OR REPLACE FUNCTION usage.thread_usage(p_thread_id text)
-RETURNS TABLE (max_tokens bigint, prompt_tokens bigint, completion_tokens bigint)
+RETURNS TABLE (max_tokens bigint, prompt_tokens bigint, completion_tokens bigint,
+               cached_prompt_tokens bigint, cache_write_tokens bigint, reasoning_tokens bigint)
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(b.max_tokens, usage.default_max_tokens()),
            coalesce(b.prompt_tokens, 0) + coalesce(t.sp, 0),
-           coalesce(b.completion_tokens, 0) + coalesce(t.sc, 0)
-    FROM (SELECT sum(r.pt)::bigint AS sp, sum(r.ct)::bigint AS sc, count(*) AS n
+           coalesce(b.completion_tokens, 0) + coalesce(t.sc, 0),
+           coalesce(b.cached_prompt_tokens, 0) + coalesce(t.scp, 0),
+           coalesce(b.cache_write_tokens, 0) + coalesce(t.scw, 0),
+           coalesce(b.reasoning_tokens, 0) + coalesce(t.sr, 0)
+    FROM (SELECT sum(r.pt)::bigint AS sp, sum(r.ct)::bigint AS sc, sum(r.cpt)::bigint AS scp,
+                 sum(r.cwt)::bigint AS scw, sum(r.rt)::bigint AS sr, count(*) AS n
           FROM usage.unfolded q
           JOIN usage.batches x ON x.first_id = q.first_id
           -- only batches holding the thread are unnested (a C loop over
           -- the array first)
-          CROSS JOIN LATERAL unnest(x.thread_ids, x.prompt_tokens, x.completion_tokens) r(t, pt, ct)
+          CROSS JOIN LATERAL unnest(x.thread_ids, x.prompt_tokens, x.completion_tokens,
+                                    x.cached_prompt_tokens, x.cache_write_tokens,
+                                    x.reasoning_tokens) r(t, pt, ct, cpt, cwt, rt)
           WHERE p_thread_id = ANY (x.thread_ids) AND r.t = p_thread_id) t
     LEFT JOIN usage.thread_budgets b ON b.thread_id = p_thread_id
     WHERE b.thread_id IS NOT NULL OR t.n > 0
@@ -275,7 +425,8 @@ $$;
 -- The ThreadBudget JSON of a thread; NULL when it has no budget yet.
 CREATE OR REPLACE FUNCTION usage.thread_budget_json(p_thread_id text)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT usage.budget_json(p_thread_id, u.max_tokens, u.prompt_tokens, u.completion_tokens)
+    SELECT usage.budget_json(p_thread_id, u.max_tokens, u.prompt_tokens, u.completion_tokens,
+                             u.cached_prompt_tokens, u.cache_write_tokens, u.reasoning_tokens)
     FROM usage.thread_usage(p_thread_id) u
 $$;
 
@@ -339,6 +490,9 @@ DECLARE
     v_max bigint := usage.default_max_tokens();
     v_prompt bigint := 0;
     v_completion bigint := 0;
+    v_cached bigint := 0;
+    v_cache_write bigint := 0;
+    v_reasoning bigint := 0;
     v_est bigint := coalesce(p_estimated_tokens, 0);
     v_budget jsonb;
 BEGIN
@@ -347,15 +501,20 @@ BEGIN
         PERFORM ap.raise(400, 'invalid_estimated_tokens', 'estimatedTokens must be >= 0',
                          jsonb_build_object('estimatedTokens', p_estimated_tokens));
     END IF;
-    SELECT u.max_tokens, u.prompt_tokens, u.completion_tokens
-    INTO v_max, v_prompt, v_completion
+    SELECT u.max_tokens, u.prompt_tokens, u.completion_tokens, u.cached_prompt_tokens,
+           u.cache_write_tokens, u.reasoning_tokens
+    INTO v_max, v_prompt, v_completion, v_cached, v_cache_write, v_reasoning
     FROM usage.thread_usage(p_thread_id) u;
     IF NOT FOUND THEN
         v_max := usage.default_max_tokens();
         v_prompt := 0;
         v_completion := 0;
+        v_cached := 0;
+        v_cache_write := 0;
+        v_reasoning := 0;
     END IF;
-    v_budget := usage.budget_json(p_thread_id, v_max, v_prompt, v_completion);
+    v_budget := usage.budget_json(p_thread_id, v_max, v_prompt, v_completion,
+                                  v_cached, v_cache_write, v_reasoning);
     IF v_prompt + v_completion >= v_max OR v_prompt + v_completion + v_est > v_max THEN
         PERFORM ap.raise(429, 'budget_exhausted',
             format('thread %s has %s of %s tokens left; %s estimated',
@@ -380,19 +539,28 @@ BEGIN
     RETURN (
         WITH pending AS (
             SELECT p.thread_id, sum(p.prompt_tokens)::bigint AS sp,
-                   sum(p.completion_tokens)::bigint AS sc
+                   sum(p.completion_tokens)::bigint AS sc,
+                   sum(p.cached_prompt_tokens)::bigint AS scp,
+                   sum(p.cache_write_tokens)::bigint AS scw,
+                   sum(p.reasoning_tokens)::bigint AS sr
             FROM usage.pending_records p
             GROUP BY p.thread_id),
         budgets AS (
             SELECT coalesce(b.thread_id, t.thread_id) AS thread_id,
                    coalesce(b.max_tokens, usage.default_max_tokens()) AS max_tokens,
                    coalesce(b.prompt_tokens, 0) + coalesce(t.sp, 0) AS prompt_tokens,
-                   coalesce(b.completion_tokens, 0) + coalesce(t.sc, 0) AS completion_tokens
+                   coalesce(b.completion_tokens, 0) + coalesce(t.sc, 0) AS completion_tokens,
+                   coalesce(b.cached_prompt_tokens, 0) + coalesce(t.scp, 0) AS cached_prompt_tokens,
+                   coalesce(b.cache_write_tokens, 0) + coalesce(t.scw, 0) AS cache_write_tokens,
+                   coalesce(b.reasoning_tokens, 0) + coalesce(t.sr, 0) AS reasoning_tokens
             FROM usage.thread_budgets b
             FULL JOIN pending t ON t.thread_id = b.thread_id)
         SELECT jsonb_build_object(
             'threads', coalesce(jsonb_agg(usage.budget_json(s.thread_id, s.max_tokens,
-                                                              s.prompt_tokens, s.completion_tokens)
+                                                              s.prompt_tokens, s.completion_tokens,
+                                                              s.cached_prompt_tokens,
+                                                              s.cache_write_tokens,
+                                                              s.reasoning_tokens)
                                           ORDER BY s.ratio DESC, s.thread_id), '[]'::jsonb),
             'count', count(*),
             'total', (SELECT count(*) FROM budgets),

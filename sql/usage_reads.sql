@@ -10,37 +10,48 @@
 CREATE OR REPLACE VIEW usage.agent_usage AS
 SELECT epoch, agent_id, sum(prompt_tokens) AS prompt_tokens,
        sum(completion_tokens) AS completion_tokens, sum(request_count) AS request_count,
-       sum(cost) AS cost, sum(latency_sum) AS latency_sum, sum(latency_count) AS latency_count
+       sum(cost) AS cost, sum(latency_sum) AS latency_sum, sum(latency_count) AS latency_count,
+       sum(cached_prompt_tokens) AS cached_prompt_tokens,
+       sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens
 FROM (SELECT epoch, agent_id, prompt_tokens, completion_tokens, request_count, cost,
-             latency_sum, latency_count
+             latency_sum, latency_count, cached_prompt_tokens, cache_write_tokens,
+             reasoning_tokens
       FROM usage.agent_rollup
       UNION ALL
       SELECT epoch, coalesce(agent_id, ''), prompt_tokens, completion_tokens, 1,
-             coalesce(cost, 0), coalesce(latency_ms, 0), (latency_ms IS NOT NULL)::int
+             coalesce(cost, 0), coalesce(latency_ms, 0), (latency_ms IS NOT NULL)::int,
+             cached_prompt_tokens, cache_write_tokens, reasoning_tokens
       FROM usage.pending_records) x
 GROUP BY epoch, agent_id;
 
 CREATE OR REPLACE VIEW usage.model_usage AS
 SELECT epoch, model, sum(prompt_tokens) AS prompt_tokens,
        sum(completion_tokens) AS completion_tokens, sum(request_count) AS request_count,
-       sum(cost) AS cost, sum(latency_sum) AS latency_sum, sum(latency_count) AS latency_count
+       sum(cost) AS cost, sum(latency_sum) AS latency_sum, sum(latency_count) AS latency_count,
+       sum(cached_prompt_tokens) AS cached_prompt_tokens,
+       sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens
 FROM (SELECT epoch, model, prompt_tokens, completion_tokens, request_count, cost,
-             latency_sum, latency_count
+             latency_sum, latency_count, cached_prompt_tokens, cache_write_tokens,
+             reasoning_tokens
       FROM usage.model_rollup
       UNION ALL
       SELECT epoch, lower(model), prompt_tokens, completion_tokens, 1,
-             coalesce(cost, 0), coalesce(latency_ms, 0), (latency_ms IS NOT NULL)::int
+             coalesce(cost, 0), coalesce(latency_ms, 0), (latency_ms IS NOT NULL)::int,
+             cached_prompt_tokens, cache_write_tokens, reasoning_tokens
       FROM usage.pending_records) x
 GROUP BY epoch, model;
 
 CREATE OR REPLACE VIEW usage.daily_usage AS
 SELECT day, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
-       sum(request_count) AS request_count, sum(cost) AS cost
-FROM (SELECT day, prompt_tokens, completion_tokens, request_count, cost
+       sum(request_count) AS request_count, sum(cost) AS cost,
+       sum(cached_prompt_tokens) AS cached_prompt_tokens,
+       sum(cache_write_tokens) AS cache_write_tokens, sum(reasoning_tokens) AS reasoning_tokens
+FROM (SELECT day, prompt_tokens, completion_tokens, request_count, cost,
+             cached_prompt_tokens, cache_write_tokens, reasoning_tokens
       FROM usage.daily_rollup
       UNION ALL
       SELECT (created_at AT TIME ZONE 'UTC')::date, prompt_tokens, completion_tokens, 1,
-             coalesce(cost, 0)
+             coalesce(cost, 0), cached_prompt_tokens, cache_write_tokens, reasoning_tokens
       FROM usage.pending_records) x
 GROUP BY day;
 
@@ -61,12 +72,17 @@ $$;
 
 CREATE OR REPLACE FUNCTION usage.totals_json(p_prompt numeric, p_completion numeric,
                                              p_count numeric, p_cost numeric,
-                                             p_latency_sum numeric, p_latency_count numeric)
+                                             p_latency_sum numeric, p_latency_count numeric,
+                                             p_cached numeric, p_cache_write numeric,
+                                             p_reasoning numeric)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'totalTokens', coalesce(p_prompt, 0) + coalesce(p_completion, 0),
         'promptTokens', coalesce(p_prompt, 0),
         'completionTokens', coalesce(p_completion, 0),
+        'cachedPromptTokens', coalesce(p_cached, 0),
+        'cacheWriteTokens', coalesce(p_cache_write, 0),
+        'reasoningTokens', coalesce(p_reasoning, 0),
         'requestCount', coalesce(p_count, 0),
         'totalCost', round(coalesce(p_cost, 0), 4),
         'avgLatencyMs', CASE WHEN coalesce(p_latency_count, 0) > 0
@@ -85,20 +101,25 @@ DECLARE
 BEGIN
     WITH a AS (
         SELECT agent_id, prompt_tokens p, completion_tokens c, request_count n,
-               cost, latency_sum ls, latency_count lc
+               cost, latency_sum ls, latency_count lc, cached_prompt_tokens cpt,
+               cache_write_tokens cwt, reasoning_tokens rt
         FROM usage.agent_usage WHERE epoch = v_epoch)
     SELECT coalesce(jsonb_agg(jsonb_build_object('agentId', nullif(a.agent_id, ''))
-                              || usage.totals_json(a.p, a.c, a.n, a.cost, a.ls, a.lc)
+                              || usage.totals_json(a.p, a.c, a.n, a.cost, a.ls, a.lc, a.cpt,
+                                                   a.cwt, a.rt)
                               ORDER BY a.p + a.c DESC, a.agent_id), '[]'::jsonb),
-           usage.totals_json(sum(a.p), sum(a.c), sum(a.n), sum(a.cost), sum(a.ls), sum(a.lc))
+           usage.totals_json(sum(a.p), sum(a.c), sum(a.n), sum(a.cost), sum(a.ls), sum(a.lc),
+                             sum(a.cpt), sum(a.cwt), sum(a.rt))
     INTO v_agents, v_totals
     FROM a;
     WITH m AS (
         SELECT model, prompt_tokens p, completion_tokens c, request_count n,
-               cost, latency_sum ls, latency_count lc
+               cost, latency_sum ls, latency_count lc, cached_prompt_tokens cpt,
+               cache_write_tokens cwt, reasoning_tokens rt
         FROM usage.model_usage WHERE epoch = v_epoch)
     SELECT coalesce(jsonb_agg(jsonb_build_object('model', m.model)
-                              || usage.totals_json(m.p, m.c, m.n, m.cost, m.ls, m.lc)
+                              || usage.totals_json(m.p, m.c, m.n, m.cost, m.ls, m.lc, m.cpt,
+                                                   m.cwt, m.rt)
                               ORDER BY m.p + m.c DESC, m.model), '[]'::jsonb)
     INTO v_models
     FROM m;
@@ -118,7 +139,8 @@ BEGIN
     RETURN (SELECT jsonb_build_object('agentId', p_agent_id)
                    || usage.totals_json(sum(prompt_tokens), sum(completion_tokens),
                                         sum(request_count), sum(cost), sum(latency_sum),
-                                        sum(latency_count))
+                                        sum(latency_count), sum(cached_prompt_tokens),
+                                        sum(cache_write_tokens), sum(reasoning_tokens))
             FROM usage.agent_usage
             WHERE epoch = usage.current_epoch() AND agent_id = p_agent_id);
 END
@@ -133,7 +155,8 @@ BEGIN
     RETURN (SELECT jsonb_build_object('model', lower(p_model))
                    || usage.totals_json(sum(prompt_tokens), sum(completion_tokens),
                                         sum(request_count), sum(cost), sum(latency_sum),
-                                        sum(latency_count))
+                                        sum(latency_count), sum(cached_prompt_tokens),
+                                        sum(cache_write_tokens), sum(reasoning_tokens))
             FROM usage.model_usage
             WHERE epoch = usage.current_epoch() AND model = lower(p_model));
 END
@@ -175,7 +198,9 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
         'id', r.id, 'threadId', r.thread_id, 'agentId', r.agent_id, 'model', r.model,
         'provider', r.provider, 'promptTokens', r.prompt_tokens,
         'completionTokens', r.completion_tokens,
-        'totalTokens', r.prompt_tokens + r.completion_tokens, 'latencyMs', r.latency_ms,
+        'totalTokens', r.prompt_tokens + r.completion_tokens,
+        'cachedPromptTokens', r.cached_prompt_tokens, 'cacheWriteTokens', r.cache_write_tokens,
+        'reasoningTokens', r.reasoning_tokens, 'latencyMs', r.latency_ms,
         'cost', r.cost, 'userId', r.user_id, 'variantId', r.variant_id,
         'metadata', r.metadata, 'createdAt', ap.ts(r.created_at))
 $$;
@@ -237,9 +262,13 @@ $$;
 
 -- One day of GET /usage/daily.
 CREATE OR REPLACE FUNCTION usage.day_json(p_day date, p_tokens numeric, p_requests numeric,
-                                          p_cost numeric)
+                                          p_cost numeric, p_cached numeric,
+                                          p_cache_write numeric, p_reasoning numeric)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('date', to_char(p_day, 'YYYY-MM-DD'), 'totalTokens', p_tokens,
+                              'cachedPromptTokens', coalesce(p_cached, 0),
+                              'cacheWriteTokens', coalesce(p_cache_write, 0),
+                              'reasoningTokens', coalesce(p_reasoning, 0),
                               'requestCount', p_requests, 'totalCost', round(p_cost, 4))
 $$;
 
@@ -264,7 +293,9 @@ BEGIN
     RETURN (
         WITH parts AS (
             SELECT day, sum(prompt_tokens + completion_tokens) AS tokens,
-                   sum(request_count) AS n, sum(cost) AS cost
+                   sum(request_count) AS n, sum(cost) AS cost,
+                   sum(cached_prompt_tokens) AS cpt, sum(cache_write_tokens) AS cwt,
+                   sum(reasoning_tokens) AS rt
             FROM usage.daily_usage
             WHERE NOT v_same
               AND (v_from IS NULL OR day >= v_from)
@@ -272,7 +303,8 @@ BEGIN
             GROUP BY day
             UNION ALL
             SELECT (r.created_at AT TIME ZONE 'UTC')::date, sum(r.prompt_tokens + r.completion_tokens),
-                   count(*), coalesce(sum(r.cost), 0)
+                   count(*), coalesce(sum(r.cost), 0), sum(r.cached_prompt_tokens),
+                   sum(r.cache_write_tokens), sum(r.reasoning_tokens)
             FROM usage.batches b
             CROSS JOIN LATERAL usage.batch_records(b) r
             -- only batches whose time range meets a partial day are unnested
@@ -288,10 +320,11 @@ BEGIN
                    AND r.created_at < p_end AND (p_start IS NULL OR r.created_at >= p_start)))
             GROUP BY 1),
         days AS (
-            SELECT day, sum(tokens) AS tokens, sum(n) AS n, sum(cost) AS cost
+            SELECT day, sum(tokens) AS tokens, sum(n) AS n, sum(cost) AS cost,
+                   sum(cpt) AS cpt, sum(cwt) AS cwt, sum(rt) AS rt
             FROM parts GROUP BY day)
         SELECT jsonb_build_object(
-            'days', coalesce(jsonb_agg(usage.day_json(day, tokens, n, cost) ORDER BY day), '[]'::jsonb),
+            'days', coalesce(jsonb_agg(usage.day_json(day, tokens, n, cost, cpt, cwt, rt) ORDER BY day), '[]'::jsonb),
             'count', count(*))
         FROM days);
 END
@@ -312,7 +345,9 @@ BEGIN
         WITH days AS (
             SELECT (r.created_at AT TIME ZONE 'UTC')::date AS day,
                    sum(r.prompt_tokens + r.completion_tokens) AS tokens,
-                   count(*) AS n, coalesce(sum(r.cost), 0) AS cost
+                   count(*) AS n, coalesce(sum(r.cost), 0) AS cost,
+                   sum(r.cached_prompt_tokens) AS cpt, sum(r.cache_write_tokens) AS cwt,
+                   sum(r.reasoning_tokens) AS rt
             FROM usage.batches b
             CROSS JOIN LATERAL usage.batch_records(b) r
             WHERE p_user_id = ANY (b.user_ids)
@@ -323,7 +358,7 @@ BEGIN
               AND (p_end IS NULL OR r.created_at < p_end)
             GROUP BY 1)
         SELECT jsonb_build_object(
-            'days', coalesce(jsonb_agg(usage.day_json(day, tokens, n, cost) ORDER BY day), '[]'::jsonb),
+            'days', coalesce(jsonb_agg(usage.day_json(day, tokens, n, cost, cpt, cwt, rt) ORDER BY day), '[]'::jsonb),
             'count', count(*))
         FROM days);
 END

@@ -65,6 +65,13 @@ SELECT create_distributed_table('usage.model_rollup', 'shard', colocate_with => 
 -- Node executions: written and read by their own id.
 SELECT create_distributed_table('executions.node_executions', 'node_exec_id', colocate_with => 'none');
 
+-- The repricing log: one row per run and one per changed record, written by a
+-- reprice in the transaction that rewrites the batches' costs and read by
+-- analysts by run. Nothing joins it to a sharded table on a worker, so it
+-- stays on the coordinator, where a run's rows are written in one place.
+-- local: usage.repricings
+-- local: usage.cost_changes
+
 -- The feed needs one global order (ids assigned in commit order, read by
 -- range), so its events stay in one table on the coordinator.
 -- local: feed.events

@@ -17,26 +17,42 @@ RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- The largest price (pico-USD per token) whose costs integer arithmetic
--- computes exactly: tokens are at most 10^9, so pt * pp + ct * cp stays
--- below 2^63 up to 4,000 USD per million tokens.
+-- computes exactly: tokens are at most 10^9 and a record's parts add up to
+-- its prompt and completion tokens, so the prompt parts and the completion
+-- parts each stay below 4 * 10^18, their sum below 2^63, up to 4,000 USD per
+-- million tokens.
 CREATE OR REPLACE FUNCTION usage.int_price_max()
 RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 4000000000::bigint $$;
 
--- usage.cost_micros by integer arithmetic alone: for prices at most
--- usage.int_price_max(). Inlined where it is called.
-CREATE OR REPLACE FUNCTION usage.cost_micros_int(pt bigint, ct bigint, pp bigint, cp bigint)
+-- THE cost formula (docs/usage.md), in micro-USD rounded half up (a cost has
+-- 6 decimals): the uncached prompt tokens at the prompt price, cached and
+-- cache-write tokens at theirs, non-reasoning completion tokens at the
+-- completion price and reasoning tokens at theirs, divided by a million.
+-- Counts: pt prompt, c cached prompt, w cache write, ct completion,
+-- r reasoning (NULL counts as 0); prices in pico-USD per token of the
+-- record's price version and tier (usage.version_rates, usage.tier_of). NULL
+-- when unpriced. Exact numeric arithmetic, done in bigints when the prices
+-- allow (usage.int_price_max: the same numbers, without numeric's cost);
+-- every writer and the reprice call this. Inlined where it is called.
+CREATE OR REPLACE FUNCTION usage.cost_micros(pt bigint, c bigint, w bigint, ct bigint, r bigint,
+                                             pp bigint, cpp bigint, cwp bigint,
+                                             cp bigint, rp bigint)
 RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT (pt * pp + ct * cp + 500000) / 1000000
+    SELECT CASE WHEN greatest(pp, cpp, cwp, cp, rp) <= usage.int_price_max()
+                THEN ((pt - coalesce(c, 0) - coalesce(w, 0)) * pp + coalesce(c, 0) * cpp
+                      + coalesce(w, 0) * cwp + (ct - coalesce(r, 0)) * cp + coalesce(r, 0) * rp
+                      + 500000) / 1000000
+                ELSE round(((pt - coalesce(c, 0) - coalesce(w, 0))::numeric * pp
+                            + coalesce(c, 0)::numeric * cpp + coalesce(w, 0)::numeric * cwp
+                            + (ct - coalesce(r, 0))::numeric * cp
+                            + coalesce(r, 0)::numeric * rp) / 1000000)::bigint END
 $$;
 
--- The cost of one record in micro-USD (a record's cost has at most 6
--- decimals, rounded half up), at prices `pp` / `cp` in pico-USD per prompt /
--- completion token (usage.pico_per_token); NULL when unpriced. Integer
--- arithmetic when it cannot overflow (usage.int_price_max), else numeric;
--- both exact. Inlined where it is called.
-CREATE OR REPLACE FUNCTION usage.cost_micros(pt bigint, ct bigint, pp bigint, cp bigint)
-RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN pp <= usage.int_price_max() AND cp <= usage.int_price_max()
-                THEN usage.cost_micros_int(pt, ct, pp, cp)
-                ELSE round((pt::numeric * pp + ct::numeric * cp) / 1000000)::bigint END
+-- Which of a price version's rates a record of `pt` prompt tokens pays: 1
+-- for the base price, k + 1 for tier k, the highest tier whose
+-- abovePromptTokens `pt` exceeds (`p_above`: usage.version_rates' above,
+-- ascending; width_bucket counts the thresholds below pt in C). Inlined.
+CREATE OR REPLACE FUNCTION usage.tier_of(p_above bigint[], pt bigint)
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN cardinality(p_above) = 0 THEN 1 ELSE width_bucket(pt - 1, p_above) + 1 END
 $$;

@@ -58,14 +58,18 @@ BEGIN
         WITH c AS MATERIALIZED (
             SELECT y.t, y.a, y.m, coalesce((y.at AT TIME ZONE 'UTC')::date, y.day) AS day,
                    usage.total(y.pt) AS sp, usage.total(y.ct) AS sc, count(*) AS n,
-                   sum(y.cost) AS cost, usage.total(y.l) AS ls, count(y.l) AS lc
+                   sum(y.cost) AS cost, usage.total(y.l) AS ls, count(y.l) AS lc,
+                   usage.total(y.cpt) AS scp, usage.total(y.cwt) AS scw, usage.total(y.rt) AS sr
             FROM (SELECT b.day,
                          unnest(b.thread_ids) AS t, unnest(b.agent_ids) AS a,
                          unnest(b.models) AS m, unnest(b.prompt_tokens) AS pt,
                          unnest(b.completion_tokens) AS ct, unnest(b.latency_ms) AS l,
-                         unnest(b.cost_micros) AS cost, unnest(b.ats) AS at
+                         unnest(b.cost_micros) AS cost, unnest(b.ats) AS at,
+                         unnest(b.cached_prompt_tokens) AS cpt,
+                         unnest(b.cache_write_tokens) AS cwt, unnest(b.reasoning_tokens) AS rt
                   FROM (SELECT b.thread_ids, b.agent_ids, b.models, b.prompt_tokens,
                                b.completion_tokens, b.latency_ms, b.cost_micros,
+                               b.cached_prompt_tokens, b.cache_write_tokens, b.reasoning_tokens,
                                CASE WHEN d.first_day = d.last_day THEN d.first_day
                                     ELSE (b.recorded_at AT TIME ZONE 'UTC')::date END AS day,
                                CASE WHEN d.first_day <> d.last_day THEN b.at END AS ats
@@ -80,11 +84,13 @@ BEGIN
                    c.t, coalesce(c.a, '') AS a, lower(c.m) AS lm, c.day,
                    usage.total(c.sp) AS sp, usage.total(c.sc) AS sc, usage.total(c.n) AS n,
                    sum(c.cost) AS cost, usage.total(c.ls) AS ls,
-                   usage.total(c.lc) AS lc
+                   usage.total(c.lc) AS lc, usage.total(c.scp) AS scp,
+                   usage.total(c.scw) AS scw, usage.total(c.sr) AS sr
             FROM c
             GROUP BY GROUPING SETS ((c.t), (coalesce(c.a, '')), (lower(c.m)), (c.day)))
         SELECT array_agg(ROW(g.kind, CASE g.kind WHEN 7 THEN g.t WHEN 11 THEN g.a WHEN 13 THEN g.lm END,
-                             g.day, g.sp, g.sc, g.n, g.cost, coalesce(g.ls, 0), g.lc)::usage.fold_sum)
+                             g.day, g.sp, g.sc, g.n, g.cost, coalesce(g.ls, 0), g.lc,
+                             coalesce(g.scp, 0), coalesce(g.scw, 0), coalesce(g.sr, 0))::usage.fold_sum)
         INTO v_sums
         FROM g;
 
@@ -93,19 +99,24 @@ BEGIN
         up AS (
             INSERT INTO usage.thread_budgets AS b (thread_id, max_tokens, prompt_tokens,
                                                    completion_tokens, fired, fired_now,
-                                                   last_epoch, joined_epoch)
+                                                   last_epoch, joined_epoch,
+                                                   cached_prompt_tokens, cache_write_tokens,
+                                                   reasoning_tokens)
             SELECT s.key, usage.default_max_tokens(), s.prompt_tokens, s.completion_tokens,
                    usage.crossed(s.prompt_tokens + s.completion_tokens,
                                  usage.default_max_tokens(), '{}'),
                    usage.crossed(s.prompt_tokens + s.completion_tokens,
                                  usage.default_max_tokens(), '{}'),
-                   e, true
+                   e, true, s.cached_prompt_tokens, s.cache_write_tokens, s.reasoning_tokens
             FROM s
             WHERE s.kind = 7
             ORDER BY s.key COLLATE "C"
             ON CONFLICT (thread_id) DO UPDATE SET
                 prompt_tokens = b.prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = b.completion_tokens + excluded.completion_tokens,
+                cached_prompt_tokens = b.cached_prompt_tokens + excluded.cached_prompt_tokens,
+                cache_write_tokens = b.cache_write_tokens + excluded.cache_write_tokens,
+                reasoning_tokens = b.reasoning_tokens + excluded.reasoning_tokens,
                 fired_now = usage.crossed(b.prompt_tokens + b.completion_tokens
                                           + excluded.prompt_tokens + excluded.completion_tokens,
                                           b.max_tokens, b.fired),
@@ -128,9 +139,12 @@ BEGIN
             ON CONFLICT (epoch, shard) DO UPDATE SET active_threads = x.active_threads + excluded.active_threads),
         ua AS (
             INSERT INTO usage.agent_rollup AS x (epoch, agent_id, shard, prompt_tokens, completion_tokens,
-                                                 request_count, cost, latency_sum, latency_count)
+                                                 request_count, cost, latency_sum, latency_count,
+                                                 cached_prompt_tokens, cache_write_tokens,
+                                                 reasoning_tokens)
             SELECT e, s.key, v_shard, s.prompt_tokens, s.completion_tokens, s.request_count,
-                   coalesce(usage.usd(s.cost_micros), 0), s.latency_sum, s.latency_count
+                   coalesce(usage.usd(s.cost_micros), 0), s.latency_sum, s.latency_count,
+                   s.cached_prompt_tokens, s.cache_write_tokens, s.reasoning_tokens
             FROM s WHERE s.kind = 11
             ORDER BY s.key COLLATE "C"
             ON CONFLICT (epoch, agent_id, shard) DO UPDATE SET
@@ -139,12 +153,18 @@ BEGIN
                 request_count = x.request_count + excluded.request_count,
                 cost = x.cost + excluded.cost,
                 latency_sum = x.latency_sum + excluded.latency_sum,
-                latency_count = x.latency_count + excluded.latency_count),
+                latency_count = x.latency_count + excluded.latency_count,
+                cached_prompt_tokens = x.cached_prompt_tokens + excluded.cached_prompt_tokens,
+                cache_write_tokens = x.cache_write_tokens + excluded.cache_write_tokens,
+                reasoning_tokens = x.reasoning_tokens + excluded.reasoning_tokens),
         um AS (
             INSERT INTO usage.model_rollup AS x (epoch, model, shard, prompt_tokens, completion_tokens,
-                                                 request_count, cost, latency_sum, latency_count)
+                                                 request_count, cost, latency_sum, latency_count,
+                                                 cached_prompt_tokens, cache_write_tokens,
+                                                 reasoning_tokens)
             SELECT e, s.key, v_shard, s.prompt_tokens, s.completion_tokens, s.request_count,
-                   coalesce(usage.usd(s.cost_micros), 0), s.latency_sum, s.latency_count
+                   coalesce(usage.usd(s.cost_micros), 0), s.latency_sum, s.latency_count,
+                   s.cached_prompt_tokens, s.cache_write_tokens, s.reasoning_tokens
             FROM s WHERE s.kind = 13
             ORDER BY s.key COLLATE "C"
             ON CONFLICT (epoch, model, shard) DO UPDATE SET
@@ -153,19 +173,27 @@ BEGIN
                 request_count = x.request_count + excluded.request_count,
                 cost = x.cost + excluded.cost,
                 latency_sum = x.latency_sum + excluded.latency_sum,
-                latency_count = x.latency_count + excluded.latency_count),
+                latency_count = x.latency_count + excluded.latency_count,
+                cached_prompt_tokens = x.cached_prompt_tokens + excluded.cached_prompt_tokens,
+                cache_write_tokens = x.cache_write_tokens + excluded.cache_write_tokens,
+                reasoning_tokens = x.reasoning_tokens + excluded.reasoning_tokens),
         ud AS (
             INSERT INTO usage.daily_rollup AS x (day, shard, prompt_tokens, completion_tokens,
-                                                 request_count, cost)
+                                                 request_count, cost, cached_prompt_tokens,
+                                                 cache_write_tokens, reasoning_tokens)
             SELECT s.day, v_shard, s.prompt_tokens, s.completion_tokens, s.request_count,
-                   coalesce(usage.usd(s.cost_micros), 0)
+                   coalesce(usage.usd(s.cost_micros), 0), s.cached_prompt_tokens,
+                   s.cache_write_tokens, s.reasoning_tokens
             FROM s WHERE s.kind = 14
             ORDER BY s.day
             ON CONFLICT (day, shard) DO UPDATE SET
                 prompt_tokens = x.prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = x.completion_tokens + excluded.completion_tokens,
                 request_count = x.request_count + excluded.request_count,
-                cost = x.cost + excluded.cost)
+                cost = x.cost + excluded.cost,
+                cached_prompt_tokens = x.cached_prompt_tokens + excluded.cached_prompt_tokens,
+                cache_write_tokens = x.cache_write_tokens + excluded.cache_write_tokens,
+                reasoning_tokens = x.reasoning_tokens + excluded.reasoning_tokens)
         SELECT coalesce(sum(s.request_count), 0) + 0 * (SELECT count(*) FROM ev)
         INTO v_n
         FROM s WHERE s.kind = 14;

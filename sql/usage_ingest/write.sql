@@ -53,17 +53,20 @@ END
 $$;
 
 -- Raises 400 invalid_record naming the first bad record of a batch (its
--- index and field), when one is; the rules of usage._insert, record by record.
--- Called only when a whole-array check of the batch failed.
+-- index and field), or 400 invalid_token_breakdown when that record's counts
+-- are each fine but its breakdown is more than its totals (cached + cache
+-- write > prompt, or reasoning > completion); the rules of usage._insert,
+-- record by record. Called only when a whole-array check of the batch failed.
 CREATE OR REPLACE FUNCTION usage._refuse_first_bad_record(
     p_thread_ids text[], p_agent_ids text[], p_models text[], p_providers text[],
     p_prompt_tokens bigint[], p_completion_tokens bigint[], p_latency_ms bigint[],
-    p_user_ids text[], p_variant_ids text[], p_metadata jsonb[])
+    p_user_ids text[], p_variant_ids text[], p_metadata jsonb[],
+    p_cached bigint[], p_cache_write bigint[], p_reasoning bigint[])
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_bad record;
 BEGIN
-    SELECT x.i - 1 AS idx, x.field INTO v_bad
+    SELECT x.i - 1 AS idx, x.field, x.pt, x.ct, x.c, x.w, x.r INTO v_bad
     FROM (SELECT i, CASE
             WHEN NOT ap.is_ident(t) THEN 'threadId'
             WHEN a IS NOT NULL AND NOT ap.is_ident(a) THEN 'agentId'
@@ -75,14 +78,26 @@ BEGIN
             WHEN u IS NOT NULL AND NOT ap.is_ident(u) THEN 'userId'
             WHEN v IS NOT NULL AND NOT ap.is_ident(v) THEN 'variantId'
             WHEN md IS NOT NULL AND jsonb_typeof(md) <> 'object' THEN 'metadata'
-          END AS field
+            WHEN c NOT BETWEEN 0 AND usage.max_count() THEN 'cachedPromptTokens'
+            WHEN w NOT BETWEEN 0 AND usage.max_count() THEN 'cacheWriteTokens'
+            WHEN rs NOT BETWEEN 0 AND usage.max_count() THEN 'reasoningTokens'
+            WHEN coalesce(c, 0) + coalesce(w, 0) > pt OR coalesce(rs, 0) > ct THEN 'breakdown'
+          END AS field, pt, ct, coalesce(c, 0) AS c, coalesce(w, 0) AS w, coalesce(rs, 0) AS r
           FROM unnest(p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
-                      p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata)
-               WITH ORDINALITY AS r(t, a, m, pv, pt, ct, l, u, v, md, i)) x
+                      p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata,
+                      p_cached, p_cache_write, p_reasoning)
+               WITH ORDINALITY AS r(t, a, m, pv, pt, ct, l, u, v, md, c, w, rs, i)) x
     WHERE x.field IS NOT NULL
     ORDER BY x.i
     LIMIT 1;
-    IF FOUND THEN
+    IF FOUND AND v_bad.field = 'breakdown' THEN
+        PERFORM ap.raise(400, 'invalid_token_breakdown',
+            format('record %s: cachedPromptTokens + cacheWriteTokens must not exceed promptTokens, nor reasoningTokens completionTokens',
+                   v_bad.idx),
+            jsonb_build_object('index', v_bad.idx, 'promptTokens', v_bad.pt,
+                               'cachedPromptTokens', v_bad.c, 'cacheWriteTokens', v_bad.w,
+                               'completionTokens', v_bad.ct, 'reasoningTokens', v_bad.r));
+    ELSIF FOUND THEN
         PERFORM ap.raise(400, 'invalid_record',
             format('record %s: %s is missing or invalid', v_bad.idx, v_bad.field),
             jsonb_build_object('index', v_bad.idx, 'field', v_bad.field));
@@ -93,14 +108,18 @@ $$;
 -- Dropped and created again: CREATE OR REPLACE cannot change the result type,
 -- parameter names or defaults an earlier version's definition may have.
 DROP FUNCTION IF EXISTS usage._insert(text[], text[], text[], text[], bigint[], bigint[], bigint[],
-                                      text[], text[], jsonb[], timestamptz[]);
+                                      text[], text[], jsonb[], timestamptz[], bigint[], bigint[],
+                                      bigint[]);
 -- The one writer of records. Parallel arrays, one element per record; all
 -- validated first (400 naming the first bad record, nothing written). The
--- records get the consecutive ids first_id..last_id, in array order.
+-- records get the consecutive ids first_id..last_id, in array order. The
+-- breakdown arrays (cached prompt, cache write, reasoning tokens) may be NULL
+-- (no record gives that count) or hold NULL elements (0).
 CREATE FUNCTION usage._insert(
     p_thread_ids text[], p_agent_ids text[], p_models text[], p_providers text[],
     p_prompt_tokens bigint[], p_completion_tokens bigint[], p_latency_ms bigint[],
     p_user_ids text[], p_variant_ids text[], p_metadata jsonb[], p_at timestamptz[],
+    p_cached bigint[], p_cache_write bigint[], p_reasoning bigint[],
     OUT inserted integer, OUT total_tokens bigint, OUT total_cost numeric,  -- NULL: none priced
     OUT first_id bigint, OUT last_id bigint)
 LANGUAGE plpgsql SET enable_mergejoin = off AS $$
@@ -119,12 +138,28 @@ DECLARE
     v_dated boolean;            -- some record gives `at`
     v_found bigint;             -- records whose model is in v_km
     v_pass integer;
-    v_int_prices boolean;       -- every price at most usage.int_price_max()
     v_keyed boolean := false;  -- priced at one instant: price ids and providers by model
     v_kid bigint[];
     v_kprov text[];
-    v_kpp bigint[];
-    v_kcp bigint[];
+    -- The rates of v_km's price versions (usage.version_rates), flat: model
+    -- k's base rate at v_off[k] + 1, its tier t at v_off[k] + 1 + t; its
+    -- tiers' thresholds v_above[v_aoff[k] + 1 .. v_aoff[k] + v_nt[k]].
+    v_off integer[];
+    v_aoff integer[];
+    v_nt integer[];
+    v_above bigint[];
+    v_pp bigint[]; v_cpp bigint[]; v_cwp bigint[]; v_cp bigint[]; v_rp bigint[];
+    v_tiered boolean;
+    v_rates record;
+    k integer;
+    -- The breakdown as stored: NULL when no record gives the count (or all
+    -- give 0), else one element per record.
+    v_c bigint[] := CASE WHEN cardinality(array_remove(array_remove(p_cached, NULL), 0)) > 0
+                         THEN array_replace(p_cached, NULL, 0) END;
+    v_w bigint[] := CASE WHEN cardinality(array_remove(array_remove(p_cache_write, NULL), 0)) > 0
+                         THEN array_replace(p_cache_write, NULL, 0) END;
+    v_r bigint[] := CASE WHEN cardinality(array_remove(array_remove(p_reasoning, NULL), 0)) > 0
+                         THEN array_replace(p_reasoning, NULL, 0) END;
     v_total_micros numeric;  -- (a sum of costs at the highest prices passes 2^63)
 BEGIN
     IF n > usage.max_batch() THEN
@@ -136,7 +171,9 @@ BEGIN
        OR n <> coalesce(cardinality(p_providers), 0) OR n <> coalesce(cardinality(p_prompt_tokens), 0)
        OR n <> coalesce(cardinality(p_completion_tokens), 0) OR n <> coalesce(cardinality(p_latency_ms), 0)
        OR n <> coalesce(cardinality(p_user_ids), 0) OR n <> coalesce(cardinality(p_variant_ids), 0)
-       OR n <> coalesce(cardinality(p_metadata), 0) OR n <> coalesce(cardinality(p_at), 0) THEN
+       OR n <> coalesce(cardinality(p_metadata), 0) OR n <> coalesce(cardinality(p_at), 0)
+       OR n <> coalesce(cardinality(p_cached), n) OR n <> coalesce(cardinality(p_cache_write), n)
+       OR n <> coalesce(cardinality(p_reasoning), n) THEN
         PERFORM ap.raise(400, 'invalid_batch', 'every field array must have one element per record');
     END IF;
     inserted := 0; total_tokens := 0;
@@ -168,10 +205,20 @@ BEGIN
        OR usage.max_count() < ANY (p_completion_tokens)
        OR coalesce(0 > ANY (p_latency_ms), false)
        OR coalesce(usage.max_count() < ANY (p_latency_ms), false)
-       OR cardinality(array_remove(p_metadata, NULL)) > 0 THEN
+       OR cardinality(array_remove(p_metadata, NULL)) > 0
+       OR coalesce(0 > ANY (v_c) OR usage.max_count() < ANY (v_c), false)
+       OR coalesce(0 > ANY (v_w) OR usage.max_count() < ANY (v_w), false)
+       OR coalesce(0 > ANY (v_r) OR usage.max_count() < ANY (v_r), false)
+       OR ((v_c IS NOT NULL OR v_w IS NOT NULL OR v_r IS NOT NULL)
+           AND EXISTS (SELECT 1
+                       FROM unnest(p_prompt_tokens, p_completion_tokens, v_c, v_w, v_r)
+                            AS x(pt, ct, c, w, r)
+                       WHERE coalesce(x.c, 0)::numeric + coalesce(x.w, 0) > x.pt
+                          OR coalesce(x.r, 0) > x.ct)) THEN
         PERFORM usage._refuse_first_bad_record(
             p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
-            p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata);
+            p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata,
+            v_c, v_w, v_r);
     END IF;
 
     PERFORM pg_advisory_xact_lock_shared(usage.epoch_lock_key());
@@ -185,26 +232,43 @@ BEGIN
     -- the batch's order (element i is record i).
     IF NOT v_dated THEN
         -- No record says when it happened (the usual batch): all are priced
-        -- now, so each distinct model has one price, looked up once. At most
-        -- two passes: the second when a record names a model the first 64
-        -- did not (v_km is then every model, checked first).
+        -- now, so each distinct model has one price version, looked up once
+        -- with its rates. At most two passes: the second when a record names
+        -- a model the first 64 did not (v_km is then every model, checked
+        -- first).
         FOR v_pass IN 1..2 LOOP
             IF v_pass = 2 THEN
                 v_km := usage.distinct_models(p_models);
                 IF NOT usage.idents_ok(v_km) THEN
                     PERFORM usage._refuse_first_bad_record(
                         p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
-                        p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata);
+                        p_completion_tokens, p_latency_ms, p_user_ids, p_variant_ids, p_metadata,
+                        v_c, v_w, v_r);
                 END IF;
             END IF;
             -- (The aggregates read the same rows in the same order, so
             -- element k of each belongs to model k.)
-            SELECT array_agg(p.id), array_agg(p.provider),
-                   array_agg(usage.pico_per_token(p.prompt_per_million)),
-                   array_agg(usage.pico_per_token(p.completion_per_million))
-            INTO v_kid, v_kprov, v_kpp, v_kcp
+            SELECT array_agg(p.id), array_agg(p.provider)
+            INTO v_kid, v_kprov
             FROM unnest(v_km, usage.price_keys(v_km)) AS x(m, key)
             LEFT JOIN LATERAL usage.price_version(x.key, v_now) p ON true;
+            v_off := '{}'; v_aoff := '{}'; v_nt := '{}'; v_above := '{}';
+            v_pp := '{}'; v_cpp := '{}'; v_cwp := '{}'; v_cp := '{}'; v_rp := '{}';
+            FOR k IN 1..cardinality(v_km) LOOP
+                SELECT * INTO v_rates FROM usage.version_rates(v_kid[k]);
+                v_off[k] := cardinality(v_pp);
+                v_aoff[k] := cardinality(v_above);
+                v_nt[k] := coalesce(cardinality(v_rates.above), 0);
+                v_above := v_above || coalesce(v_rates.above, '{}');
+                -- (an unpriced model: one NULL rate, so its costs are NULL)
+                v_pp := v_pp || coalesce(v_rates.pp, ARRAY[NULL::bigint]);
+                v_cpp := v_cpp || coalesce(v_rates.cpp, ARRAY[NULL::bigint]);
+                v_cwp := v_cwp || coalesce(v_rates.cwp, ARRAY[NULL::bigint]);
+                v_cp := v_cp || coalesce(v_rates.cp, ARRAY[NULL::bigint]);
+                v_rp := v_rp || coalesce(v_rates.rp, ARRAY[NULL::bigint]);
+            END LOOP;
+            -- Without tiers, model k's rates are element k.
+            v_tiered := cardinality(v_above) > 0;
             -- (the first eight, for the CASE below)
             v_k1 := v_km[1]; v_k2 := v_km[2]; v_k3 := v_km[3]; v_k4 := v_km[4];
             v_k5 := v_km[5]; v_k6 := v_km[6]; v_k7 := v_km[7]; v_k8 := v_km[8];
@@ -212,27 +276,31 @@ BEGIN
             -- compared in line with the first eight (array_position, a
             -- function call that sets up an iterator, cost three times as
             -- much); j is NULL for a model not among them. The select list
-            -- unnests the arrays side by side and nothing joins or sorts
-            -- them, so the aggregates see the records in array order. The
-            -- fences (OFFSET 0) keep each record's j and cost computed once:
-            -- pulled up, they would be computed again wherever they are read.
-            -- When every price is small enough (the usual case), a cost is
-            -- integer arithmetic alone: usage.cost_micros would test both
-            -- prices per record, and read each from its array twice.
-            v_int_prices := coalesce(usage.int_price_max() >= ALL (v_kpp || v_kcp), true);
+            -- unnests the arrays side by side (a NULL breakdown array gives
+            -- NULL elements, read as 0) and nothing joins or sorts them, so
+            -- the aggregates see the records in array order. The fences
+            -- (OFFSET 0) keep each record's j, rate position and cost
+            -- computed once: pulled up, they would be computed again
+            -- wherever they are read.
             SELECT array_agg(c.cost), usage.total(c.pt + c.ct), sum(c.cost), count(c.j)
             INTO v_costs, total_tokens, v_total_micros, v_found
-            FROM (SELECT CASE WHEN v_int_prices
-                              THEN usage.cost_micros_int(y.pt, y.ct, v_kpp[y.j], v_kcp[y.j])
-                              ELSE usage.cost_micros(y.pt, y.ct, v_kpp[y.j], v_kcp[y.j]) END AS cost,
+            FROM (SELECT usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp[y.pos], v_cpp[y.pos],
+                                           v_cwp[y.pos], v_cp[y.pos], v_rp[y.pos]) AS cost,
                          y.pt, y.ct, y.j
-                  FROM (SELECT CASE x.m WHEN v_k1 THEN 1 WHEN v_k2 THEN 2 WHEN v_k3 THEN 3
-                                        WHEN v_k4 THEN 4 WHEN v_k5 THEN 5 WHEN v_k6 THEN 6
-                                        WHEN v_k7 THEN 7 WHEN v_k8 THEN 8
-                                        ELSE array_position(v_km, x.m) END AS j,
-                               x.pt, x.ct
-                        FROM (SELECT unnest(p_models) AS m, unnest(p_prompt_tokens) AS pt,
-                                     unnest(p_completion_tokens) AS ct) x
+                  FROM (SELECT z.pt, z.ct, z.c, z.w, z.r, z.j,
+                               CASE WHEN v_tiered
+                                    THEN v_off[z.j] + usage.tier_of(
+                                             v_above[v_aoff[z.j] + 1 : v_aoff[z.j] + v_nt[z.j]], z.pt)
+                                    ELSE z.j END AS pos
+                        FROM (SELECT CASE x.m WHEN v_k1 THEN 1 WHEN v_k2 THEN 2 WHEN v_k3 THEN 3
+                                              WHEN v_k4 THEN 4 WHEN v_k5 THEN 5 WHEN v_k6 THEN 6
+                                              WHEN v_k7 THEN 7 WHEN v_k8 THEN 8
+                                              ELSE array_position(v_km, x.m) END AS j,
+                                     x.pt, x.ct, x.c, x.w, x.r
+                              FROM (SELECT unnest(p_models) AS m, unnest(p_prompt_tokens) AS pt,
+                                           unnest(p_completion_tokens) AS ct, unnest(v_c) AS c,
+                                           unnest(v_w) AS w, unnest(v_r) AS r) x
+                              OFFSET 0) z
                         OFFSET 0) y
                   OFFSET 0) c;
             EXIT WHEN v_found = n;
@@ -260,28 +328,33 @@ BEGIN
     ELSE
         -- Back-dated records: `pr` finds each distinct model's price key once,
         -- then each distinct (model, time) the key's version in effect (one index
-        -- probe). The records, unnested side by side in the select list, find
-        -- their version in a hash of those few rows (merge joins are off for this
-        -- function: the planner would sort the whole batch instead), and the
-        -- aggregates collect them in the batch's order (the sorted subquery).
+        -- probe) and its rates. The records, unnested side by side in the select
+        -- list, find their version in a hash of those few rows (merge joins are
+        -- off for this function: the planner would sort the whole batch instead),
+        -- and the aggregates collect them in the batch's order (the sorted
+        -- subquery).
         WITH d AS MATERIALIZED (
             SELECT DISTINCT lower(r.m COLLATE "C") AS lm, coalesce(r.at, v_now) AS ts
             FROM unnest(p_models, p_at) AS r(m, at)),
         k AS MATERIALIZED (
             SELECT m.lm, usage.price_key(m.lm) AS pk FROM (SELECT DISTINCT lm FROM d) m),
         pr AS MATERIALIZED (
-            SELECT d.lm, d.ts, p.id, p.provider, usage.pico_per_token(p.prompt_per_million) AS pp,
-                   usage.pico_per_token(p.completion_per_million) AS cp
+            SELECT d.lm, d.ts, p.id, p.provider, q.above, q.pp, q.cpp, q.cwp, q.cp, q.rp
             FROM d JOIN k USING (lm)
-            LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true),
+            LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true
+            LEFT JOIN LATERAL usage.version_rates(p.id) q ON true),
         priced AS (
-            SELECT usage.cost_micros(x.pt, x.ct, pr.pp, pr.cp) AS cost, pr.id AS price_id,
-                   coalesce(x.pv, pr.provider) AS provider, x.pt + x.ct AS tokens, x.ts
-            FROM (SELECT y.i, y.lm, y.pv, y.pt, y.ct, coalesce(y.at, v_now) AS ts
+            SELECT usage.cost_micros(x.pt, x.c, x.w, x.ct, x.r, pr.pp[t.pos], pr.cpp[t.pos],
+                                     pr.cwp[t.pos], pr.cp[t.pos], pr.rp[t.pos]) AS cost,
+                   pr.id AS price_id, coalesce(x.pv, pr.provider) AS provider,
+                   x.pt + x.ct AS tokens, x.ts
+            FROM (SELECT y.i, y.lm, y.pv, y.pt, y.ct, y.c, y.w, y.r, coalesce(y.at, v_now) AS ts
                   FROM (SELECT generate_series(1, n) AS i, lower(unnest(p_models) COLLATE "C") AS lm,
                                unnest(p_providers) AS pv, unnest(p_prompt_tokens) AS pt,
-                               unnest(p_completion_tokens) AS ct, unnest(p_at) AS at) y) x
+                               unnest(p_completion_tokens) AS ct, unnest(p_at) AS at,
+                               unnest(v_c) AS c, unnest(v_w) AS w, unnest(v_r) AS r) y) x
             LEFT JOIN pr ON pr.lm = x.lm AND pr.ts = x.ts
+            CROSS JOIN LATERAL (SELECT usage.tier_of(pr.above, x.pt) AS pos) t
             ORDER BY x.i)
         SELECT array_agg(cost), array_agg(price_id), array_agg(provider), usage.total(tokens),
                sum(cost), min(ts), max(ts)
@@ -292,12 +365,13 @@ BEGIN
     INSERT INTO usage.batches (first_id, n, epoch, recorded_at, min_at, max_at, thread_ids,
                                agent_ids, models, providers, prompt_tokens, completion_tokens,
                                latency_ms, cost_micros, price_ids, user_ids, variant_ids, metadata, at,
-                               key_models, key_price_ids, key_providers)
+                               key_models, key_price_ids, key_providers, cached_prompt_tokens,
+                               cache_write_tokens, reasoning_tokens)
     VALUES (first_id, n, v_epoch, v_now, v_min_at, v_max_at, p_thread_ids, p_agent_ids, p_models,
             v_providers, p_prompt_tokens, p_completion_tokens, p_latency_ms, v_costs, v_price_ids,
             p_user_ids, p_variant_ids, p_metadata, p_at,
             CASE WHEN v_keyed THEN v_km END, CASE WHEN v_keyed THEN v_kid END,
-            CASE WHEN v_keyed THEN v_kprov END);
+            CASE WHEN v_keyed THEN v_kprov END, v_c, v_w, v_r);
     inserted := n;
 END
 $$;

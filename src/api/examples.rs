@@ -47,6 +47,9 @@ impl Example for UsageRecordIn {
             variant_id: None,
             metadata: None,
             at: None,
+            cached_prompt_tokens: Some(1000),
+            cache_write_tokens: None,
+            reasoning_tokens: None,
         }
     }
 }

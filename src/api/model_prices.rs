@@ -2,8 +2,9 @@
 //! tokens) that usage records are costed at (docs/usage.md). The rules live
 //! in sql/usage.sql, next to the records that read them.
 
+use super::nullable::Nullable;
 use super::types::{Ident, Text};
-use super::{reply, ApiResult, ApiTags, AppState, Auth, Role};
+use super::{encode, reply, ApiResult, ApiTags, AppState, Auth, Role};
 use crate::db;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -26,8 +27,10 @@ impl ModelPricesApi {
         reply(db::model_prices::list(&state.pool)).await
     }
 
-    /// Set a model's price (admin): a new version effective from now; records
-    /// already written keep the price they were costed at.
+    /// Set a model's price (admin): a new version effective from
+    /// `effectiveFrom` (default now; may lie in the past); records already
+    /// written keep the version they were costed at until a reprice of their
+    /// range (`POST /usage/reprice`).
     #[oai(
         path = "/model-prices/:model",
         method = "put",
@@ -41,14 +44,18 @@ impl ModelPricesApi {
         body: Json<SetModelPrice>,
     ) -> ApiResult<Json<ModelPrice>> {
         auth.require(Role::Admin)?;
-        reply(db::model_prices::set(
-            &state.pool,
-            &model,
-            &body.provider,
-            body.prompt_per_million,
-            body.completion_per_million,
-        ))
-        .await
+        let tiers = body.tiers.as_ref().map(encode);
+        let price = db::model_prices::NewPrice {
+            provider: &body.provider,
+            prompt_per_million: body.prompt_per_million,
+            completion_per_million: body.completion_per_million,
+            cached_prompt_per_million: body.cached_prompt_per_million,
+            cache_write_per_million: body.cache_write_per_million,
+            reasoning_per_million: body.reasoning_per_million,
+            tiers,
+            effective_from: body.effective_from,
+        };
+        reply(db::model_prices::set(&state.pool, &model, &price)).await
     }
 }
 
@@ -63,7 +70,50 @@ pub struct ModelPrice {
     pub provider: String,
     pub prompt_per_million: f64,
     pub completion_per_million: f64,
+    /// USD per million cached prompt tokens; null: the prompt price.
+    pub cached_prompt_per_million: Nullable<f64>,
+    /// USD per million prompt tokens written to the cache; null: the prompt price.
+    pub cache_write_per_million: Nullable<f64>,
+    /// USD per million reasoning tokens; null: the completion price.
+    pub reasoning_per_million: Nullable<f64>,
+    /// Long-context prices, by ascending `abovePromptTokens`: a record whose
+    /// `promptTokens` exceeds a tier's `abovePromptTokens` is priced wholly
+    /// at the highest such tier.
+    pub tiers: Vec<PriceTier>,
     pub effective_from: DateTime<Utc>,
+}
+
+/// A long-context tier of a price version (USD per million tokens; a null
+/// part's price is that tier's prompt price, or its completion price for
+/// reasoning).
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PriceTier {
+    pub above_prompt_tokens: i64,
+    pub prompt_per_million: f64,
+    pub completion_per_million: f64,
+    pub cached_prompt_per_million: Nullable<f64>,
+    pub cache_write_per_million: Nullable<f64>,
+    pub reasoning_per_million: Nullable<f64>,
+}
+
+/// A tier as PUT takes it.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct PriceTierIn {
+    /// The tier applies to records with more prompt tokens than this.
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub above_prompt_tokens: i64,
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub prompt_per_million: f64,
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub completion_per_million: f64,
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub cached_prompt_per_million: Option<f64>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub cache_write_per_million: Option<f64>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub reasoning_per_million: Option<f64>,
 }
 
 #[derive(Debug, Object)]
@@ -83,4 +133,20 @@ pub struct SetModelPrice {
     /// USD per million completion tokens, 0 to 1e9.
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
     pub completion_per_million: f64,
+    /// USD per million cached prompt tokens (default: the prompt price).
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub cached_prompt_per_million: Option<f64>,
+    /// USD per million prompt tokens written to the cache (default: the
+    /// prompt price).
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub cache_write_per_million: Option<f64>,
+    /// USD per million reasoning tokens (default: the completion price).
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub reasoning_per_million: Option<f64>,
+    /// Long-context prices (at most 16, distinct `abovePromptTokens`).
+    #[oai(validator(max_items = 16))]
+    pub tiers: Option<Vec<PriceTierIn>>,
+    /// When the version takes effect (RFC 3339; default now). It may lie in
+    /// the past: that changes no record written already until a reprice.
+    pub effective_from: Option<DateTime<Utc>>,
 }

@@ -21,13 +21,17 @@ pub struct NewRecord {
     pub variant_id: Option<String>,
     pub metadata: Option<Value>,
     pub at: Option<DateTime<Utc>>,
+    /// The breakdown, part of `prompt_tokens` / `completion_tokens` (None: 0).
+    pub cached_prompt_tokens: Option<i64>,
+    pub cache_write_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
 }
 
 /// `usage.record(...)` → `{id, totalTokens, cost, budget}`
 pub async fn record(pool: &Pool, r: &NewRecord) -> Result<Value, DbError> {
     call_json(
         pool,
-        "SELECT usage.record($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "SELECT usage.record($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &[
             &r.thread_id,
             &r.agent_id,
@@ -40,6 +44,9 @@ pub async fn record(pool: &Pool, r: &NewRecord) -> Result<Value, DbError> {
             &r.variant_id,
             &r.metadata,
             &r.at,
+            &r.cached_prompt_tokens,
+            &r.cache_write_tokens,
+            &r.reasoning_tokens,
         ],
     )
     .await
@@ -49,7 +56,7 @@ pub async fn record(pool: &Pool, r: &NewRecord) -> Result<Value, DbError> {
 pub async fn record_batch(pool: &Pool, records: &RecordColumns) -> Result<Value, DbError> {
     call_json(
         pool,
-        "SELECT usage.record_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "SELECT usage.record_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &[
             &records.thread_ids(),
             &records.agent_ids(),
@@ -62,6 +69,9 @@ pub async fn record_batch(pool: &Pool, records: &RecordColumns) -> Result<Value,
             &records.variant_ids(),
             &records.metadata(),
             &records.at(),
+            &records.cached_prompt_tokens(),
+            &records.cache_write_tokens(),
+            &records.reasoning_tokens(),
         ],
     )
     .await

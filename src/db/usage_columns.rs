@@ -38,6 +38,9 @@ pub struct RecordRef<'a> {
     pub latency_ms: Option<i64>,
     pub user_id: Option<&'a str>,
     pub variant_id: Option<&'a str>,
+    pub cached_prompt_tokens: Option<i64>,
+    pub cache_write_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
 }
 
 /// The records of a batch, field by field, in record order.
@@ -56,6 +59,29 @@ pub struct RecordColumns {
     variant_ids: Vec<Option<Span>>,
     metadata: Vec<Option<Value>>,
     at: Vec<Option<DateTime<Utc>>>,
+    cached_prompt_tokens: Breakdown,
+    cache_write_tokens: Breakdown,
+    reasoning_tokens: Breakdown,
+}
+
+/// One count of the breakdown, record by record: nothing is kept until a
+/// record gives it (most batches give none, and then send a NULL array).
+#[derive(Debug, Default, PartialEq)]
+struct Breakdown(Option<Vec<Option<i64>>>);
+
+impl Breakdown {
+    /// Appends record `i`'s count (`i` records came before it).
+    fn push(&mut self, i: usize, v: Option<i64>) {
+        match (&mut self.0, v) {
+            (Some(all), v) => all.push(v),
+            (None, None) => {}
+            (None, Some(v)) => {
+                let mut all = vec![None; i];
+                all.push(Some(v));
+                self.0 = Some(all);
+            }
+        }
+    }
 }
 
 impl RecordColumns {
@@ -75,6 +101,9 @@ impl RecordColumns {
             variant_ids: Vec::with_capacity(records),
             metadata: Vec::with_capacity(records),
             at: Vec::with_capacity(records),
+            cached_prompt_tokens: Breakdown::default(),
+            cache_write_tokens: Breakdown::default(),
+            reasoning_tokens: Breakdown::default(),
         }
     }
 
@@ -95,6 +124,10 @@ impl RecordColumns {
 
     /// Appends one record.
     pub fn push(&mut self, r: RecordRef<'_>, metadata: Option<Value>, at: Option<DateTime<Utc>>) {
+        let i = self.len();
+        self.cached_prompt_tokens.push(i, r.cached_prompt_tokens);
+        self.cache_write_tokens.push(i, r.cache_write_tokens);
+        self.reasoning_tokens.push(i, r.reasoning_tokens);
         let thread_id = self.keep(r.thread_id);
         self.thread_ids.push(thread_id);
         let agent_id = r.agent_id.map(|s| self.keep(s));
@@ -169,6 +202,16 @@ impl RecordColumns {
     pub fn at(&self) -> &[Option<DateTime<Utc>>] {
         &self.at
     }
+    /// None when no record gives the count.
+    pub fn cached_prompt_tokens(&self) -> Option<&[Option<i64>]> {
+        self.cached_prompt_tokens.0.as_deref()
+    }
+    pub fn cache_write_tokens(&self) -> Option<&[Option<i64>]> {
+        self.cache_write_tokens.0.as_deref()
+    }
+    pub fn reasoning_tokens(&self) -> Option<&[Option<i64>]> {
+        self.reasoning_tokens.0.as_deref()
+    }
 }
 
 impl NewRecord {
@@ -184,6 +227,9 @@ impl NewRecord {
             latency_ms: self.latency_ms,
             user_id: self.user_id.as_deref(),
             variant_id: self.variant_id.as_deref(),
+            cached_prompt_tokens: self.cached_prompt_tokens,
+            cache_write_tokens: self.cache_write_tokens,
+            reasoning_tokens: self.reasoning_tokens,
         }
     }
 }

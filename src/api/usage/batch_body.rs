@@ -60,6 +60,9 @@ struct WireRecord<'a> {
     variant_id: Option<&'a str>,
     metadata: Option<Value>,
     at: Option<DateTime<Utc>>,
+    cached_prompt_tokens: Option<i64>,
+    cache_write_tokens: Option<i64>,
+    reasoning_tokens: Option<i64>,
 }
 
 /// Whether `UsageRecordIn`'s validators accept `r` (serde has checked the
@@ -78,6 +81,9 @@ fn is_valid(r: &RecordRef<'_>) -> bool {
         && r.latency_ms.is_none_or(count)
         && r.user_id.is_none_or(ident)
         && r.variant_id.is_none_or(ident)
+        && r.cached_prompt_tokens.is_none_or(count)
+        && r.cache_write_tokens.is_none_or(count)
+        && r.reasoning_tokens.is_none_or(count)
 }
 
 /// Reads the body's `records` array into columns, record by record, and
@@ -111,6 +117,9 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
                 latency_ms: w.latency_ms,
                 user_id: w.user_id,
                 variant_id: w.variant_id,
+                cached_prompt_tokens: w.cached_prompt_tokens,
+                cache_write_tokens: w.cache_write_tokens,
+                reasoning_tokens: w.reasoning_tokens,
             };
             if self.0.len() == MAX_RECORDS || !is_valid(&r) {
                 return Err(de::Error::custom("not for the fast path"));

@@ -68,6 +68,9 @@ enum Field {
     LatencyMs = 64,
     UserId = 128,
     VariantId = 256,
+    CachedPromptTokens = 512,
+    CacheWriteTokens = 1024,
+    ReasoningTokens = 2048,
 }
 
 impl Field {
@@ -82,6 +85,9 @@ impl Field {
             "latencyMs" => Field::LatencyMs,
             "userId" => Field::UserId,
             "variantId" => Field::VariantId,
+            "cachedPromptTokens" => Field::CachedPromptTokens,
+            "cacheWriteTokens" => Field::CacheWriteTokens,
+            "reasoningTokens" => Field::ReasoningTokens,
             _ => return None,
         })
     }
@@ -203,6 +209,9 @@ impl<'a> Scanner<'a> {
             latency_ms: None,
             user_id: None,
             variant_id: None,
+            cached_prompt_tokens: None,
+            cache_write_tokens: None,
+            reasoning_tokens: None,
         };
         let mut seen = 0u32;
         if self.peek_is(b'}') {
@@ -224,6 +233,9 @@ impl<'a> Scanner<'a> {
                 Field::LatencyMs => r.latency_ms = self.opt_count()?,
                 Field::UserId => r.user_id = self.opt_string()?,
                 Field::VariantId => r.variant_id = self.opt_string()?,
+                Field::CachedPromptTokens => r.cached_prompt_tokens = self.opt_count()?,
+                Field::CacheWriteTokens => r.cache_write_tokens = self.opt_count()?,
+                Field::ReasoningTokens => r.reasoning_tokens = self.opt_count()?,
             }
             if !self.comma_or(b'}')? {
                 break;

@@ -31,6 +31,19 @@ pub struct UsageRecordIn {
     pub metadata: Option<JsonObject>,
     /// When the call happened (default: now); also picks the price version.
     pub at: Option<DateTime<Utc>>,
+    /// Prompt tokens read from the provider's prompt cache: part of
+    /// `promptTokens` (default 0).
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub cached_prompt_tokens: Option<i64>,
+    /// Prompt tokens written to the provider's prompt cache: part of
+    /// `promptTokens` (default 0). With `cachedPromptTokens`, at most
+    /// `promptTokens` (else 400 `invalid_token_breakdown`).
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub cache_write_tokens: Option<i64>,
+    /// Completion tokens spent on reasoning: part of `completionTokens`, at
+    /// most it (default 0).
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub reasoning_tokens: Option<i64>,
 }
 
 impl From<UsageRecordIn> for NewRecord {
@@ -47,6 +60,9 @@ impl From<UsageRecordIn> for NewRecord {
             variant_id: r.variant_id.map(String::from),
             metadata: r.metadata.map(JsonObject::into_inner),
             at: r.at,
+            cached_prompt_tokens: r.cached_prompt_tokens,
+            cache_write_tokens: r.cache_write_tokens,
+            reasoning_tokens: r.reasoning_tokens,
         }
     }
 }
@@ -59,6 +75,13 @@ pub struct ThreadBudget {
     pub max_tokens: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Part of `promptTokens`.
+    pub cached_prompt_tokens: i64,
+    /// Part of `promptTokens`.
+    pub cache_write_tokens: i64,
+    /// Part of `completionTokens`.
+    pub reasoning_tokens: i64,
+    /// `promptTokens + completionTokens`: what the budget counts.
     pub total_tokens: i64,
     /// `maxTokens - totalTokens`, never below 0.
     pub remaining: i64,
@@ -135,6 +158,12 @@ pub struct UsageTotals {
     pub total_tokens: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Part of `promptTokens`.
+    pub cached_prompt_tokens: i64,
+    /// Part of `promptTokens`.
+    pub cache_write_tokens: i64,
+    /// Part of `completionTokens`.
+    pub reasoning_tokens: i64,
     pub request_count: i64,
     /// USD (4 decimals), priced records only.
     pub total_cost: f64,
@@ -200,6 +229,12 @@ pub struct UsageRecord {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
+    /// Part of `promptTokens`.
+    pub cached_prompt_tokens: i64,
+    /// Part of `promptTokens`.
+    pub cache_write_tokens: i64,
+    /// Part of `completionTokens`.
+    pub reasoning_tokens: i64,
     pub latency_ms: Nullable<i64>,
     pub cost: Nullable<f64>,
     pub user_id: Nullable<String>,
@@ -224,6 +259,10 @@ pub struct UsageDay {
     /// UTC day.
     pub date: NaiveDate,
     pub total_tokens: i64,
+    /// Part of `totalTokens`, as are `cacheWriteTokens` and `reasoningTokens`.
+    pub cached_prompt_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub reasoning_tokens: i64,
     pub request_count: i64,
     pub total_cost: f64,
 }

@@ -249,12 +249,12 @@ async fn full_batch_with_a_distinct_at_per_record_uses_each_records_price_versio
     let c = db.client().await;
     let t0: DateTime<Utc> = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap();
     const N: i64 = 10_000;
-    // claude-sonnet-4 costs 3/15 from 1970 (shipped) and 4/20 from the middle
-    // of the batch on
+    // claude-sonnet-4 costs 3/15 (6/22.5 above 200,000 prompt tokens) from
+    // 1970 (shipped) and 4/20 from the middle of the batch on
     let change = t0 + Duration::seconds(N / 2);
     let old_id: i64 = c
         .query_one(
-            "SELECT id FROM usage.model_prices WHERE model = 'claude-sonnet-4'",
+            "SELECT max(id) FROM usage.model_prices WHERE model = 'claude-sonnet-4'",
             &[],
         )
         .await
@@ -272,7 +272,7 @@ async fn full_batch_with_a_distinct_at_per_record_uses_each_records_price_versio
         .get(0);
     let mini_id: i64 = c
         .query_one(
-            "SELECT id FROM usage.model_prices WHERE model = 'gpt-4o-mini'",
+            "SELECT max(id) FROM usage.model_prices WHERE model = 'gpt-4o-mini'",
             &[],
         )
         .await
@@ -302,6 +302,11 @@ async fn full_batch_with_a_distinct_at_per_record_uses_each_records_price_versio
         let r = &records[i as usize];
         let (pt, ct) = (r.prompt_tokens, r.completion_tokens);
         let (id, provider, micros) = match i % 3 {
+            // (the shipped version's long-context tier above 200,000
+            // prompt tokens)
+            0 if r.at.unwrap() < change && pt > 200_000 => {
+                (Some(old_id), Some("anthropic"), Some(pt * 6 + ct * 45 / 2))
+            }
             0 if r.at.unwrap() < change => {
                 (Some(old_id), Some("anthropic"), Some(pt * 3 + ct * 15))
             }

@@ -16,7 +16,8 @@ async fn thread_budgets() {
     assert_eq!(
         b,
         json!({"threadId": "t-a", "maxTokens": 100000, "promptTokens": 3000,
-               "completionTokens": 1500, "totalTokens": 4500, "remaining": 95500,
+               "completionTokens": 1500, "cachedPromptTokens": 0, "cacheWriteTokens": 0,
+               "reasoningTokens": 0, "totalTokens": 4500, "remaining": 95500,
                "percentUsed": 4.5, "isExhausted": false})
     );
 

@@ -120,7 +120,8 @@ async fn history_pages_and_filters_and_daily_series() {
         .await;
     assert_eq!(
         d["days"],
-        json!([{"date": "2026-01-05", "totalTokens": 9, "requestCount": 3, "totalCost": d["days"][0]["totalCost"]}])
+        json!([{"date": "2026-01-05", "totalTokens": 9, "cachedPromptTokens": 0, "cacheWriteTokens": 0,
+                "reasoningTokens": 0, "requestCount": 3, "totalCost": d["days"][0]["totalCost"]}])
     );
     let (_, h) = app.get("/api/v1/usage/history?limit=100").await;
     assert_eq!(h["count"], 9 + 3 + 1);

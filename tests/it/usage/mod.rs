@@ -8,6 +8,7 @@ use agentplane::db::usage_columns::RecordColumns;
 use serde_json::{json, Value};
 
 mod batches;
+mod breakdown;
 mod budgets;
 mod history;
 mod pricing;

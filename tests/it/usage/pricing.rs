@@ -138,10 +138,11 @@ async fn prices_are_versioned_and_looked_up_by_longest_prefix() {
     let first = post_record(
         &app,
         json!({"threadId": "p", "model": "claude-sonnet-4-20250514",
-               "promptTokens": 1_000_000, "completionTokens": 0}),
+               "promptTokens": 200_000, "completionTokens": 0}),
     )
     .await;
-    assert_eq!(first["cost"].as_f64(), Some(3.0));
+    // (200,000 prompt tokens: not above the shipped long-context tier)
+    assert_eq!(first["cost"].as_f64(), Some(0.6));
     // case-insensitive, longest prefix (gpt-4o-mini, not gpt-4o)
     let b = post_record(
         &app,
@@ -174,6 +175,7 @@ async fn prices_are_versioned_and_looked_up_by_longest_prefix() {
                "promptTokens": 1_000_000, "completionTokens": 0}),
     )
     .await;
+    // (the new version has no tiers)
     assert_eq!(second["cost"].as_f64(), Some(4.0));
     let (_, h) = app
         .get("/api/v1/usage/history?model=claude-sonnet-4-20250514")
@@ -184,7 +186,7 @@ async fn prices_are_versioned_and_looked_up_by_longest_prefix() {
         .iter()
         .map(|r| r["cost"].as_f64().unwrap())
         .collect();
-    assert_eq!(costs, [4.0, 3.0]);
+    assert_eq!(costs, [4.0, 0.6]);
     let (_, l) = app.get("/api/v1/model-prices").await;
     let cs = l["modelPrices"]
         .as_array()
@@ -194,14 +196,15 @@ async fn prices_are_versioned_and_looked_up_by_longest_prefix() {
         .unwrap()
         .clone();
     assert_eq!(cs["promptPerMillion"].as_f64(), Some(4.0));
-    // two versions stored
+    // three versions stored (the first release's, the shipped one with the
+    // cache prices and tier, the new one)
     assert_eq!(
         count(
             &c,
             "SELECT count(*) FROM usage.model_prices WHERE model = 'claude-sonnet-4'"
         )
         .await,
-        2
+        3
     );
     // bad prices
     for bad in [
