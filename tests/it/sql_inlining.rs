@@ -95,7 +95,6 @@ async fn row_helpers_are_inlined() {
         ("credits.user_json", "credits.users"),
         ("executions.node_json", "executions.node_executions"),
         ("executions.node_wire", "executions.node_executions"),
-        ("usage.price_json", "usage.model_prices"),
         ("variants.to_json", "variants.variants"),
     ];
     let db = TestDb::new().await;
