@@ -7,6 +7,7 @@ pub mod auth;
 pub mod block_costs;
 pub mod credits;
 pub mod error;
+pub mod events;
 mod examples;
 pub mod executions;
 pub mod health;
@@ -123,6 +124,8 @@ pub enum ApiTags {
     ModelPrices,
     /// Node executions of graph runs (also pushed on the live feed).
     Executions,
+    /// The live feed's events as pages and as a Server-Sent Events stream.
+    Events,
 }
 
 /// Every API of the service. Domains add their struct here.
@@ -140,6 +143,7 @@ pub type Apis = (
     usage::UsageApi,
     model_prices::ModelPricesApi,
     executions::ExecutionsApi,
+    events::EventsApi,
 );
 
 fn apis() -> Apis {
@@ -157,6 +161,7 @@ fn apis() -> Apis {
         usage::UsageApi,
         model_prices::ModelPricesApi,
         executions::ExecutionsApi,
+        events::EventsApi,
     )
 }
 
