@@ -82,6 +82,8 @@ impl AppState {
             .as_deref()
             .map(|k| auth::hash_key(k).into());
         let access = Arc::new(access::Access::new(&config));
+        // before the first request or connection updates a metric
+        crate::telemetry::recorder();
         AppState {
             spends: crate::db::spend_queue::SpendQueue::new(pool.clone()),
             pool,
@@ -225,11 +227,14 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .at("/ws/messages", poem::get(crate::feed::ws::ws_messages))
         .at("/ws/executions", poem::get(crate::feed::ws::ws_executions))
         .at("/openapi.json", spec)
+        .at("/metrics", poem::get(crate::telemetry::metrics_endpoint))
         .nest("/docs", docs)
+        .around(crate::telemetry::requests::tag_operation)
         .with(limits::BodyLimit(max_body))
         .around(origin::guard)
         .data(state)
         .catch_all_error(error::uniform_error)
+        .around(crate::telemetry::requests::observe)
 }
 
 #[cfg(test)]

@@ -29,29 +29,6 @@ const BODY_CHUNKS: usize = 4;
 /// Bytes of events per replay chunk.
 const REPLAY_BYTES: usize = 1024 * 1024;
 
-/// Open streams (for `agentplane_sse_connections`).
-static OPEN: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-
-/// The number of open streams.
-pub fn open_streams() -> i64 {
-    OPEN.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-struct OpenGuard;
-
-impl OpenGuard {
-    fn new() -> OpenGuard {
-        OPEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        OpenGuard
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        OPEN.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 /// One event in the stream's wire format.
 fn frame(out: &mut String, ev: &Event) {
     out.push_str("id: ");
@@ -97,7 +74,9 @@ pub fn open(
         auth,
         tx,
         floor,
-        _open: OpenGuard::new(),
+        _open: crate::telemetry::GaugeGuard::new(metrics::gauge!(
+            crate::telemetry::SSE_CONNECTIONS
+        )),
     };
     tokio::spawn(stream.run(filter, resume));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -125,7 +104,8 @@ struct Stream {
     /// Queued live events at or below this id were replayed (or precede
     /// the subscription) and are skipped.
     floor: i64,
-    _open: OpenGuard,
+    /// Counts this stream in `agentplane_sse_connections`.
+    _open: crate::telemetry::GaugeGuard,
 }
 
 impl Stream {

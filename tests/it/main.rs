@@ -27,6 +27,7 @@ mod feed_ws;
 mod feed_ws_faults;
 mod foundation;
 mod local_cluster;
+mod operations;
 mod schema;
 mod spec_walk;
 mod spend_outcome;
