@@ -222,3 +222,16 @@ async fn open_mode_streams_end_when_the_first_key_is_made() {
     assert_eq!(resp.status(), 201);
     assert!(stream.next().await.is_none(), "the stream ended");
 }
+
+#[tokio::test]
+async fn an_idle_stream_gets_a_ping_within_15_seconds() {
+    let srv = TestServer::start().await;
+    let mut resp = sse::request(&srv.http_url("/api/v1/events"), Some(ADMIN_KEY), &[]).await;
+    assert_eq!(resp.status(), 200);
+    let chunk = tokio::time::timeout(Duration::from_secs(20), resp.chunk())
+        .await
+        .expect("a ping in time")
+        .expect("stream open")
+        .expect("a chunk");
+    assert_eq!(&chunk[..], b": ping\n\n");
+}
