@@ -1,4 +1,5 @@
-//! WebSocket subscribers for spend with subscribers and feed latency.
+//! WebSocket subscribers for spend with subscribers, and feed latency over
+//! WebSockets and over the Server-Sent Events stream.
 
 use crate::harness::*;
 use futures_util::{SinkExt, StreamExt};
@@ -92,37 +93,97 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// How the latency subscribers receive events.
+#[derive(Clone, Copy)]
+pub enum Via {
+    Ws,
+    Sse,
+}
+
+/// The (seq, receive time) pairs a subscriber collects until `stop`.
+type Received = tokio::task::JoinHandle<Vec<(usize, u64)>>;
+
+/// A `/ws` subscriber of `bench.tick`, connected before this returns.
+async fn ws_receiver(addr: &str, stop: Arc<AtomicBool>) -> Received {
+    let mut ws = open(
+        addr,
+        serde_json::json!({"cmd": "subscribe", "events": ["bench.tick"]}),
+    )
+    .await;
+    tokio::spawn(async move {
+        let mut pending = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let at = now_us();
+                    let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
+                    if let Some(seq) = v["data"]["seq"].as_u64() {
+                        pending.push((seq as usize, at));
+                    }
+                }
+                Ok(Some(Ok(_))) | Err(_) => {}
+                Ok(_) => break,
+            }
+        }
+        pending
+    })
+}
+
+/// A `GET /api/v1/events` stream of `bench.tick`, open before this returns.
+async fn sse_receiver(addr: &str, stop: Arc<AtomicBool>) -> Received {
+    let mut resp = reqwest::Client::new()
+        .get(format!("http://{addr}/api/v1/events?events=bench.tick"))
+        .bearer_auth(ADMIN_KEY)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(resp.status(), 200, "stream refused");
+    tokio::spawn(async move {
+        let mut pending = Vec::new();
+        let mut buf = String::new();
+        while !stop.load(Ordering::Relaxed) {
+            match tokio::time::timeout(Duration::from_millis(200), resp.chunk()).await {
+                Ok(Ok(Some(bytes))) => {
+                    let at = now_us();
+                    buf.push_str(&String::from_utf8_lossy(&bytes));
+                    while let Some(end) = buf.find('\n') {
+                        let line: String = buf.drain(..=end).collect();
+                        if let Some(json) = line.strip_prefix("data: ") {
+                            let v: serde_json::Value =
+                                serde_json::from_str(json.trim_end()).unwrap_or_default();
+                            if let Some(seq) = v["data"]["seq"].as_u64() {
+                                pending.push((seq as usize, at));
+                            }
+                        }
+                    }
+                }
+                Err(_) => {}
+                Ok(_) => break,
+            }
+        }
+        pending
+    })
+}
+
 /// Feed latency: events written at 1,000/s (each in its own transaction,
-/// carrying its commit-acknowledged time), 100 subscribers; returns p50 and
-/// p99 of receive time − commit time in ms, and the number of deliveries.
-pub async fn latency(db: &BenchDb, addr: &str, secs: u64) -> (f64, f64, u64) {
+/// carrying its commit-acknowledged time), 100 subscribers `via` WebSockets
+/// or event streams; returns p50 and p99 of receive time − commit time in
+/// ms, and the number of deliveries.
+pub async fn latency(db: &BenchDb, addr: &str, secs: u64, via: Via) -> (f64, f64, u64) {
     let commit_times: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
     let samples: Arc<Mutex<Vec<f64>>> = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut subs = Vec::new();
     for _ in 0..100 {
-        let mut ws = open(
-            addr,
-            serde_json::json!({"cmd": "subscribe", "events": ["bench.tick"]}),
-        )
-        .await;
         let (commit_times, samples, stop) = (commit_times.clone(), samples.clone(), stop.clone());
+        let pending = match via {
+            Via::Ws => ws_receiver(addr, stop.clone()).await,
+            Via::Sse => sse_receiver(addr, stop.clone()).await,
+        };
         subs.push(tokio::spawn(async move {
             let mut mine = Vec::new();
-            let mut pending: Vec<(usize, u64)> = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
-                    Ok(Some(Ok(Message::Text(t)))) => {
-                        let at = now_us();
-                        let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
-                        if let Some(seq) = v["data"]["seq"].as_u64() {
-                            pending.push((seq as usize, at));
-                        }
-                    }
-                    Ok(Some(Ok(_))) | Err(_) => {}
-                    Ok(_) => break,
-                }
-            }
+            let pending = pending.await.unwrap_or_default();
             let commits = commit_times.lock().map(|c| c.clone()).unwrap_or_default();
             for (seq, at) in pending {
                 if let Some(c) = commits.get(seq).copied().filter(|c| *c > 0) {

@@ -274,3 +274,12 @@ BEGIN
     RETURN usage._fold_waiting(coalesce(p_max_records, 100000));
 END
 $$;
+
+-- Records written but not folded yet (the `agentplane_usage_unfolded_records`
+-- gauge): how far the fold is behind.
+CREATE OR REPLACE FUNCTION usage.unfolded_records()
+RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT coalesce(sum(b.n), 0)::bigint
+      FROM usage.unfolded u
+      JOIN usage.batches b ON b.first_id = u.first_id
+$$;

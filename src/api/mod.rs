@@ -7,6 +7,7 @@ pub mod auth;
 pub mod block_costs;
 pub mod credits;
 pub mod error;
+pub mod events;
 mod examples;
 pub mod executions;
 pub mod health;
@@ -81,6 +82,8 @@ impl AppState {
             .as_deref()
             .map(|k| auth::hash_key(k).into());
         let access = Arc::new(access::Access::new(&config));
+        // before the first request or connection updates a metric
+        crate::telemetry::recorder();
         AppState {
             spends: crate::db::spend_queue::SpendQueue::new(pool.clone()),
             pool,
@@ -123,6 +126,8 @@ pub enum ApiTags {
     ModelPrices,
     /// Node executions of graph runs (also pushed on the live feed).
     Executions,
+    /// The live feed's events as pages and as a Server-Sent Events stream.
+    Events,
 }
 
 /// Every API of the service. Domains add their struct here.
@@ -140,6 +145,7 @@ pub type Apis = (
     usage::UsageApi,
     model_prices::ModelPricesApi,
     executions::ExecutionsApi,
+    events::EventsApi,
 );
 
 fn apis() -> Apis {
@@ -157,6 +163,7 @@ fn apis() -> Apis {
         usage::UsageApi,
         model_prices::ModelPricesApi,
         executions::ExecutionsApi,
+        events::EventsApi,
     )
 }
 
@@ -220,11 +227,14 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .at("/ws/messages", poem::get(crate::feed::ws::ws_messages))
         .at("/ws/executions", poem::get(crate::feed::ws::ws_executions))
         .at("/openapi.json", spec)
+        .at("/metrics", poem::get(crate::telemetry::metrics_endpoint))
         .nest("/docs", docs)
+        .around(crate::telemetry::requests::tag_operation)
         .with(limits::BodyLimit(max_body))
         .around(origin::guard)
         .data(state)
         .catch_all_error(error::uniform_error)
+        .around(crate::telemetry::requests::observe)
 }
 
 #[cfg(test)]

@@ -95,6 +95,24 @@ pub async fn read_range(
     read_range_on(&**pool.get().await?, after, upto, limit).await
 }
 
+/// `read_range` limited to the events of `users` when given.
+pub async fn read_range_of(
+    pool: &Pool,
+    after: i64,
+    upto: i64,
+    limit: i32,
+    users: Option<&[String]>,
+) -> Result<Vec<StoredEvent>, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_one(
+            "SELECT feed.read_range($1, $2, $3, $4)",
+            &[&after, &upto, &limit, &users],
+        )
+        .await?;
+    decode_events(row.try_get(0)?)
+}
+
 /// `read_range` on a given connection (the relay's).
 pub async fn read_range_on(
     client: &tokio_postgres::Client,

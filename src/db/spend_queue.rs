@@ -89,6 +89,12 @@ impl SpendQueue {
             .unwrap_or_else(|_| Err(DbError::decode("the spend task ended without an answer")))
     }
 
+    /// Spends waiting behind another spend of the same user (for
+    /// `agentplane_spend_queue_waiting`).
+    pub fn waiting(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Waiting>>> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (every critical section is a single insert, push or take).

@@ -86,6 +86,15 @@ pub struct FoldDue {
     pub max_age: std::time::Duration,
 }
 
+/// Usage records written but not folded yet (`usage.unfolded_records`).
+pub async fn unfolded_records(pool: &Pool) -> Result<i64, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_one("SELECT usage.unfolded_records()", &[])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
 /// `usage.fold(max_records[, due])` → records folded into budgets and
 /// rollups (0 when none waited, another fold is running, or it is not due).
 pub async fn fold(pool: &Pool, max_records: i32, due: Option<FoldDue>) -> Result<i32, DbError> {

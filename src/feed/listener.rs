@@ -242,6 +242,7 @@ async fn step(
             Some(e) if full_page => e.stored.id,
             _ => state.cursor.cut.max(last),
         };
+        record_relayed(&batch);
         let read_for = users.is_some().then_some(version);
         if !hub.publish_read(&batch, upto, read_for) {
             republish_unfiltered(hub, client, last, upto).await?;
@@ -250,6 +251,20 @@ async fn step(
         if !full_page {
             return Ok(());
         }
+    }
+}
+
+/// Counts a step's events and notes how long its last one took from
+/// creation to relay (`agentplane_feed_lag_seconds`).
+fn record_relayed(batch: &[Arc<Event>]) {
+    let Some(last) = batch.last() else {
+        return;
+    };
+    metrics::counter!(crate::telemetry::FEED_RELAYED).increment(batch.len() as u64);
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&last.stored.created_at) {
+        let lag = chrono::Utc::now().signed_duration_since(at);
+        let secs = lag.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+        metrics::gauge!(crate::telemetry::FEED_LAG).set(secs);
     }
 }
 
@@ -272,6 +287,7 @@ async fn republish_unfiltered(
         let page = read_range_on(client, after, upto, PAGE).await?;
         let read_upto = page.last().map(|e| e.id);
         let batch: Vec<Arc<Event>> = page.into_iter().map(Event::new).collect();
+        record_relayed(&batch);
         let page_upto = match read_upto {
             Some(id) if batch.len() >= PAGE as usize => id,
             Some(id) if near_byte_bound(&batch) && has_more(client, id, upto, None).await? => id,

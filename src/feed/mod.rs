@@ -1,6 +1,7 @@
 //! The live feed (docs/feed.md): a relay that reads the event table
 //! ([`listener`]), an in-process fan-out ([`hub`]), retention pruning
-//! ([`retention`]) and the three WebSocket protocols ([`ws`]).
+//! ([`retention`]), the three WebSocket protocols ([`ws`]) and the event
+//! stream ([`sse`]); [`page`] reads final events for pages and replays.
 //!
 //! The table is the truth. NOTIFY only wakes the relay early; the relay also
 //! polls on a short tick and after every reconnect, and it reads only ids
@@ -9,7 +10,9 @@
 
 pub mod hub;
 pub mod listener;
+pub mod page;
 pub mod retention;
+pub mod sse;
 pub mod ws;
 mod ws_compat;
 mod ws_control;

@@ -207,6 +207,15 @@ impl Conn {
 
 async fn run(socket: WebSocketStream, state: AppState, auth: Auth, slot: ConnSlot, proto: Proto) {
     let hub = state.hub.clone();
+    let protocol = match proto {
+        Proto::Control => "control",
+        Proto::Messages => "messages",
+        Proto::Executions => "executions",
+    };
+    let _open = crate::telemetry::GaugeGuard::new(metrics::gauge!(
+        crate::telemetry::WS_CONNECTIONS,
+        "protocol" => protocol
+    ));
     let sub = hub.register(slot, auth.user_id.clone());
     let kicked = sub.kicked.clone();
     let (sink, mut stream) = socket.split();

@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 
 pub mod credits;
 pub mod spec;
+pub mod sse;
 pub mod variants;
 pub mod ws;
 
@@ -137,6 +138,9 @@ async fn template() -> &'static str {
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    /// Whether dropping this value drops the database (false for a
+    /// [`TestDb::handle`]).
+    owned: bool,
 }
 
 impl TestDb {
@@ -153,6 +157,7 @@ impl TestDb {
         TestDb {
             url: with_db(server_url(), &name),
             name,
+            owned: true,
         }
     }
 
@@ -169,6 +174,17 @@ impl TestDb {
         TestDb {
             url: with_db(server_url(), &name),
             name,
+            owned: true,
+        }
+    }
+
+    /// The same database, without owning it: for servers started one after
+    /// another on it while the test keeps the owner.
+    pub fn handle(&self) -> TestDb {
+        TestDb {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            owned: false,
         }
     }
 
@@ -185,6 +201,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let name = self.name.clone();
         let url = server_url().to_string();
         // Drop runs inside the test's runtime: do the async work on a thread

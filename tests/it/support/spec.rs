@@ -51,7 +51,13 @@ fn build(doc: &Value) -> Document {
             for (status, resp) in op["responses"].as_object().expect("responses") {
                 let schema = resp["content"]
                     .as_object()
-                    .and_then(|c| c.values().next())
+                    // the JSON answer, where an operation also streams
+                    .and_then(|c| {
+                        c.iter()
+                            .find(|(ct, _)| ct.starts_with("application/json"))
+                            .map(|(_, m)| m)
+                            .or_else(|| c.values().next())
+                    })
                     .map(|media| json_schema(&media["schema"]));
                 responses.insert(status.clone(), schema);
             }
