@@ -11,3 +11,4 @@ pub mod db;
 pub mod feed;
 pub mod localpg;
 pub mod server;
+pub mod webhooks;

@@ -23,6 +23,7 @@ pub mod types;
 pub mod usage;
 pub mod users;
 pub mod variants;
+pub mod webhooks;
 
 use crate::config::Config;
 use deadpool_postgres::Pool;
@@ -123,6 +124,8 @@ pub enum ApiTags {
     ModelPrices,
     /// Node executions of graph runs (also pushed on the live feed).
     Executions,
+    /// Endpoints that receive the feed's events as signed HTTP POSTs.
+    Webhooks,
 }
 
 /// Every API of the service. Domains add their struct here.
@@ -140,6 +143,7 @@ pub type Apis = (
     usage::UsageApi,
     model_prices::ModelPricesApi,
     executions::ExecutionsApi,
+    webhooks::WebhooksApi,
 );
 
 fn apis() -> Apis {
@@ -157,6 +161,7 @@ fn apis() -> Apis {
         usage::UsageApi,
         model_prices::ModelPricesApi,
         executions::ExecutionsApi,
+        webhooks::WebhooksApi,
     )
 }
 

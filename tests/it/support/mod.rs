@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use tokio::sync::OnceCell;
 
 pub mod credits;
+pub mod receiver;
 pub mod spec;
 pub mod variants;
 pub mod ws;
@@ -137,6 +138,9 @@ async fn template() -> &'static str {
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    /// Whether dropping this value drops the database (false for a second
+    /// handle on another's database: `TestDb::share`).
+    owned: bool,
 }
 
 impl TestDb {
@@ -153,6 +157,7 @@ impl TestDb {
         TestDb {
             url: with_db(server_url(), &name),
             name,
+            owned: true,
         }
     }
 
@@ -169,6 +174,17 @@ impl TestDb {
         TestDb {
             url: with_db(server_url(), &name),
             name,
+            owned: true,
+        }
+    }
+
+    /// A handle on the same database that does not drop it (a second
+    /// server on one database); the database lives as long as `self`.
+    pub fn share(&self) -> TestDb {
+        TestDb {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            owned: false,
         }
     }
 
@@ -185,6 +201,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let name = self.name.clone();
         let url = server_url().to_string();
         // Drop runs inside the test's runtime: do the async work on a thread
