@@ -20,6 +20,8 @@ CREATE SCHEMA usage;
 
 CREATE SCHEMA variants;
 
+CREATE SCHEMA webhooks;
+
 CREATE DOMAIN credits.idempotency_key AS text CONSTRAINT idempotency_key_check CHECK (((length(VALUE) >= 1) AND (length(VALUE) <= 255)));
 
 CREATE TYPE credits.spent AS (transaction_id bigint, cost bigint, balance bigint);
@@ -506,3 +508,44 @@ CREATE TABLE variants.variants (
 );
 CREATE INDEX variants_id ON variants.variants USING btree (id);
 CREATE UNIQUE INDEX variants_one_active ON variants.variants USING btree (agent_name) WHERE is_active;
+
+CREATE TABLE webhooks.deliveries (
+    endpoint_id uuid NOT NULL,
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    event_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    at timestamp with time zone NOT NULL,
+    response_status integer,
+    error text,
+    duration_ms integer NOT NULL,
+    delivered boolean NOT NULL,
+    CONSTRAINT deliveries_attempt_check CHECK ((attempt >= 1)),
+    CONSTRAINT deliveries_duration_ms_check CHECK ((duration_ms >= 0)),
+    CONSTRAINT deliveries_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES webhooks.endpoints(id) ON DELETE CASCADE,
+    CONSTRAINT deliveries_pkey PRIMARY KEY (endpoint_id, id)
+);
+CREATE INDEX deliveries_at ON webhooks.deliveries USING btree (at);
+
+CREATE TABLE webhooks.endpoints (
+    id uuid NOT NULL,
+    url text NOT NULL,
+    events text[] DEFAULT '{}'::text[] NOT NULL,
+    users text[] DEFAULT '{}'::text[] NOT NULL,
+    agents text[] DEFAULT '{}'::text[] NOT NULL,
+    description text,
+    secret text NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    "position" bigint NOT NULL,
+    failures integer DEFAULT 0 NOT NULL,
+    failing_since timestamp with time zone,
+    due_at timestamp with time zone DEFAULT now() NOT NULL,
+    lease_owner uuid,
+    lease_until timestamp with time zone,
+    disabled_at timestamp with time zone,
+    CONSTRAINT endpoints_description_check CHECK ((length(description) <= 1000)),
+    CONSTRAINT endpoints_failures_check CHECK ((failures >= 0)),
+    CONSTRAINT endpoints_pkey PRIMARY KEY (id),
+    CONSTRAINT endpoints_position_check CHECK (("position" >= 0)),
+    CONSTRAINT endpoints_url_check CHECK (((length(url) >= 1) AND (length(url) <= 2048)))
+);

@@ -56,6 +56,21 @@ pub struct Config {
     /// `AGENTPLANE_HTTP_HEADER_TIMEOUT`, default `10s`: a new connection
     /// must have sent its first request's headers by then.
     pub http_header_timeout: Duration,
+    /// `AGENTPLANE_WEBHOOK_RETRY_DELAYS`, default `5s,30s,2m,10m,1h,2h`:
+    /// the waits before each retry of a failed webhook delivery; the last
+    /// one repeats.
+    pub webhook_retry_delays: Vec<Duration>,
+    /// `AGENTPLANE_WEBHOOK_DISABLE_AFTER`, default `24h`: a webhook endpoint
+    /// failing for this long is disabled.
+    pub webhook_disable_after: Duration,
+    /// The webhook worker's safety tick (250 ms): due retries and new or
+    /// enabled endpoints are picked up at least this often.
+    pub webhook_poll: Duration,
+    /// How long a server's lease on a webhook endpoint lasts unrenewed (30 s):
+    /// after a crash, another server continues once it ends.
+    pub webhook_lease: Duration,
+    /// One webhook POST's time limit (10 s).
+    pub webhook_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -83,6 +98,11 @@ impl std::fmt::Debug for Config {
             .field("unsafe_fast_storage", &self.unsafe_fast_storage)
             .field("http_max_connections", &self.http_max_connections)
             .field("http_header_timeout", &self.http_header_timeout)
+            .field("webhook_retry_delays", &self.webhook_retry_delays)
+            .field("webhook_disable_after", &self.webhook_disable_after)
+            .field("webhook_poll", &self.webhook_poll)
+            .field("webhook_lease", &self.webhook_lease)
+            .field("webhook_timeout", &self.webhook_timeout)
             .finish()
     }
 }
@@ -225,6 +245,30 @@ impl Config {
                 reason: format!("`{v}` is not a duration like 10s"),
             })?,
         };
+        let webhook_retry_delays = match get("AGENTPLANE_WEBHOOK_RETRY_DELAYS") {
+            None => ["5s", "30s", "2m", "10m", "1h", "2h"]
+                .iter()
+                .filter_map(|d| parse_duration(d))
+                .collect(),
+            Some(v) => v
+                .split(',')
+                .map(parse_duration)
+                .collect::<Option<Vec<_>>>()
+                .filter(|d| !d.is_empty() && d.len() <= 100)
+                .ok_or_else(|| ConfigError {
+                    var: "AGENTPLANE_WEBHOOK_RETRY_DELAYS",
+                    reason: format!(
+                        "`{v}` is not a comma-separated list of durations like 5s,30s,2m"
+                    ),
+                })?,
+        };
+        let webhook_disable_after = match get("AGENTPLANE_WEBHOOK_DISABLE_AFTER") {
+            None => Duration::from_secs(86_400),
+            Some(v) => parse_duration(&v).ok_or_else(|| ConfigError {
+                var: "AGENTPLANE_WEBHOOK_DISABLE_AFTER",
+                reason: format!("`{v}` is not a duration like 90s, 30m, 12h or 7d"),
+            })?,
+        };
         let organism = get("AGENTPLANE_ORGANISM").unwrap_or_else(|| "agentplane".into());
         Ok(Config {
             database_url: get("DATABASE_URL"),
@@ -248,6 +292,11 @@ impl Config {
             unsafe_fast_storage: false,
             http_max_connections,
             http_header_timeout,
+            webhook_retry_delays,
+            webhook_disable_after,
+            webhook_poll: Duration::from_millis(250),
+            webhook_lease: Duration::from_secs(30),
+            webhook_timeout: Duration::from_secs(10),
         })
     }
 }

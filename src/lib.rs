@@ -12,3 +12,4 @@ pub mod feed;
 pub mod localpg;
 pub mod server;
 pub mod telemetry;
+pub mod webhooks;

@@ -105,8 +105,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     result
 }
 
-/// Serves `state` on `listener` with the feed relay, the retention pruner
-/// and the usage folder running, until `shutdown` resolves; then closes WebSockets (1001),
+/// Serves `state` on `listener` with the feed relay, the retention pruner,
+/// the usage folder and the webhook worker running, until `shutdown` resolves; then closes WebSockets (1001),
 /// finishes in-flight requests and stops the background tasks. Used by
 /// `serve` and by tests.
 pub async fn run(
@@ -140,6 +140,18 @@ pub async fn run(
         config.usage_fold_interval,
         stop_rx.clone(),
     ));
+    let webhooks = tokio::spawn(crate::webhooks::run(
+        state.pool.clone(),
+        state.hub.clone(),
+        crate::webhooks::WebhookConfig {
+            poll: config.webhook_poll,
+            lease: config.webhook_lease,
+            retry_delays: config.webhook_retry_delays.clone(),
+            disable_after: config.webhook_disable_after,
+            timeout: config.webhook_timeout,
+        },
+        stop_rx.clone(),
+    ));
     let access = tokio::spawn(api::access::watch(
         state.access.clone(),
         state.pool.clone(),
@@ -169,6 +181,7 @@ pub async fn run(
     let _ = pruner.await;
     let _ = folder.await;
     let _ = access.await;
+    let _ = webhooks.await;
     result.map_err(|e| StartError::Refused(format!("server error: {e}")))
 }
 

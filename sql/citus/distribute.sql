@@ -76,4 +76,10 @@ SELECT create_distributed_table('executions.node_executions', 'node_exec_id', co
 -- range), so its events stay in one table on the coordinator.
 -- local: feed.events
 
+-- Webhook endpoints and their attempts: each endpoint's position is an event
+-- id and its worker reads the events after it by range, so they stay beside
+-- the events on the coordinator.
+-- local: webhooks.endpoints
+-- local: webhooks.deliveries
+
 COMMIT;

@@ -24,6 +24,7 @@ pub mod types;
 pub mod usage;
 pub mod users;
 pub mod variants;
+pub mod webhooks;
 
 use crate::config::Config;
 use deadpool_postgres::Pool;
@@ -128,6 +129,8 @@ pub enum ApiTags {
     Executions,
     /// The live feed's events as pages and as a Server-Sent Events stream.
     Events,
+    /// Endpoints that receive the feed's events as signed HTTP POSTs.
+    Webhooks,
 }
 
 /// Every API of the service. Domains add their struct here.
@@ -146,6 +149,7 @@ pub type Apis = (
     model_prices::ModelPricesApi,
     executions::ExecutionsApi,
     events::EventsApi,
+    webhooks::WebhooksApi,
 );
 
 fn apis() -> Apis {
@@ -164,6 +168,7 @@ fn apis() -> Apis {
         model_prices::ModelPricesApi,
         executions::ExecutionsApi,
         events::EventsApi,
+        webhooks::WebhooksApi,
     )
 }
 

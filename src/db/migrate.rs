@@ -96,6 +96,26 @@ pub const SQL_FILES: &[(&str, &str)] = &[
     ),
     ("executions.sql", include_str!("../../sql/executions.sql")),
     ("reporting.sql", include_str!("../../sql/reporting.sql")),
+    (
+        "webhooks/endpoints.sql",
+        include_str!("../../sql/webhooks/endpoints.sql"),
+    ),
+    (
+        "webhooks/claim.sql",
+        include_str!("../../sql/webhooks/claim.sql"),
+    ),
+    (
+        "webhooks/events.sql",
+        include_str!("../../sql/webhooks/events.sql"),
+    ),
+    (
+        "webhooks/record.sql",
+        include_str!("../../sql/webhooks/record.sql"),
+    ),
+    (
+        "webhooks/deliveries.sql",
+        include_str!("../../sql/webhooks/deliveries.sql"),
+    ),
 ];
 
 /// Arbitrary but fixed: the advisory lock key that serialises schema setup.

@@ -17,6 +17,7 @@ pub mod usage;
 pub mod usage_columns;
 pub mod usage_folder;
 pub mod variants;
+pub mod webhooks;
 
 pub use error::DbError;
 

@@ -232,6 +232,12 @@ impl Hub {
         }
     }
 
+    /// The last published id as it moves (None until the relay has
+    /// started): every id up to it is final. The webhook workers follow it.
+    pub fn horizon(&self) -> watch::Receiver<Option<i64>> {
+        self.ready.subscribe()
+    }
+
     /// The last published id, if the relay has started.
     pub fn last_id(&self) -> Option<i64> {
         self.lock().last_id

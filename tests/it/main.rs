@@ -39,3 +39,5 @@ mod usage;
 mod usage_fold;
 mod variants;
 mod variants_props;
+mod webhooks;
+mod webhooks_delivery;

@@ -284,6 +284,47 @@ async fn usage(app: &TestApp, tag: &str, full: bool) {
     ok(app.get(&format!("/api/v1/executions/{tag}-ge/nodes"))).await;
 }
 
+/// Webhook endpoints and their delivery attempts (written here directly:
+/// the in-process app runs no delivery worker).
+async fn webhooks(app: &TestApp, tag: &str, full: bool) {
+    let body = if full {
+        json!({"url": format!("https://example.com/{tag}"), "events": ["usage", "message"],
+               "users": ["alice"], "agents": ["bot"], "description": "billing"})
+    } else {
+        json!({"url": format!("http://127.0.0.1:9/{tag}")})
+    };
+    let created = ok(app.post("/api/v1/webhooks", body)).await;
+    let id = s(&created["id"]);
+    ok(app.get("/api/v1/webhooks")).await;
+    let db = app.db.client().await;
+    let (status, error) = if full {
+        (Some(500), Some("HTTP 500"))
+    } else {
+        (None, None)
+    };
+    db.execute(
+        "INSERT INTO webhooks.deliveries (endpoint_id, event_id, attempt, at, response_status, \
+         error, duration_ms, delivered) VALUES ($1::text::uuid, 1, 1, now(), $2, $3, 3, $4)",
+        &[&id, &status, &error, &!full],
+    )
+    .await
+    .expect("delivery row");
+    if full {
+        db.execute(
+            "UPDATE webhooks.endpoints SET enabled = false, disabled_at = now() \
+             WHERE id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .expect("disable");
+    }
+    ok(app.get(&format!("/api/v1/webhooks/{id}"))).await;
+    ok(app.get(&format!("/api/v1/webhooks/{id}/deliveries"))).await;
+    ok(app.get(&format!("/api/v1/webhooks/{id}/deliveries?after=0&limit=1"))).await;
+    ok(app.post(&format!("/api/v1/webhooks/{id}/enable"), json!({}))).await;
+    ok(app.delete(&format!("/api/v1/webhooks/{id}"))).await;
+}
+
 #[tokio::test]
 async fn every_operation_answers_as_the_document_says() {
     let app = TestApp::new().await;
@@ -301,6 +342,7 @@ async fn every_operation_answers_as_the_document_says() {
         }))
         .await;
         assert!(events["count"].as_i64() > Some(0), "{events}");
+        webhooks(&app, tag, full).await;
         ok(app.delete(&format!("/api/v1/agents/{tag}-agent"))).await;
     }
     assert_eq!(

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use tokio::sync::OnceCell;
 
 pub mod credits;
+pub mod receiver;
 pub mod spec;
 pub mod sse;
 pub mod variants;
