@@ -220,6 +220,8 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .at("/ws/messages", poem::get(crate::feed::ws::ws_messages))
         .at("/ws/executions", poem::get(crate::feed::ws::ws_executions))
         .at("/openapi.json", spec)
+        .at("/console", poem::get(crate::console::index))
+        .at("/console/:file", poem::get(crate::console::asset))
         .nest("/docs", docs)
         .with(limits::BodyLimit(max_body))
         .around(origin::guard)

@@ -11,6 +11,8 @@ mod access;
 mod access_ws;
 mod agents;
 mod connections;
+mod console;
+mod console_browser;
 mod credits;
 mod credits_concurrency;
 mod credits_input;

@@ -1,0 +1,388 @@
+//! The console in a real browser (headless Chromium over WebDriver): it
+//! loads with no console error, asks for a key and then shows the organism,
+//! a spend made through the API reaches the feed panel within 5 s, the
+//! usage chart has a bar for each day with records, pausing an agent from
+//! the page pauses it in the API, a reader key gets no pause button and an
+//! open server needs no key. Screenshots of every view, laptop and phone
+//! width, go to target/console-screenshots/.
+
+use crate::support::browser::Browser;
+use crate::support::{TestServer, ADMIN_KEY};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const ORGANISM: &str = "console-test";
+const USER: &str = "ada";
+const AGENT: &str = "planner";
+const VIEWS: &[&str] = &["feed", "credits", "usage", "agents", "variants"];
+
+async fn ok(
+    reply: impl std::future::Future<Output = (u16, serde_json::Value)>,
+) -> serde_json::Value {
+    let (status, body) = reply.await;
+    assert!((200..300).contains(&status), "{status}: {body}");
+    body
+}
+
+/// What the views show: a user with credits and a ledger, usage on two days
+/// (today and three days ago), a thread at 95 % of its budget, an agent with
+/// two variants that have runs.
+async fn seed(server: &TestServer) -> [String; 2] {
+    ok(server.put(
+        &format!("/api/v1/users/{USER}"),
+        json!({"refillAmount": 1000, "refillPolicy": "reset"}),
+    ))
+    .await;
+    ok(server.post(
+        &format!("/api/v1/users/{USER}/credits/spend"),
+        json!({"blockId": "llm", "input": {}, "amount": 7, "idempotencyKey": "seed"}),
+    ))
+    .await;
+    // an open hold: it lowers `available`, not the balance
+    ok(server.post(
+        &format!("/api/v1/users/{USER}/credits/holds"),
+        json!({"amount": 20, "ttlSeconds": 3600}),
+    ))
+    .await;
+    ok(server.put(
+        &format!("/api/v1/agents/{AGENT}"),
+        json!({"description": "plans"}),
+    ))
+    .await;
+    ok(server.put("/api/v1/agents/writer", json!({}))).await;
+    let today = chrono::Utc::now();
+    let earlier = today - chrono::Duration::days(3);
+    for (at, thread, prompt) in [(earlier, "t-calm", 100), (today, "t-hot", 900)] {
+        ok(server.post(
+            "/api/v1/usage/records",
+            json!({"threadId": thread, "agentId": AGENT, "model": "gpt-4o", "provider": "openai",
+                   "promptTokens": prompt, "completionTokens": 50, "latencyMs": 700,
+                   "userId": USER, "at": at.to_rfc3339()}),
+        ))
+        .await;
+    }
+    ok(server.put("/api/v1/usage/threads/t-hot", json!({"maxTokens": 1000}))).await;
+    let variants = format!("/api/v1/agents/{AGENT}/variants");
+    for (name, slug) in [("Fast", "fast"), ("Careful", "careful")] {
+        ok(server.post(&variants, json!({"name": name, "slug": slug}))).await;
+        for (success, latency) in [(true, 120.0), (true, 340.0), (false, 900.0)] {
+            ok(server.post(
+                &format!("/api/v1/agents/{AGENT}/performance"),
+                json!({"success": success, "latencyMs": latency, "variantSlug": slug,
+                       "promptTokens": 10, "completionTokens": 5, "cost": 0.002}),
+            ))
+            .await;
+        }
+    }
+    [earlier, today].map(|d| d.format("%Y-%m-%d").to_string())
+}
+
+/// A key of `role` made through the API.
+async fn key(server: &TestServer, role: &str) -> String {
+    let b = ok(server.post("/api/v1/keys", json!({"name": role, "role": role}))).await;
+    b["key"].as_str().expect("key").to_string()
+}
+
+async fn open_view(b: &Browser, view: &str) {
+    b.click(&format!("#tab-{view}")).await;
+    b.wait_for(
+        &format!("!document.getElementById('view-{view}').hidden"),
+        5,
+        &format!("the {view} view"),
+    )
+    .await;
+}
+
+async fn sign_in(b: &Browser, key: &str) {
+    b.wait_for(
+        "!document.getElementById('login').hidden",
+        10,
+        "the key form",
+    )
+    .await;
+    b.type_into("#key-input", key).await;
+    b.click("#key-form button[type=submit]").await;
+    b.wait_for(
+        &format!("document.getElementById('org-name').textContent === '{ORGANISM}'"),
+        10,
+        "the organism's name",
+    )
+    .await;
+    b.wait_for(
+        "document.getElementById('live').textContent === 'live'",
+        10,
+        "the live feed",
+    )
+    .await;
+}
+
+/// Screenshots of every view at laptop and phone width (views must be
+/// loaded: each is opened and given time to draw).
+async fn screenshots(b: &Browser, tag: &str) {
+    for (size, (w, h)) in [("laptop", (1280, 900)), ("phone", (390, 844))] {
+        b.resize(w, h).await;
+        for view in VIEWS {
+            open_view(b, view).await;
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            b.screenshot(&format!("{tag}-{view}-{size}")).await;
+        }
+    }
+    b.resize(1280, 900).await;
+}
+
+#[tokio::test]
+async fn the_console_in_a_browser() {
+    let Some(b) = Browser::launch().await else {
+        return;
+    };
+    let server = TestServer::start_with(|c| c.organism = ORGANISM.into()).await;
+    let days = seed(&server).await;
+    let console = server.http_url("/console");
+
+    // A key is needed: the page asks for one, without console errors.
+    b.goto(&console).await;
+    b.wait_for(
+        "!document.getElementById('login').hidden",
+        10,
+        "the key form",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.getElementById('app').hidden").await,
+        json!(true)
+    );
+    b.screenshot("login-laptop").await;
+    b.assert_quiet_console("loading the page").await;
+
+    sign_in(&b, ADMIN_KEY).await;
+    let facts = b
+        .js("return document.getElementById('org-facts').textContent")
+        .await;
+    assert!(facts.as_str().unwrap().contains("2 agents"), "{facts}");
+    // The key is kept for this tab only.
+    let stored = b
+        .js("return sessionStorage.getItem('agentplane.key')")
+        .await;
+    assert_eq!(stored, json!(ADMIN_KEY));
+    assert_eq!(b.js("return localStorage.length").await, json!(0));
+
+    // A spend made through the API shows in the feed panel within 5 s.
+    let started = Instant::now();
+    ok(server.post(
+        &format!("/api/v1/users/{USER}/credits/spend"),
+        json!({"blockId": "llm", "input": {}, "amount": 11, "idempotencyKey": "live-1"}),
+    ))
+    .await;
+    let spent = "[...document.querySelectorAll('#feed-list li[data-type=\"credits.changed\"]')]\
+                 .some(li => /amount=-?11(?!\\d)/.test(li.textContent))";
+    b.wait_for(spent, 5, "the spend in the feed").await;
+    eprintln!("spend reached the feed panel in {:?}", started.elapsed());
+
+    // Filters hide what does not match; pause holds new events back.
+    b.type_into("#f-user", "someone-else").await;
+    b.wait_for(&format!("!({spent})"), 5, "the filter hiding the spend")
+        .await;
+    b.type_into("#f-user", USER).await;
+    b.wait_for(spent, 5, "the filter showing the spend again")
+        .await;
+    b.click("#feed-pause").await;
+    ok(server.post(
+        &format!("/api/v1/users/{USER}/credits/spend"),
+        json!({"blockId": "llm", "input": {}, "amount": 13, "idempotencyKey": "live-2"}),
+    ))
+    .await;
+    b.wait_for(
+        "document.getElementById('feed-status').textContent.includes('paused, 1 new')",
+        5,
+        "the paused feed counting the new event",
+    )
+    .await;
+    let held = "[...document.querySelectorAll('#feed-list li')].some(li => /amount=-?13(?!\\d)/.test(li.textContent))";
+    assert_eq!(b.js(&format!("return {held}")).await, json!(false));
+    b.click("#feed-pause").await;
+    b.wait_for(held, 5, "the held event after resuming").await;
+    b.type_into("#f-user", "").await;
+
+    // Credits of a user: balance, available, ledger.
+    open_view(&b, "credits").await;
+    b.type_into("#c-user", USER).await;
+    b.click("#credits-form button[type=submit]").await;
+    b.wait_for(
+        "document.getElementById('credits-balance')?.textContent === '969'",
+        5,
+        "the balance",
+    )
+    .await;
+    let held = b
+        .js("return document.getElementById('credits-held').textContent")
+        .await;
+    assert_eq!(held, json!("20"));
+    let available = b
+        .js("return document.getElementById('credits-available').textContent")
+        .await;
+    assert_eq!(available, json!("949"));
+    b.wait_for(
+        "document.querySelectorAll('#credits-ledger tbody tr').length >= 3",
+        5,
+        "the ledger",
+    )
+    .await;
+
+    // Usage: a bar with data for each day that has records, and only those.
+    open_view(&b, "usage").await;
+    b.wait_for(
+        "document.querySelector('#chart-tokens')",
+        5,
+        "the usage chart",
+    )
+    .await;
+    let bars = b
+        .js("return [...document.querySelectorAll('#chart-tokens rect.has-data')].map(r => r.dataset.date)")
+        .await;
+    assert_eq!(bars, json!(days), "days with data in the chart");
+    let all = b
+        .js("return document.querySelectorAll('#chart-tokens rect').length")
+        .await;
+    assert_eq!(all, json!(30));
+    let today_tokens = b
+        .js(&format!(
+            "return document.querySelector('#chart-tokens rect[data-date=\"{}\"]').dataset.value",
+            days[1]
+        ))
+        .await;
+    assert_eq!(today_tokens, json!("950"));
+    // Thread budgets: fullest first, 90 % or more marked.
+    let budgets = b
+        .js("return [...document.querySelectorAll('#budgets tbody tr')].map(r => [r.dataset.thread, r.classList.contains('hot')])")
+        .await;
+    assert_eq!(budgets[0], json!(["t-hot", true]), "{budgets}");
+    assert!(
+        budgets.as_array().unwrap()[1..]
+            .iter()
+            .all(|r| r[1] == json!(false)),
+        "{budgets}"
+    );
+
+    // Agents: pausing from the page pauses the agent in the API.
+    open_view(&b, "agents").await;
+    let pause = format!("button[data-action=pause][data-agent={AGENT}]");
+    b.wait_for(
+        &format!("document.querySelector('{pause}')"),
+        5,
+        "the pause button",
+    )
+    .await;
+    b.click(&pause).await;
+    b.wait_for(
+        &format!("document.querySelector('tr[data-agent={AGENT}] [data-state]')?.dataset.state === 'paused'"),
+        5,
+        "the paused state on the page",
+    )
+    .await;
+    let agent = ok(server.get(&format!("/api/v1/agents/{AGENT}"))).await;
+    assert_eq!(agent["state"], "paused", "{agent}");
+    b.wait_for(
+        &format!("document.querySelector('button[data-action=resume][data-agent={AGENT}]')"),
+        5,
+        "the resume button",
+    )
+    .await;
+
+    // Variants side by side.
+    open_view(&b, "variants").await;
+    b.wait_for(
+        "document.querySelectorAll('#variants-table thead th[data-slug]').length === 2",
+        5,
+        "two variants",
+    )
+    .await;
+    let text = b
+        .js("return document.getElementById('variants-table').textContent")
+        .await;
+    for want in [
+        "p50 latency",
+        "p95 latency",
+        "Success rate",
+        "66.7 %",
+        "Runs",
+    ] {
+        assert!(text.as_str().unwrap().contains(want), "{want} in {text}");
+    }
+
+    screenshots(&b, "admin").await;
+    b.assert_quiet_console("using the console as admin").await;
+
+    // A reader sees everything but gets no pause or resume button.
+    let reader = key(&server, "reader").await;
+    b.click("#forget").await;
+    sign_in(&b, &reader).await;
+    assert_eq!(
+        b.js("return document.getElementById('who').textContent")
+            .await,
+        json!("reader key")
+    );
+    open_view(&b, "agents").await;
+    b.wait_for(
+        &format!("document.querySelector('tr[data-agent={AGENT}]')"),
+        5,
+        "the agents table",
+    )
+    .await;
+    let buttons = b
+        .js("return document.querySelectorAll('#agents-body button').length")
+        .await;
+    assert_eq!(
+        buttons,
+        json!(0),
+        "a reader must see no pause or resume button"
+    );
+    b.screenshot("reader-agents-laptop").await;
+    b.assert_quiet_console("using the console as a reader")
+        .await;
+
+    // An open server needs no key: the page goes straight to the views.
+    let open = TestServer::start_with(|c| {
+        c.admin_key = None;
+        c.organism = ORGANISM.into();
+    })
+    .await;
+    // (no key at all: the test admin key is not configured on this server)
+    let status = reqwest::Client::new()
+        .put(open.http_url("/api/v1/agents/solo"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("register solo")
+        .status();
+    assert_eq!(status, 200);
+    b.goto(&open.http_url("/console")).await;
+    b.wait_for(
+        "!document.getElementById('app').hidden",
+        10,
+        "the views without a key",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.getElementById('login').hidden").await,
+        json!(true)
+    );
+    open_view(&b, "agents").await;
+    b.wait_for(
+        "document.querySelector('button[data-action=pause][data-agent=solo]')",
+        5,
+        "pause on an open server",
+    )
+    .await;
+    b.click("button[data-action=pause][data-agent=solo]").await;
+    b.wait_for(
+        "document.querySelector('tr[data-agent=solo] [data-state]')?.dataset.state === 'paused'",
+        5,
+        "solo paused",
+    )
+    .await;
+    b.assert_quiet_console("using an open server").await;
+
+    b.close().await;
+    open.stop().await;
+    server.stop().await;
+}
