@@ -315,6 +315,27 @@ async fn the_console_in_a_browser() {
     // A reader sees everything but gets no pause or resume button.
     let reader = key(&server, "reader").await;
     b.click("#forget").await;
+    // A wrong key is refused on the form (the browser logs that 401: the
+    // log is read and dropped here).
+    b.wait_for(
+        "!document.getElementById('login').hidden",
+        10,
+        "the key form again",
+    )
+    .await;
+    b.type_into("#key-input", "ap_wrong").await;
+    b.click("#key-form button[type=submit]").await;
+    b.wait_for(
+        "document.getElementById('key-error').textContent.includes('not valid')",
+        5,
+        "the refusal",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.getElementById('app').hidden").await,
+        json!(true)
+    );
+    let _ = b.console_log().await;
     sign_in(&b, &reader).await;
     assert_eq!(
         b.js("return document.getElementById('who').textContent")
@@ -338,6 +359,38 @@ async fn the_console_in_a_browser() {
     );
     b.screenshot("reader-agents-laptop").await;
     b.assert_quiet_console("using the console as a reader")
+        .await;
+
+    // A key bound to a user: its credits only, its daily usage, and no
+    // request the server would refuse it (so no console error either).
+    let bound = ok(server.post(
+        "/api/v1/keys",
+        json!({"name": "ada's", "role": "service", "userId": USER}),
+    ))
+    .await;
+    b.click("#forget").await;
+    sign_in(&b, bound["key"].as_str().unwrap()).await;
+    open_view(&b, "credits").await;
+    b.wait_for(
+        "document.getElementById('credits-balance')?.textContent === '969'",
+        5,
+        "the bound user's balance",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.getElementById('c-user').readOnly")
+            .await,
+        json!(true)
+    );
+    open_view(&b, "usage").await;
+    b.wait_for(
+        "document.querySelectorAll('#chart-tokens rect.has-data').length === 2",
+        5,
+        "the bound user's days",
+    )
+    .await;
+    b.screenshot("bound-usage-laptop").await;
+    b.assert_quiet_console("using the console with a bound key")
         .await;
 
     // An open server needs no key: the page goes straight to the views.

@@ -31,25 +31,24 @@ function row(a) {
   return h("tr", { "data-agent": a.name },
     h("th", { scope: "row" }, a.name),
     h("td", {}, h("span", { class: `state state-${a.state}`, "data-state": a.state }, a.state)),
+    canControl ? h("td", {}, control) : null,
     h("td", { class: "num" }, int(a.queueDepth)),
     h("td", {}, a.currentThread || "—"),
     h("td", { class: "num" }, int(a.messageCount)),
-    h("td", {}, when(a.lastActivity)),
-    canControl ? h("td", {}, control) : null);
+    h("td", {}, when(a.lastActivity)));
 }
 
 export async function showAgents() {
   try {
     const list = await api("/agents");
     agents = list.agents;
-    const heads = ["Agent", "State", { label: "Queue", num: true }, "Current thread",
-      { label: "Messages", num: true }, "Last activity"];
-    if (canControl) heads.push("Control");
+    // The control sits next to the state, so a phone shows it without scrolling.
+    const heads = ["Agent", "State", canControl ? "Control" : null, { label: "Queue", num: true },
+      "Current thread", { label: "Messages", num: true }, "Last activity"].filter(Boolean);
     const rows = agents.map(row);
     put($("agents-body"), table(`${list.count} agents`, heads,
       rows.length ? rows : [h("tr", {}, h("td", { colspan: heads.length }, "No agents registered."))],
       { id: "agents-table" }));
-    $("agents-error").textContent = canControl ? $("agents-error").textContent : "";
   } catch (e) {
     put($("agents-body"));
     $("agents-error").textContent = explain(e);

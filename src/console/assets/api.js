@@ -71,5 +71,5 @@ export function explain(err) {
     return `This key may not see this (${err.message}).`;
   }
   if (err instanceof ApiError) return `${err.message} (${err.code})`;
-  return String(err);
+  return err instanceof Error ? err.message : String(err);
 }

@@ -6,7 +6,7 @@ import { api, savedKey, saveKey, forgetKey, ApiError, explain } from "./api.js";
 import { $, debounce, int } from "./dom.js";
 import { startFeed, stopFeed, onEvent } from "./feed.js";
 import { initCredits, showCredits, creditsEvent } from "./credits.js";
-import { showUsage, usageEvent } from "./usage.js";
+import { initUsage, showUsage, usageEvent } from "./usage.js";
 import { initAgents, showAgents, agentsEvent } from "./agents.js";
 import { initVariants, showVariants, variantsEvent } from "./variants.js";
 
@@ -65,6 +65,7 @@ async function start(me) {
   document.body.dataset.role = me.open ? "open" : me.role;
   initAgents(me.open || me.role === "admin" || me.role === "service");
   initCredits(me.userId);
+  initUsage(me.userId);
   initVariants();
   const refreshView = debounce((ev) => {
     const v = (name) => current === name;

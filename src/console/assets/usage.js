@@ -2,7 +2,7 @@
 // charts), totals by model and by agent, and thread budgets, fullest first,
 // those at 90 % or more marked.
 
-import { api, explain } from "./api.js";
+import { api, explain, ApiError } from "./api.js";
 import { $, h, s, put, int, usd, pct, ms, table } from "./dom.js";
 
 const DAYS = 30;
@@ -24,7 +24,7 @@ function window30() {
 
 /** A bar chart of `values` (one per day) with its largest value marked. */
 function chart(id, title, days, byDay, pick, format) {
-  const W = 600, H = 180, L = 8, B = 22, T = 18;
+  const W = 600, H = 200, L = 8, B = 24, T = 8;
   const bw = (W - L * 2) / days.length;
   const max = Math.max(0, ...days.map((d) => (byDay.has(d) ? pick(byDay.get(d)) : 0)));
   const bars = days.map((d, i) => {
@@ -39,9 +39,17 @@ function chart(id, title, days, byDay, pick, format) {
       "data-date": d, "data-value": v,
     }, s("title", {}, `${d}: ${format(v)}`));
   });
-  const labels = days.map((d, i) => (i % 5 === 4 || i === days.length - 1
-    ? s("text", { x: (L + i * bw + bw / 2).toFixed(1), y: H - 6, class: "axis", "text-anchor": "middle" }, d.slice(5))
-    : null));
+  // Every seventh day is labelled, counted back from today (the last one is
+  // anchored at its end so it stays inside the chart).
+  const labels = days.map((d, i) => {
+    const back = days.length - 1 - i;
+    if (back % 7 !== 0) return null;
+    const last = back === 0;
+    return s("text", {
+      x: (last ? W - L : L + i * bw + bw / 2).toFixed(1), y: H - 6, class: "axis",
+      "text-anchor": last ? "end" : "middle",
+    }, d.slice(5));
+  });
   const summary = `${title}: ${byDay.size} of the last ${DAYS} days have records; highest ${format(max)}.`;
   return h("figure", { class: "chart" },
     h("figcaption", {}, title, h("span", { class: "muted" }, ` — max ${format(max)}`)),
@@ -93,8 +101,21 @@ async function part(call, draw) {
   try {
     return draw(await call);
   } catch (e) {
-    return h("p", { class: "error" }, explain(e));
+    return h("p", { class: e instanceof ApiError ? "error" : "muted" }, explain(e));
   }
+}
+
+let bound = null;
+
+/** A key bound to a user gets its own daily figures; totals over all users
+ * and thread budgets are refused to it, so they are not asked for. */
+export function initUsage(boundUser) {
+  bound = boundUser || null;
+}
+
+function notForBound() {
+  return Promise.reject(new Error(
+    `Totals over all users are not shown to a key bound to user ${bound}.`));
 }
 
 export async function showUsage() {
@@ -103,15 +124,16 @@ export async function showUsage() {
   const [daily, overview, threads] = await Promise.all([
     part(api(`/usage/daily${q}`), (r) => {
       const byDay = new Map(r.days.map((d) => [String(d.date).slice(0, 10), d]));
-      return h("div", { class: "charts" },
-        chart("chart-tokens", "Tokens per day", w.days, byDay, (d) => d.totalTokens, int),
-        chart("chart-cost", "Cost per day (USD)", w.days, byDay, (d) => d.totalCost, usd),
+      return h("div", {},
+        h("div", { class: "charts" },
+          chart("chart-tokens", "Tokens per day", w.days, byDay, (d) => d.totalTokens, int),
+          chart("chart-cost", "Cost per day (USD)", w.days, byDay, (d) => d.totalCost, usd)),
         daysTable(w.days, byDay));
     }),
-    part(api("/usage"), (r) => h("div", { class: "two" },
+    part(bound ? notForBound() : api("/usage"), (r) => h("div", { class: "two" },
       totals("By model (current epoch)", "model", r.usage.byModel),
       totals("By agent (current epoch)", "agentId", r.usage.byAgent))),
-    part(api("/usage/threads?limit=100"), budgets),
+    part(bound ? notForBound() : api("/usage/threads?limit=100"), budgets),
   ]);
   $("usage-error").textContent = "";
   put($("usage-body"), daily, overview, threads);

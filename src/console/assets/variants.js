@@ -14,7 +14,7 @@ function compare(r) {
   return h("div", { class: "scroll" }, h("table", { id: "variants-table", class: "side" },
     h("caption", {}, `Variants of ${r.agentName}`),
     h("thead", {}, h("tr", {}, h("td", {}),
-      vs.map((v) => h("th", { scope: "col", "data-slug": v.variantSlug },
+      vs.map((v) => h("th", { scope: "col", class: "num", "data-slug": v.variantSlug },
         v.variantName, h("br"), h("span", { class: "muted" }, v.variantSlug),
         v.isActive ? h("span", { class: "badge ok" }, "active") : null)))),
     h("tbody", {},
