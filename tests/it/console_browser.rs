@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 const ORGANISM: &str = "console-test";
 const USER: &str = "ada";
 const AGENT: &str = "planner";
+/// How long the page may take to show what it fetched (generous: the
+/// machine may be busy). The feed's promise is separate: 5 s.
+const PATIENCE: u64 = 20;
+/// A spend must reach the feed panel within this many seconds.
+const FEED_LATENCY: u64 = 5;
 const VIEWS: &[&str] = &["feed", "credits", "usage", "agents", "variants"];
 
 async fn ok(
@@ -87,7 +92,7 @@ async fn open_view(b: &Browser, view: &str) {
     b.click(&format!("#tab-{view}")).await;
     b.wait_for(
         &format!("!document.getElementById('view-{view}').hidden"),
-        5,
+        PATIENCE,
         &format!("the {view} view"),
     )
     .await;
@@ -96,7 +101,7 @@ async fn open_view(b: &Browser, view: &str) {
 async fn sign_in(b: &Browser, key: &str) {
     b.wait_for(
         "!document.getElementById('login').hidden",
-        10,
+        PATIENCE,
         "the key form",
     )
     .await;
@@ -104,13 +109,13 @@ async fn sign_in(b: &Browser, key: &str) {
     b.click("#key-form button[type=submit]").await;
     b.wait_for(
         &format!("document.getElementById('org-name').textContent === '{ORGANISM}'"),
-        10,
+        PATIENCE,
         "the organism's name",
     )
     .await;
     b.wait_for(
         "document.getElementById('live').textContent === 'live'",
-        10,
+        PATIENCE,
         "the live feed",
     )
     .await;
@@ -143,7 +148,7 @@ async fn the_console_in_a_browser() {
     b.goto(&console).await;
     b.wait_for(
         "!document.getElementById('login').hidden",
-        10,
+        PATIENCE,
         "the key form",
     )
     .await;
@@ -175,15 +180,20 @@ async fn the_console_in_a_browser() {
     .await;
     let spent = "[...document.querySelectorAll('#feed-list li[data-type=\"credits.changed\"]')]\
                  .some(li => /amount=-?11(?!\\d)/.test(li.textContent))";
-    b.wait_for(spent, 5, "the spend in the feed").await;
+    b.wait_for(spent, FEED_LATENCY, "the spend in the feed")
+        .await;
     eprintln!("spend reached the feed panel in {:?}", started.elapsed());
 
     // Filters hide what does not match; pause holds new events back.
     b.type_into("#f-user", "someone-else").await;
-    b.wait_for(&format!("!({spent})"), 5, "the filter hiding the spend")
-        .await;
+    b.wait_for(
+        &format!("!({spent})"),
+        PATIENCE,
+        "the filter hiding the spend",
+    )
+    .await;
     b.type_into("#f-user", USER).await;
-    b.wait_for(spent, 5, "the filter showing the spend again")
+    b.wait_for(spent, PATIENCE, "the filter showing the spend again")
         .await;
     b.click("#feed-pause").await;
     ok(server.post(
@@ -193,14 +203,15 @@ async fn the_console_in_a_browser() {
     .await;
     b.wait_for(
         "document.getElementById('feed-status').textContent.includes('paused, 1 new')",
-        5,
+        PATIENCE,
         "the paused feed counting the new event",
     )
     .await;
     let held = "[...document.querySelectorAll('#feed-list li')].some(li => /amount=-?13(?!\\d)/.test(li.textContent))";
     assert_eq!(b.js(&format!("return {held}")).await, json!(false));
     b.click("#feed-pause").await;
-    b.wait_for(held, 5, "the held event after resuming").await;
+    b.wait_for(held, PATIENCE, "the held event after resuming")
+        .await;
     b.type_into("#f-user", "").await;
 
     // Credits of a user: balance, available, ledger.
@@ -209,7 +220,7 @@ async fn the_console_in_a_browser() {
     b.click("#credits-form button[type=submit]").await;
     b.wait_for(
         "document.getElementById('credits-balance')?.textContent === '969'",
-        5,
+        PATIENCE,
         "the balance",
     )
     .await;
@@ -223,7 +234,7 @@ async fn the_console_in_a_browser() {
     assert_eq!(available, json!("949"));
     b.wait_for(
         "document.querySelectorAll('#credits-ledger tbody tr').length >= 3",
-        5,
+        PATIENCE,
         "the ledger",
     )
     .await;
@@ -232,7 +243,7 @@ async fn the_console_in_a_browser() {
     open_view(&b, "usage").await;
     b.wait_for(
         "document.querySelector('#chart-tokens')",
-        5,
+        PATIENCE,
         "the usage chart",
     )
     .await;
@@ -268,14 +279,14 @@ async fn the_console_in_a_browser() {
     let pause = format!("button[data-action=pause][data-agent={AGENT}]");
     b.wait_for(
         &format!("document.querySelector('{pause}')"),
-        5,
+        PATIENCE,
         "the pause button",
     )
     .await;
     b.click(&pause).await;
     b.wait_for(
         &format!("document.querySelector('tr[data-agent={AGENT}] [data-state]')?.dataset.state === 'paused'"),
-        5,
+        PATIENCE,
         "the paused state on the page",
     )
     .await;
@@ -283,7 +294,7 @@ async fn the_console_in_a_browser() {
     assert_eq!(agent["state"], "paused", "{agent}");
     b.wait_for(
         &format!("document.querySelector('button[data-action=resume][data-agent={AGENT}]')"),
-        5,
+        PATIENCE,
         "the resume button",
     )
     .await;
@@ -292,7 +303,7 @@ async fn the_console_in_a_browser() {
     open_view(&b, "variants").await;
     b.wait_for(
         "document.querySelectorAll('#variants-table thead th[data-slug]').length === 2",
-        5,
+        PATIENCE,
         "two variants",
     )
     .await;
@@ -319,7 +330,7 @@ async fn the_console_in_a_browser() {
     // log is read and dropped here).
     b.wait_for(
         "!document.getElementById('login').hidden",
-        10,
+        PATIENCE,
         "the key form again",
     )
     .await;
@@ -327,7 +338,7 @@ async fn the_console_in_a_browser() {
     b.click("#key-form button[type=submit]").await;
     b.wait_for(
         "document.getElementById('key-error').textContent.includes('not valid')",
-        5,
+        PATIENCE,
         "the refusal",
     )
     .await;
@@ -345,7 +356,7 @@ async fn the_console_in_a_browser() {
     open_view(&b, "agents").await;
     b.wait_for(
         &format!("document.querySelector('tr[data-agent={AGENT}]')"),
-        5,
+        PATIENCE,
         "the agents table",
     )
     .await;
@@ -373,7 +384,7 @@ async fn the_console_in_a_browser() {
     open_view(&b, "credits").await;
     b.wait_for(
         "document.getElementById('credits-balance')?.textContent === '969'",
-        5,
+        PATIENCE,
         "the bound user's balance",
     )
     .await;
@@ -385,7 +396,7 @@ async fn the_console_in_a_browser() {
     open_view(&b, "usage").await;
     b.wait_for(
         "document.querySelectorAll('#chart-tokens rect.has-data').length === 2",
-        5,
+        PATIENCE,
         "the bound user's days",
     )
     .await;
@@ -411,7 +422,7 @@ async fn the_console_in_a_browser() {
     b.goto(&open.http_url("/console")).await;
     b.wait_for(
         "!document.getElementById('app').hidden",
-        10,
+        PATIENCE,
         "the views without a key",
     )
     .await;
@@ -422,14 +433,14 @@ async fn the_console_in_a_browser() {
     open_view(&b, "agents").await;
     b.wait_for(
         "document.querySelector('button[data-action=pause][data-agent=solo]')",
-        5,
+        PATIENCE,
         "pause on an open server",
     )
     .await;
     b.click("button[data-action=pause][data-agent=solo]").await;
     b.wait_for(
         "document.querySelector('tr[data-agent=solo] [data-state]')?.dataset.state === 'paused'",
-        5,
+        PATIENCE,
         "solo paused",
     )
     .await;

@@ -37,6 +37,8 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     driver_url: String,
+    port: u16,
+    session: String,
     profile: PathBuf,
 }
 
@@ -93,10 +95,13 @@ impl Browser {
                 panic!("cannot start a Chromium session: {e}");
             }
         };
+        let session = client.session_id().await.ok().flatten().unwrap_or_default();
         Some(Browser {
             client,
             driver: child,
             driver_url,
+            port,
+            session,
             profile,
         })
     }
@@ -171,13 +176,7 @@ impl Browser {
     /// The browser console's entries since the last call, as
     /// `(level, message)`; chromedriver hands each entry out once.
     pub async fn console_log(&self) -> Vec<(String, String)> {
-        let session = self
-            .client
-            .session_id()
-            .await
-            .expect("session id")
-            .expect("a session");
-        let url = format!("{}/session/{session}/se/log", self.driver_url);
+        let url = format!("{}/session/{}/se/log", self.driver_url, self.session);
         let resp: Value = reqwest::Client::new()
             .post(url)
             .json(&json!({"type": "browser"}))
@@ -216,17 +215,38 @@ impl Browser {
 
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
+        self.session.clear();
+    }
+}
+
+impl Drop for Browser {
+    /// Also on a failed test: ends the session first (chromedriver then
+    /// quits Chromium, which killing chromedriver alone would leave running).
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            end_session(self.port, &self.session);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
+/// `DELETE /session/{id}` without an async runtime (Drop may run while a
+/// panic unwinds through one).
+fn end_session(port: u16, session: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!(
+        "DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink);
     }
 }
 
