@@ -18,7 +18,7 @@ function facts(c) {
     card("Available", int(c.available), "credits-available"),
     card("Held by open holds", int(held), "credits-held"),
     card("Refill", `${int(c.refillAmount)} (${c.refillPolicy})`),
-    card("Period", `${when(c.period && c.period.start)} → ${when(c.period && c.period.end)}`));
+    card("Period", `${when(c.period && c.period.start).slice(0, 10)} → ${when(c.period && c.period.end).slice(0, 10)}`));
 }
 
 function ledger(list) {
