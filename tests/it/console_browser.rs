@@ -320,6 +320,32 @@ async fn the_console_in_a_browser() {
         assert!(text.as_str().unwrap().contains(want), "{want} in {text}");
     }
 
+    // The keyboard alone: Tab reaches the views' links, Enter opens one, and
+    // the focused element shows a visible outline.
+    b.js("document.getElementById('tab-agents').focus()").await;
+    b.keys(&fantoccini::key::Key::Tab.to_string()).await;
+    assert_eq!(
+        b.js("return document.activeElement.id").await,
+        json!("tab-variants")
+    );
+    let outline = b
+        .js("return getComputedStyle(document.activeElement).outlineStyle")
+        .await;
+    assert_ne!(outline, json!("none"), "no visible focus");
+    b.keys(&fantoccini::key::Key::Enter.to_string()).await;
+    b.wait_for(
+        "!document.getElementById('view-variants').hidden",
+        PATIENCE,
+        "the variants view opened with Enter",
+    )
+    .await;
+    b.js("document.querySelector('#v-agent').focus()").await;
+    b.keys(&fantoccini::key::Key::Tab.to_string()).await;
+    assert_eq!(
+        b.js("return document.activeElement.textContent").await,
+        json!("Compare")
+    );
+
     screenshots(&b, "admin").await;
     b.assert_quiet_console("using the console as admin").await;
 

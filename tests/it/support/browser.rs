@@ -145,6 +145,18 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
+    /// Sends keys to the focused element (`fantoccini::key::Key` codes
+    /// included), as a keyboard user would.
+    pub async fn keys(&self, text: &str) {
+        self.client
+            .active_element()
+            .await
+            .expect("a focused element")
+            .send_keys(text)
+            .await
+            .expect("keys");
+    }
+
     pub async fn type_into(&self, css: &str, text: &str) {
         let el = self
             .client
