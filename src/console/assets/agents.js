@@ -46,9 +46,17 @@ export async function showAgents() {
     const heads = ["Agent", "State", canControl ? "Control" : null, { label: "Queue", num: true },
       "Current thread", { label: "Messages", num: true }, "Last activity"].filter(Boolean);
     const rows = agents.map(row);
+    // A redraw (an event arrived) keeps the keyboard focus on the same
+    // agent's control rather than dropping it to the page.
+    const focused = $("agents-body").contains(document.activeElement)
+      ? document.activeElement.dataset.agent : null;
     put($("agents-body"), table(`${list.count} agents`, heads,
       rows.length ? rows : [h("tr", {}, h("td", { colspan: heads.length }, "No agents registered."))],
       { id: "agents-table" }));
+    if (focused) {
+      const again = [...$("agents-body").querySelectorAll("button")].find((x) => x.dataset.agent === focused);
+      if (again) again.focus();
+    }
   } catch (e) {
     put($("agents-body"));
     $("agents-error").textContent = explain(e);

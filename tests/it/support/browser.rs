@@ -33,6 +33,25 @@ fn first_existing(paths: &[&str]) -> Option<PathBuf> {
     paths.iter().map(PathBuf::from).find(|p| p.exists())
 }
 
+/// The browser and its driver; None (after saying so) when they are
+/// missing and not required; an error when they are missing but required.
+pub fn find(
+    chromium: &[&str],
+    driver: &[&str],
+    require: bool,
+) -> Result<Option<(PathBuf, PathBuf)>, String> {
+    if let (Some(c), Some(d)) = (first_existing(chromium), first_existing(driver)) {
+        return Ok(Some((c, d)));
+    }
+    let why = "chromium and chromedriver are not installed \
+               (Debian: apt-get install chromium chromium-driver)";
+    if require {
+        return Err(format!("AGENTPLANE_REQUIRE_BROWSER=1 but {why}"));
+    }
+    eprintln!("SKIPPED: the browser test needs a browser: {why}");
+    Ok(None)
+}
+
 pub struct Browser {
     pub client: Client,
     driver: Child,
@@ -46,16 +65,11 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium, or None (skip) when they
     /// are not installed and the browser is not required.
     pub async fn launch() -> Option<Browser> {
-        let (Some(chromium), Some(driver)) =
-            (first_existing(CHROMIUM), first_existing(CHROMEDRIVER))
-        else {
-            let why = "chromium and chromedriver are not installed \
-                       (Debian: apt-get install chromium chromium-driver)";
-            if std::env::var("AGENTPLANE_REQUIRE_BROWSER").as_deref() == Ok("1") {
-                panic!("AGENTPLANE_REQUIRE_BROWSER=1 but {why}");
-            }
-            eprintln!("SKIPPED: the browser test needs a browser: {why}");
-            return None;
+        let require = std::env::var("AGENTPLANE_REQUIRE_BROWSER").as_deref() == Ok("1");
+        let (chromium, driver) = match find(CHROMIUM, CHROMEDRIVER, require) {
+            Ok(Some(found)) => found,
+            Ok(None) => return None,
+            Err(why) => panic!("{why}"),
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -135,14 +149,23 @@ impl Browser {
         }
     }
 
+    /// Clicks the element `css` finds; again when the page redrew it between
+    /// finding and clicking (live views redraw as events arrive).
     pub async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css}: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        for attempt in 0.. {
+            let found = self.client.find(Locator::Css(css)).await;
+            let result = match found {
+                Ok(el) => el.click().await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => return,
+                Err(e) if attempt < 5 && e.to_string().contains("stale element") => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     /// Sends keys to the focused element (`fantoccini::key::Key` codes

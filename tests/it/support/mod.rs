@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use tokio::sync::OnceCell;
 
 pub mod browser;
+pub mod console;
 pub mod credits;
 pub mod spec;
 pub mod variants;
