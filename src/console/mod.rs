@@ -13,7 +13,7 @@ use poem::{handler, Response};
 /// same host's `ws:`); no inline script or style, no frames, no forms posted
 /// anywhere, no plugins.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
 /// The page's files: name under `/console/`, content type, text.

@@ -41,6 +41,14 @@ async fn the_page_and_its_files_carry_a_strict_policy() {
         assert!(policy.contains(part), "{part} missing from {policy}");
     }
     assert!(!policy.contains("unsafe"), "{policy}");
+    // The documented policy is the one served.
+    assert_eq!(policy, agentplane::console::CONTENT_SECURITY_POLICY);
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/console.md"))
+        .expect("docs/console.md");
+    assert!(
+        doc.contains(policy),
+        "docs/console.md does not state the policy"
+    );
     assert_eq!(headers["x-content-type-options"], "nosniff");
     // No inline script or style, no address outside this server.
     for tag in html.split("<script").skip(1) {
