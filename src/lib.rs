@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod db;
 pub mod feed;
 pub mod localpg;

@@ -67,6 +67,23 @@ pub struct KeyList {
     pub keys: Vec<KeyInfo>,
 }
 
+/// Who the caller is: what a client (the console, for one) needs to know to
+/// offer only what the key may do.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Caller {
+    /// `admin`, `service` or `reader`; null when the request carried no key.
+    pub role: Nullable<String>,
+    /// The user the key is bound to (it sees and moves only that user's data).
+    pub user_id: Nullable<String>,
+    /// True when the request carried no key and the server runs open
+    /// (everything is allowed); false otherwise, so no key and `open: false`
+    /// means a key is needed.
+    pub open: bool,
+    /// The stored key's id; null for the configured admin key and open mode.
+    pub key_id: Nullable<Uuid>,
+}
+
 #[derive(Debug, Object)]
 pub struct Revoked {
     pub success: bool,
@@ -130,6 +147,21 @@ impl KeysApi {
             })
             .collect();
         Ok(Json(KeyList { keys }))
+    }
+
+    /// Describe the caller: the key's role and user binding. The one
+    /// operation besides `/health` that answers without a key: then it says
+    /// whether the server runs open (`open: true`, everything allowed) or
+    /// needs a key (`open: false`, `role` null), so a client can tell which
+    /// before asking its user for one. An invalid or revoked key is a 401.
+    #[oai(path = "/keys/me", method = "get", operation_id = "getCurrentKey")]
+    async fn me(&self, auth: Auth) -> ApiResult<Json<Caller>> {
+        Ok(Json(Caller {
+            role: auth.role.map(|r| r.as_str().to_string()).into(),
+            user_id: auth.user_id.into(),
+            open: auth.open,
+            key_id: auth.key_id.into(),
+        }))
     }
 
     /// Revoke an API key (admin); effective immediately for requests, and

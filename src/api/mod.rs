@@ -233,6 +233,8 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .at("/ws/executions", poem::get(crate::feed::ws::ws_executions))
         .at("/openapi.json", spec)
         .at("/metrics", poem::get(crate::telemetry::metrics_endpoint))
+        .at("/console", poem::get(crate::console::index))
+        .at("/console/:file", poem::get(crate::console::asset))
         .nest("/docs", docs)
         .around(crate::telemetry::requests::tag_operation)
         .with(limits::BodyLimit(max_body))

@@ -12,6 +12,8 @@ mod access_ws;
 mod agents;
 mod citus_plan;
 mod connections;
+mod console;
+mod console_browser;
 mod credits;
 mod credits_concurrency;
 mod credits_input;

@@ -35,6 +35,7 @@ async fn agents_and_messages(app: &TestApp, name: &str, full: bool) {
     ))
     .await;
     ok(app.get("/api/v1/keys")).await;
+    ok(app.get("/api/v1/keys/me")).await;
     ok(app.delete(&format!("/api/v1/keys/{}", s(&key["id"])))).await;
     ok(app.get("/api/v1/organism")).await;
     ok(app.get("/api/v1/organism/config")).await;

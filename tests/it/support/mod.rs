@@ -11,6 +11,8 @@ use serde_json::Value;
 use std::sync::OnceLock;
 use tokio::sync::OnceCell;
 
+pub mod browser;
+pub mod console;
 pub mod credits;
 pub mod receiver;
 pub mod spec;
