@@ -10,6 +10,7 @@ pub mod error;
 mod examples;
 pub mod executions;
 pub mod health;
+pub mod json_schema;
 pub mod keys;
 pub mod limits;
 pub mod messages;
@@ -203,16 +204,30 @@ pub fn spec_json() -> String {
     s
 }
 
+/// Swagger UI over exactly the document `/openapi.json` serves: poem's page
+/// embeds poem's own rendering of the spec, which lacks what `spec_json`
+/// adds, so that rendering is swapped for ours.
+pub fn docs_html(svc: &OpenApiService<Apis, ()>, spec_text: &str) -> String {
+    svc.swagger_ui_html().replacen(&svc.spec(), spec_text, 1)
+}
+
+/// A fixed JSON document.
+fn json_endpoint(text: String) -> impl poem::Endpoint {
+    poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(text.clone())
+    })
+}
+
 /// The full HTTP app: API, spec, docs, uniform errors, body size limit.
 pub fn app(state: AppState) -> impl poem::Endpoint {
     let svc = service();
-    let docs = svc.swagger_ui();
     let spec_text = spec_json();
-    let spec = poem::endpoint::make_sync(move |_| {
-        poem::Response::builder()
-            .content_type("application/json; charset=utf-8")
-            .body(spec_text.clone())
-    });
+    let html = docs_html(&svc, &spec_text);
+    let docs = poem::endpoint::make_sync(move |_| poem::web::Html(html.clone()));
+    let spec = json_endpoint(spec_text);
+    let asyncapi = json_endpoint(crate::asyncapi::asyncapi_json());
     let max_body = state.config.max_body_bytes;
     Route::new()
         .nest("/", svc)
@@ -220,7 +235,8 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .at("/ws/messages", poem::get(crate::feed::ws::ws_messages))
         .at("/ws/executions", poem::get(crate::feed::ws::ws_executions))
         .at("/openapi.json", spec)
-        .nest("/docs", docs)
+        .at("/asyncapi.json", asyncapi)
+        .nest("/docs", Route::new().at("/", docs))
         .with(limits::BodyLimit(max_body))
         .around(origin::guard)
         .data(state)
