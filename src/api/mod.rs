@@ -194,6 +194,7 @@ pub fn spec_json() -> String {
                     schema.insert("additionalProperties".into(), false.into());
                 }
             }
+            for_generators(&mut doc);
             serde_json::to_string_pretty(&doc).unwrap_or(raw)
         }
         Err(_) => raw,
@@ -202,6 +203,40 @@ pub fn spec_json() -> String {
         s.push('\n');
     }
     s
+}
+
+/// Two spellings generators misread. poem-openapi documents JSON bodies as
+/// `application/json; charset=utf-8`
+/// (the header it sends). Generators match JSON by the media type's name:
+/// openapi-fetch types no response body under that key, so the document says
+/// `application/json` (the server accepts it as request type and the
+/// charset parameter does not change what the body is).
+fn for_generators(v: &mut serde_json::Value) {
+    const POEM_JSON: &str = "application/json; charset=utf-8";
+    match v {
+        serde_json::Value::Object(obj) => {
+            // A free-form object (payloads, metadata): without
+            // `additionalProperties` openapi-typescript types it as an object
+            // with no keys (`Record<string, never>`).
+            if obj.get("type").and_then(serde_json::Value::as_str) == Some("object")
+                && !obj.contains_key("properties")
+                && !obj.contains_key("additionalProperties")
+            {
+                obj.insert("additionalProperties".into(), serde_json::json!({}));
+            }
+            if let Some(content) = obj
+                .get_mut("content")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                if let Some(media) = content.remove(POEM_JSON) {
+                    content.insert("application/json".into(), media);
+                }
+            }
+            obj.values_mut().for_each(for_generators);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(for_generators),
+        _ => {}
+    }
 }
 
 /// Swagger UI over exactly the document `/openapi.json` serves: poem's page
