@@ -83,6 +83,9 @@ step "server up on $base"
     echo "sdk-check: schemathesis passed"
 )
 step "schemathesis done"
+# Its last call may have been a stop: the flows need a running organism.
+curl -sf -X POST -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+    -d '{}' "$base/api/v1/organism/start" >/dev/null
 
 # (b) the Python client.
 rm -rf "$work/python"
