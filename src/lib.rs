@@ -5,6 +5,7 @@
 //! maps results and SQLSTATEs to HTTP.
 
 pub mod api;
+pub mod asyncapi;
 pub mod config;
 pub mod connections;
 pub mod console;

@@ -1,4 +1,4 @@
-use agentplane::{api, config::Config, db, server};
+use agentplane::{api, asyncapi, config::Config, db, server};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -28,6 +28,12 @@ enum Command {
     /// Print the OpenAPI document.
     Openapi {
         /// Write it to openapi/openapi.json instead of printing it.
+        #[arg(long)]
+        write: bool,
+    },
+    /// Print the AsyncAPI document of the live feed.
+    Asyncapi {
+        /// Write it to openapi/asyncapi.json instead of printing it.
         #[arg(long)]
         write: bool,
     },
@@ -82,17 +88,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> Result<(), String> {
-    if let Command::Openapi { write } = command {
-        let spec = api::spec_json();
-        return if write {
-            std::fs::create_dir_all("openapi").map_err(|e| e.to_string())?;
-            std::fs::write("openapi/openapi.json", spec).map_err(|e| e.to_string())?;
-            eprintln!("wrote openapi/openapi.json");
-            Ok(())
-        } else {
-            print!("{spec}");
-            Ok(())
-        };
+    match command {
+        Command::Openapi { write } => return document(api::spec_json(), "openapi.json", write),
+        Command::Asyncapi { write } => {
+            return document(asyncapi::asyncapi_json(), "asyncapi.json", write)
+        }
+        _ => {}
     }
     let mut config = Config::from_env().map_err(|e| e.to_string())?;
     match command {
@@ -107,8 +108,20 @@ async fn run(command: Command) -> Result<(), String> {
             command: KeysCommand::Create { role, user, name },
         } => create_key(&config, &role, user.as_deref(), &name).await,
         Command::Schema { write } => schema(&config, write).await,
-        Command::Openapi { .. } => Ok(()),
+        Command::Openapi { .. } | Command::Asyncapi { .. } => Ok(()),
     }
+}
+
+/// Prints a generated document, or writes it to openapi/<file>.
+fn document(text: String, file: &str, write: bool) -> Result<(), String> {
+    if write {
+        std::fs::create_dir_all("openapi").map_err(|e| e.to_string())?;
+        std::fs::write(format!("openapi/{file}"), text).map_err(|e| e.to_string())?;
+        eprintln!("wrote openapi/{file}");
+    } else {
+        print!("{text}");
+    }
+    Ok(())
 }
 
 async fn create_key(

@@ -11,6 +11,7 @@ pub mod events;
 mod examples;
 pub mod executions;
 pub mod health;
+pub mod json_schema;
 pub mod keys;
 pub mod limits;
 pub mod messages;
@@ -205,6 +206,7 @@ pub fn spec_json() -> String {
                     schema.insert("additionalProperties".into(), false.into());
                 }
             }
+            for_generators(&mut doc);
             serde_json::to_string_pretty(&doc).unwrap_or(raw)
         }
         Err(_) => raw,
@@ -215,16 +217,64 @@ pub fn spec_json() -> String {
     s
 }
 
+/// Two spellings generators misread. poem-openapi documents JSON bodies as
+/// `application/json; charset=utf-8`
+/// (the header it sends). Generators match JSON by the media type's name:
+/// openapi-fetch types no response body under that key, so the document says
+/// `application/json` (the server accepts it as request type and the
+/// charset parameter does not change what the body is).
+fn for_generators(v: &mut serde_json::Value) {
+    const POEM_JSON: &str = "application/json; charset=utf-8";
+    match v {
+        serde_json::Value::Object(obj) => {
+            // A free-form object (payloads, metadata): without
+            // `additionalProperties` openapi-typescript types it as an object
+            // with no keys (`Record<string, never>`).
+            if obj.get("type").and_then(serde_json::Value::as_str) == Some("object")
+                && !obj.contains_key("properties")
+                && !obj.contains_key("additionalProperties")
+            {
+                obj.insert("additionalProperties".into(), serde_json::json!({}));
+            }
+            if let Some(content) = obj
+                .get_mut("content")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                if let Some(media) = content.remove(POEM_JSON) {
+                    content.insert("application/json".into(), media);
+                }
+            }
+            obj.values_mut().for_each(for_generators);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(for_generators),
+        _ => {}
+    }
+}
+
+/// Swagger UI over exactly the document `/openapi.json` serves: poem's page
+/// embeds poem's own rendering of the spec, which lacks what `spec_json`
+/// adds, so that rendering is swapped for ours.
+pub fn docs_html(svc: &OpenApiService<Apis, ()>, spec_text: &str) -> String {
+    svc.swagger_ui_html().replacen(&svc.spec(), spec_text, 1)
+}
+
+/// A fixed JSON document.
+fn json_endpoint(text: String) -> impl poem::Endpoint {
+    poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(text.clone())
+    })
+}
+
 /// The full HTTP app: API, spec, docs, uniform errors, body size limit.
 pub fn app(state: AppState) -> impl poem::Endpoint {
     let svc = service();
-    let docs = svc.swagger_ui();
     let spec_text = spec_json();
-    let spec = poem::endpoint::make_sync(move |_| {
-        poem::Response::builder()
-            .content_type("application/json; charset=utf-8")
-            .body(spec_text.clone())
-    });
+    let html = docs_html(&svc, &spec_text);
+    let docs = poem::endpoint::make_sync(move |_| poem::web::Html(html.clone()));
+    let spec = json_endpoint(spec_text);
+    let asyncapi = json_endpoint(crate::asyncapi::asyncapi_json());
     let max_body = state.config.max_body_bytes;
     Route::new()
         .nest("/", svc)
@@ -232,10 +282,11 @@ pub fn app(state: AppState) -> impl poem::Endpoint {
         .at("/ws/messages", poem::get(crate::feed::ws::ws_messages))
         .at("/ws/executions", poem::get(crate::feed::ws::ws_executions))
         .at("/openapi.json", spec)
+        .at("/asyncapi.json", asyncapi)
         .at("/metrics", poem::get(crate::telemetry::metrics_endpoint))
         .at("/console", poem::get(crate::console::index))
         .at("/console/:file", poem::get(crate::console::asset))
-        .nest("/docs", docs)
+        .nest("/docs", Route::new().at("/", docs))
         .around(crate::telemetry::requests::tag_operation)
         .with(limits::BodyLimit(max_body))
         .around(origin::guard)

@@ -8,16 +8,19 @@
 //! that are final (see `feed.relay_poll` in sql/feed.sql), so every
 //! instance delivers every event, once, in id order.
 
+pub mod commands;
 pub mod hub;
 pub mod listener;
 pub mod page;
 pub mod retention;
 pub mod sse;
+pub mod wire;
 pub mod ws;
 mod ws_compat;
 mod ws_control;
 
 use crate::db::feed::StoredEvent;
+use poem_openapi::types::ParseFromJSON;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -54,13 +57,36 @@ impl Event {
         obj.insert("event".into(), Value::String(stored.ty.clone()));
         obj.insert("id".into(), Value::from(stored.id));
         obj.insert("createdAt".into(), Value::String(stored.created_at.clone()));
-        let control_json = Value::Object(obj).to_string();
-        let message_json = (stored.ty == "message")
-            .then(|| stored.body.get("message").map(Value::to_string))
-            .flatten();
+        let merged = Value::Object(obj);
+        // Every frame is rendered from its type (src/feed/wire.rs). A body
+        // that does not fit its type is a bug in the SQL that wrote it: it is
+        // logged and sent as stored rather than lost.
+        let (control_json, message_json) = match wire::FeedEvent::of(&stored.ty, merged.clone()) {
+            Ok(typed) => {
+                let message_json = match &typed {
+                    wire::FeedEvent::Message(m) => Some(wire::text(&m.message)),
+                    _ => None,
+                };
+                (wire::text(&typed), message_json)
+            }
+            Err(e) => {
+                tracing::error!(id = stored.id, ty = %stored.ty, error = %e, "event body does not fit its type");
+                let message_json = (stored.ty == "message")
+                    .then(|| stored.body.get("message").map(Value::to_string))
+                    .flatten();
+                (merged.to_string(), message_json)
+            }
+        };
         let exec_data_json = (stored.ty == "execution_event")
-            .then(|| stored.body.get("data").map(Value::to_string))
-            .flatten();
+            .then(|| stored.body.get("data").cloned())
+            .flatten()
+            .map(|data| match wire::ExecutionEventData::parse_from_json(Some(data.clone())) {
+                Ok(typed) => wire::text(&typed),
+                Err(e) => {
+                    tracing::error!(id = stored.id, error = %e.into_message(), "execution event data does not fit its type");
+                    data.to_string()
+                }
+            });
         Arc::new(Event {
             stored,
             control_json,
@@ -72,7 +98,8 @@ impl Event {
 
 /// What a `/ws` (or `/ws/messages`) subscriber wants. Empty lists mean
 /// everything; non-empty lists must all match.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, poem_openapi::Object)]
+#[oai(rename_all = "snake_case")]
 pub struct Filter {
     pub agents: Vec<String>,
     pub threads: Vec<String>,

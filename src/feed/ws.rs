@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSocketStream};
 use poem::web::Data;
 use poem::{handler, IntoResponse, Request, Response};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -126,8 +126,9 @@ impl Conn {
         }
     }
 
-    pub async fn send_json(&mut self, v: Value) -> Result<(), Stop> {
-        self.send(v.to_string()).await
+    /// Sends one typed frame (src/feed/wire.rs).
+    pub async fn reply<T: poem_openapi::types::ToJSON>(&mut self, v: &T) -> Result<(), Stop> {
+        self.send(super::wire::text(v)).await
     }
 
     pub(super) async fn close(&mut self, code: CloseCode, reason: &str) {
@@ -184,11 +185,8 @@ impl Conn {
                 ];
                 for ch in chans.into_iter().flatten() {
                     if self.channels.contains(&ch) {
-                        let ch_json = Value::String(ch).to_string();
-                        self.queue_frame(format!(
-                            r#"{{"method":"execution_event","channel":{ch_json},"data":{data}}}"#
-                        ))
-                        .await?;
+                        self.queue_frame(super::wire::execution_event_frame(&ch, data))
+                            .await?;
                     }
                 }
             }

@@ -1,16 +1,24 @@
 //! The two compatibility protocols: `/ws/messages` (MessageInfo objects)
 //! and `/ws/executions` (the graph-execution protocol, snake_case fields).
 
+use super::wire::{
+    ExecError, ExecHeartbeat, ExecReply, ExecSubscribed, ExecUnsubscribed, MessagesFilter,
+    MessagesReply, MessagesSubscribed, WsError, WsPong, WsUnsubscribed,
+};
 use super::ws::{Conn, Stop};
-use super::ws_control::{error, string_list};
+use super::ws_control::string_list;
 use super::{graph_channel, graph_exec_channel, Filter, Interest};
 use serde_json::{json, Value};
 
 /// Channels one connection may hold.
 const MAX_CHANNELS: usize = 1000;
 
-fn exec_error(msg: impl Into<String>) -> Value {
-    json!({"method": "error", "success": false, "error": msg.into()})
+fn exec_error(msg: impl Into<String>) -> ExecReply {
+    ExecReply::Error(ExecError::new(msg))
+}
+
+fn error(msg: impl Into<String>) -> MessagesReply {
+    MessagesReply::Error(WsError::new(msg))
 }
 
 fn ident(v: &str) -> bool {
@@ -22,18 +30,14 @@ impl Conn {
     pub(super) async fn messages_command(&mut self, text: &str) -> Result<(), Stop> {
         let v: Value = match serde_json::from_str(text) {
             Ok(v @ Value::Object(_)) => v,
-            Ok(_) => {
-                return self
-                    .send_json(error("a command must be a JSON object"))
-                    .await
-            }
-            Err(e) => return self.send_json(error(format!("malformed JSON: {e}"))).await,
+            Ok(_) => return self.reply(&error("a command must be a JSON object")).await,
+            Err(e) => return self.reply(&error(format!("malformed JSON: {e}"))).await,
         };
         match v.get("cmd").and_then(Value::as_str).unwrap_or_default() {
             "subscribe" => {
                 let f = v.get("filter").cloned().unwrap_or(json!({}));
                 if !f.is_object() {
-                    return self.send_json(error("`filter` must be an object")).await;
+                    return self.reply(&error("`filter` must be an object")).await;
                 }
                 let parsed = (|| -> Result<Filter, String> {
                     Ok(Filter {
@@ -46,28 +50,31 @@ impl Conn {
                 })();
                 let filter = match parsed {
                     Ok(f) => f,
-                    Err(e) => return self.send_json(error(e)).await,
+                    Err(e) => return self.reply(&error(e)).await,
                 };
-                let echo = json!({
-                    "agents": filter.agents,
-                    "threads": filter.threads,
-                    "payload_types": filter.payload_types,
-                });
+                let echo = MessagesFilter {
+                    agents: filter.agents.clone(),
+                    threads: filter.threads.clone(),
+                    payload_types: filter.payload_types.clone(),
+                };
                 self.floor = self
                     .state
                     .hub
                     .set_interest(&self.sub, Interest::Filter(filter));
-                self.send_json(json!({"event": "subscribed", "filter": echo}))
-                    .await
+                self.reply(&MessagesReply::Subscribed(MessagesSubscribed {
+                    filter: echo,
+                }))
+                .await
             }
             "unsubscribe" => {
                 self.floor = self.state.hub.set_interest(&self.sub, Interest::Nothing);
-                self.send_json(json!({"event": "unsubscribed"})).await
+                self.reply(&MessagesReply::Unsubscribed(WsUnsubscribed {}))
+                    .await
             }
-            "ping" => self.send_json(json!({"event": "pong"})).await,
-            "" => self.send_json(error("missing `cmd`")).await,
+            "ping" => self.reply(&MessagesReply::Pong(WsPong {})).await,
+            "" => self.reply(&error("missing `cmd`")).await,
             other => {
-                self.send_json(error(format!("unknown command `{other}`")))
+                self.reply(&error(format!("unknown command `{other}`")))
                     .await
             }
         }
@@ -78,20 +85,23 @@ impl Conn {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => {
                 return self
-                    .send_json(exec_error("a message must be a JSON object"))
+                    .reply(&exec_error("a message must be a JSON object"))
                     .await
             }
             Err(e) => {
                 return self
-                    .send_json(exec_error(format!("malformed JSON: {e}")))
+                    .reply(&exec_error(format!("malformed JSON: {e}")))
                     .await
             }
         };
         let method = v.get("method").and_then(Value::as_str).unwrap_or_default();
         match method {
             "heartbeat" => {
-                self.send_json(json!({"method": "heartbeat", "data": "pong", "success": true}))
-                    .await
+                self.reply(&ExecReply::Heartbeat(ExecHeartbeat {
+                    data: "pong".into(),
+                    success: true,
+                }))
+                .await
             }
             "subscribe" | "unsubscribe" => {
                 let data = v.get("data").cloned().unwrap_or(Value::Null);
@@ -103,7 +113,7 @@ impl Conn {
                     (None, Some(g)) if ident(g) => graph_channel(g),
                     _ => {
                         return self
-                            .send_json(exec_error(format!(
+                            .reply(&exec_error(format!(
                                 "data must carry graph_id or graph_exec_id: {}",
                                 crate::api::types::IDENT_RULE
                             )))
@@ -113,7 +123,7 @@ impl Conn {
                 if method == "subscribe" {
                     if self.channels.len() >= MAX_CHANNELS && !self.channels.contains(&channel) {
                         return self
-                            .send_json(exec_error(format!(
+                            .reply(&exec_error(format!(
                                 "at most {MAX_CHANNELS} channels per connection"
                             )))
                             .await;
@@ -128,12 +138,22 @@ impl Conn {
                     Interest::Channels(self.channels.clone())
                 };
                 self.state.hub.set_interest(&self.sub, interest);
-                self.send_json(json!({"method": method, "success": true, "channel": channel}))
-                    .await
+                let ack = if method == "subscribe" {
+                    ExecReply::Subscribed(ExecSubscribed {
+                        success: true,
+                        channel,
+                    })
+                } else {
+                    ExecReply::Unsubscribed(ExecUnsubscribed {
+                        success: true,
+                        channel,
+                    })
+                };
+                self.reply(&ack).await
             }
-            "" => self.send_json(exec_error("missing `method`")).await,
+            "" => self.reply(&exec_error("missing `method`")).await,
             other => {
-                self.send_json(exec_error(format!("unknown method `{other}`")))
+                self.reply(&exec_error(format!("unknown method `{other}`")))
                     .await
             }
         }

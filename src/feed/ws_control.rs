@@ -1,11 +1,14 @@
 //! `/ws`: the control feed (snapshot on connect, subscribe with filters and
 //! `since` replay, unsubscribe, ping, inject).
 
+use super::wire::{
+    ControlReply, WsConnected, WsError, WsInjected, WsPong, WsSubscribed, WsUnsubscribed,
+};
 use super::ws::{Conn, Stop};
 use super::{visible_to, Event, Filter, Interest};
 use crate::api::Role;
 use crate::db;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
 
 /// Events per replay read.
@@ -15,8 +18,8 @@ const CATCH_UP_GAP: i64 = 256;
 /// Entries allowed in one filter list.
 const MAX_LIST: usize = 1000;
 
-pub(crate) fn error(msg: impl Into<String>) -> Value {
-    json!({"event": "error", "error": msg.into()})
+fn error(msg: impl Into<String>) -> ControlReply {
+    ControlReply::Error(WsError::new(msg))
 }
 
 /// A list of strings at `key` (absent or null: empty).
@@ -46,42 +49,41 @@ fn opt_str(v: &Value, key: &str) -> Result<Option<String>, String> {
 
 impl Conn {
     pub(super) async fn send_connected(&mut self) -> Result<(), Stop> {
-        use poem_openapi::types::ToJSON;
+        use crate::api::{agents::AgentInfo, decode, threads::ThreadInfo};
         let snapshot = db::agents::feed_snapshot(&self.state.pool)
             .await
             .map_err(crate::api::ApiError::from)
             .and_then(|mut s| {
-                let status = s.get_mut("organism").map(Value::take).unwrap_or_default();
+                let mut take = |key: &str| s.get_mut(key).map(Value::take).unwrap_or_default();
+                let status = take("organism");
+                let agents: Vec<AgentInfo> = decode(take("agents"))?;
+                let mut threads: Vec<ThreadInfo> = decode(take("threads"))?;
+                threads.truncate(100);
                 let organism = crate::api::organism::Organism::from_status(&self.state, status)?;
-                Ok((organism, s))
+                Ok((organism, agents, threads))
             });
         // Without the snapshot there is no organism to show: say why and
         // close, rather than send a `connected` of another shape.
-        let (organism, snapshot) = match snapshot {
+        let (organism, agents, threads) = match snapshot {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = ?e, "feed snapshot failed; closing the socket");
                 let _ = self
-                    .send_json(error("the feed snapshot could not be read"))
+                    .reply(&error("the feed snapshot could not be read"))
                     .await;
                 self.close(poem::web::websocket::CloseCode::Error, "snapshot failed")
                     .await;
                 return Err(Stop::Gone);
             }
         };
-        let mut threads = snapshot.get("threads").cloned().unwrap_or(json!([]));
-        if let Value::Array(t) = &mut threads {
-            t.truncate(100);
-        }
         let last = tokio::time::timeout(Duration::from_secs(10), self.state.hub.watermark())
             .await
             .unwrap_or(0);
-        self.send_json(json!({
-            "event": "connected",
-            "organism": organism.to_json(),
-            "agents": snapshot.get("agents").cloned().unwrap_or(json!([])),
-            "threads": threads,
-            "lastEventId": last,
+        self.reply(&ControlReply::Connected(WsConnected {
+            organism,
+            agents,
+            threads,
+            last_event_id: last,
         }))
         .await
     }
@@ -89,25 +91,22 @@ impl Conn {
     pub(super) async fn control_command(&mut self, text: &str) -> Result<(), Stop> {
         let v: Value = match serde_json::from_str(text) {
             Ok(v @ Value::Object(_)) => v,
-            Ok(_) => {
-                return self
-                    .send_json(error("a command must be a JSON object"))
-                    .await
-            }
-            Err(e) => return self.send_json(error(format!("malformed JSON: {e}"))).await,
+            Ok(_) => return self.reply(&error("a command must be a JSON object")).await,
+            Err(e) => return self.reply(&error(format!("malformed JSON: {e}"))).await,
         };
         let cmd = v.get("cmd").and_then(Value::as_str).unwrap_or_default();
         match cmd {
             "subscribe" => self.subscribe(&v).await,
             "unsubscribe" => {
                 self.floor = self.state.hub.set_interest(&self.sub, Interest::Nothing);
-                self.send_json(json!({"event": "unsubscribed"})).await
+                self.reply(&ControlReply::Unsubscribed(WsUnsubscribed {}))
+                    .await
             }
-            "ping" => self.send_json(json!({"event": "pong"})).await,
+            "ping" => self.reply(&ControlReply::Pong(WsPong {})).await,
             "inject" => self.inject(&v).await,
-            "" => self.send_json(error("missing `cmd`")).await,
+            "" => self.reply(&error("missing `cmd`")).await,
             other => {
-                self.send_json(error(format!("unknown command `{other}`")))
+                self.reply(&error(format!("unknown command `{other}`")))
                     .await
             }
         }
@@ -135,15 +134,15 @@ impl Conn {
         })();
         let (filter, since) = match parsed {
             Ok(p) => p,
-            Err(e) => return self.send_json(error(e)).await,
+            Err(e) => return self.reply(&error(e)).await,
         };
         // Stop live delivery of the previous subscription first.
         self.floor = self.state.hub.set_interest(&self.sub, Interest::Nothing);
-        let mut ack = json!({"event": "subscribed", "filters": filter});
-        if let Some(s) = since {
-            ack["since"] = json!(s);
-        }
-        self.send_json(ack).await?;
+        self.reply(&ControlReply::Subscribed(WsSubscribed {
+            filters: filter.clone(),
+            since,
+        }))
+        .await?;
         let Some(since) = since else {
             self.floor = self
                 .state
@@ -181,7 +180,7 @@ impl Conn {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(error = %e, "feed replay failed");
-                    self.send_json(error("replay failed: the database is unavailable"))
+                    self.reply(&error("replay failed: the database is unavailable"))
                         .await?;
                     return Err(Stop::Gone);
                 }
@@ -204,7 +203,7 @@ impl Conn {
     async fn inject(&mut self, v: &Value) -> Result<(), Stop> {
         if let Err(e) = self.auth.require(Role::Service) {
             let msg = e.body().error.message.clone();
-            return self.send_json(error(msg)).await;
+            return self.reply(&error(msg)).await;
         }
         let parsed = (|| -> Result<_, String> {
             let to = opt_str(v, "to")?.ok_or("`to` is required")?;
@@ -225,7 +224,7 @@ impl Conn {
         })();
         let (to, payload, thread_id, from, payload_type) = match parsed {
             Ok(p) => p,
-            Err(e) => return self.send_json(error(e)).await,
+            Err(e) => return self.reply(&error(e)).await,
         };
         let result = db::agents::inject(
             &self.state.pool,
@@ -236,22 +235,25 @@ impl Conn {
             payload_type.as_deref(),
         )
         .await;
-        match result {
+        let injected = result
+            .map_err(crate::api::ApiError::from)
+            .and_then(crate::api::decode::<crate::api::messages::Injected>);
+        match injected {
             Ok(r) => {
-                self.send_json(json!({
-                    "event": "injected",
-                    "thread_id": r.get("threadId").cloned().unwrap_or(Value::Null),
-                    "message_id": r.get("messageId").cloned().unwrap_or(Value::Null),
+                self.reply(&ControlReply::Injected(WsInjected {
+                    thread_id: r.thread_id,
+                    message_id: r.message_id,
                 }))
                 .await
             }
             Err(e) => {
-                let m = e.mapped();
-                if m.status >= 500 {
-                    tracing::warn!(error = %e, "inject over /ws failed");
-                }
-                self.send_json(json!({"event": "error", "error": m.message, "code": m.code}))
-                    .await
+                // A database fault was logged where it became an ApiError.
+                let body = e.body();
+                self.reply(&ControlReply::Error(WsError {
+                    error: body.error.message.clone(),
+                    code: Some(body.error.code.clone()),
+                }))
+                .await
             }
         }
     }

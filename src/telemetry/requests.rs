@@ -31,6 +31,8 @@ fn route_label(path: &str) -> &'static str {
         "/ws/executions" => "wsExecutions",
         "/metrics" => "metrics",
         "/openapi.json" => "openapiDocument",
+        "/asyncapi.json" => "asyncapiDocument",
+        p if p == "/console" || p.starts_with("/console/") => "console",
         p if p == "/docs" || p.starts_with("/docs/") => "docs",
         _ => "unknown",
     }

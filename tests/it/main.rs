@@ -10,6 +10,7 @@ mod support;
 mod access;
 mod access_ws;
 mod agents;
+mod asyncapi;
 mod citus_plan;
 mod connections;
 mod console;

@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::sync::OnceLock;
 use tokio::sync::OnceCell;
 
+pub mod asyncapi;
 pub mod browser;
 pub mod console;
 pub mod credits;

@@ -4,7 +4,7 @@
 //! document, so a field the server sends as `null` where the document says
 //! `string`, or an undocumented status, fails the test that produced it.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -94,40 +94,10 @@ fn validator(schema: &Value) -> Arc<jsonschema::Validator> {
     Arc::clone(built)
 }
 
-/// OpenAPI 3.0 schema -> JSON Schema 2020-12: `nullable: true` admits
-/// `null` (whatever else the schema says, `$ref`/`allOf` included), and the
-/// boolean `exclusiveMinimum`/`exclusiveMaximum` become the numeric form.
+/// OpenAPI 3.0 schema -> JSON Schema (the conversion the AsyncAPI document
+/// is written with).
 pub fn json_schema(v: &Value) -> Value {
-    match v {
-        Value::Array(items) => Value::Array(items.iter().map(json_schema).collect()),
-        Value::Object(obj) => {
-            let mut out = Map::new();
-            for (k, v) in obj {
-                // `properties` holds names, not keywords: convert each value.
-                out.insert(k.clone(), json_schema(v));
-            }
-            for (flag, bound) in [
-                ("exclusiveMaximum", "maximum"),
-                ("exclusiveMinimum", "minimum"),
-            ] {
-                match out.get(flag) {
-                    Some(Value::Bool(true)) => {
-                        let limit = out.remove(bound).unwrap_or(Value::Null);
-                        out.insert(flag.to_string(), limit);
-                    }
-                    Some(Value::Bool(false)) => {
-                        out.remove(flag);
-                    }
-                    _ => {}
-                }
-            }
-            if out.remove("nullable") == Some(Value::Bool(true)) {
-                return json!({ "anyOf": [{ "type": "null" }, Value::Object(out)] });
-            }
-            Value::Object(out)
-        }
-        other => other.clone(),
-    }
+    agentplane::api::json_schema::from_openapi(v)
 }
 
 /// The operation `method path` belongs to: the template with the most

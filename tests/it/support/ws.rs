@@ -12,18 +12,44 @@ pub type Ws =
 pub const WAIT: Duration = Duration::from_secs(30);
 
 pub async fn connect(url: &str) -> Ws {
-    tokio_tungstenite::connect_async(url)
+    let ws = tokio_tungstenite::connect_async(url)
         .await
         .unwrap_or_else(|e| panic!("connect {url}: {e}"))
-        .0
+        .0;
+    if let Some(local) = local_addr(&ws) {
+        super::asyncapi::remember(local, url);
+    }
+    ws
+}
+
+fn local_addr(ws: &Ws) -> Option<std::net::SocketAddr> {
+    match ws.get_ref() {
+        tokio_tungstenite::MaybeTlsStream::Plain(s) => s.local_addr().ok(),
+        _ => None,
+    }
+}
+
+/// The next frame as `recv` returns it, with the name of the AsyncAPI
+/// message it matched.
+pub async fn recv_named(ws: &mut Ws) -> (Value, Option<String>) {
+    let v = recv_raw(ws).await;
+    let name = local_addr(ws)
+        .and_then(super::asyncapi::channel_of)
+        .map(|address| super::asyncapi::check_sent(&address, &v));
+    (v, name)
 }
 
 pub async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::Text(v.to_string())).await.expect("send");
 }
 
-/// The next JSON text frame (pings/pongs skipped).
+/// The next JSON text frame (pings/pongs skipped), checked against the
+/// messages openapi/asyncapi.json documents for the socket's channel.
 pub async fn recv(ws: &mut Ws) -> Value {
+    recv_named(ws).await.0
+}
+
+async fn recv_raw(ws: &mut Ws) -> Value {
     loop {
         let msg = tokio::time::timeout(WAIT, ws.next())
             .await
