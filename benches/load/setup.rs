@@ -94,19 +94,27 @@ pub async fn overdraft_probe(db: &BenchDb, base: &str) -> (bool, String) {
     )
 }
 
-fn batch_body(batch: u64) -> serde_json::Value {
+/// A 1,000-record batch body; with `breakdown`, every record also gives
+/// cachedPromptTokens, cacheWriteTokens and reasoningTokens.
+pub fn batch_body(batch: u64, breakdown: bool) -> serde_json::Value {
     let models = ["grok-4.1", "gpt-4o", "claude-sonnet-4-20250514", "o3-mini"];
     let records: Vec<_> = (0..1000u64)
         .map(|i| {
             let n = batch * 1000 + i;
-            serde_json::json!({
+            let mut r = serde_json::json!({
                 "threadId": format!("t-{}", n % 5000),
                 "agentId": format!("agent-{}", n % 10),
                 "model": models[(n % 4) as usize],
                 "promptTokens": 100 + n % 900,
                 "completionTokens": 50 + n % 300,
                 "latencyMs": 200 + n % 1000,
-            })
+            });
+            if breakdown {
+                r["cachedPromptTokens"] = (n % 60).into();
+                r["cacheWriteTokens"] = (n % 40).into();
+                r["reasoningTokens"] = (n % 50).into();
+            }
+            r
         })
         .collect();
     serde_json::json!({ "records": records })
@@ -134,10 +142,14 @@ pub async fn until_folded(db: &BenchDb) -> f64 {
 /// clients) vs COPY of the same rows into a plain table. The rate counts the
 /// time until the last batch is folded into budgets and rollups too, so it is
 /// what the server sustains, not what it can queue.
-pub async fn usage_ingest(db: &BenchDb, base: &str, secs: u64) -> (f64, f64) {
+/// With `breakdown`, the records also carry the three breakdown counts (and
+/// COPY copies them too).
+pub async fn usage_ingest(db: &BenchDb, base: &str, secs: u64, breakdown: bool) -> (f64, f64) {
     let bodies: std::sync::Arc<Vec<bytes::Bytes>> = std::sync::Arc::new(
         (0..64)
-            .map(|i| bytes::Bytes::from(serde_json::to_vec(&batch_body(i)).expect("body")))
+            .map(|i| {
+                bytes::Bytes::from(serde_json::to_vec(&batch_body(i, breakdown)).expect("body"))
+            })
             .collect(),
     );
     let b = bodies.clone();
@@ -155,18 +167,20 @@ pub async fn usage_ingest(db: &BenchDb, base: &str, secs: u64) -> (f64, f64) {
     let c = db.client().await;
     c.batch_execute(
         "CREATE SCHEMA IF NOT EXISTS bench;
+         DROP TABLE IF EXISTS bench.usage_copy;
          CREATE TABLE bench.usage_copy (thread_id text, agent_id text, model text,
              prompt_tokens bigint, completion_tokens bigint, latency_ms bigint,
+             cached_prompt_tokens bigint, cache_write_tokens bigint, reasoning_tokens bigint,
              created_at timestamptz DEFAULT now())",
     )
     .await
     .expect("copy table");
     let mut text = String::new();
     for i in 0..bodies.len() {
-        let body = batch_body(i as u64);
+        let body = batch_body(i as u64, breakdown);
         for r in body["records"].as_array().into_iter().flatten() {
             text.push_str(&format!(
-                "{}\t{}\t{}\t{}\t{}\t{}\n",
+                "{}\t{}\t{}\t{}\t{}\t{}",
                 r["threadId"].as_str().unwrap_or(""),
                 r["agentId"].as_str().unwrap_or(""),
                 r["model"].as_str().unwrap_or(""),
@@ -174,17 +188,29 @@ pub async fn usage_ingest(db: &BenchDb, base: &str, secs: u64) -> (f64, f64) {
                 r["completionTokens"],
                 r["latencyMs"]
             ));
+            if breakdown {
+                text.push_str(&format!(
+                    "\t{}\t{}\t{}",
+                    r["cachedPromptTokens"], r["cacheWriteTokens"], r["reasoningTokens"]
+                ));
+            }
+            text.push('\n');
         }
     }
+    let columns = if breakdown {
+        "thread_id, agent_id, model, prompt_tokens, completion_tokens, latency_ms, \
+         cached_prompt_tokens, cache_write_tokens, reasoning_tokens"
+    } else {
+        "thread_id, agent_id, model, prompt_tokens, completion_tokens, latency_ms"
+    };
+    let copy_sql = format!("COPY bench.usage_copy ({columns}) FROM STDIN");
     let rows_per_copy = bodies.len() as f64 * 1000.0;
     let start = Instant::now();
     let mut copies = 0u64;
     while start.elapsed().as_secs() < secs.min(5) || copies == 0 {
         use futures_util::SinkExt;
         let sink = c
-            .copy_in::<_, bytes::Bytes>(
-                "COPY bench.usage_copy (thread_id, agent_id, model, prompt_tokens, completion_tokens, latency_ms) FROM STDIN",
-            )
+            .copy_in::<_, bytes::Bytes>(copy_sql.as_str())
             .await
             .expect("copy in");
         futures_util::pin_mut!(sink);

@@ -61,6 +61,10 @@ pub const SQL_FILES: &[(&str, &str)] = &[
         "usage_ingest/record.sql",
         include_str!("../../sql/usage_ingest/record.sql"),
     ),
+    (
+        "usage_ingest/reprice.sql",
+        include_str!("../../sql/usage_ingest/reprice.sql"),
+    ),
     ("usage_reads.sql", include_str!("../../sql/usage_reads.sql")),
     (
         "agents/shapes.sql",

@@ -161,6 +161,23 @@ pub async fn model_totals(pool: &Pool, model: &str) -> Result<Value, DbError> {
     call_json(pool, "SELECT usage.model_totals($1)", &[&model]).await
 }
 
+/// `usage.reprice(start, end, model, dryRun)` →
+/// `{repriceId, records, changed, previousCost, newCost, difference}`.
+pub async fn reprice(
+    pool: &Pool,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    model: Option<&str>,
+    dry_run: bool,
+) -> Result<Value, DbError> {
+    call_json(
+        pool,
+        "SELECT usage.reprice($1, $2, $3, $4)",
+        &[&start, &end, &model, &dry_run],
+    )
+    .await
+}
+
 /// `usage.reset()` → `{success, message, epoch}`.
 pub async fn reset(pool: &Pool) -> Result<Value, DbError> {
     call_json(pool, "SELECT usage.reset()", &[]).await

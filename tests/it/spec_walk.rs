@@ -234,7 +234,8 @@ async fn usage(app: &TestApp, tag: &str, full: bool) {
         json!({"threadId": thread, "agentId": "bot", "model": "gpt-4o", "provider": "openai",
                "promptTokens": 100, "completionTokens": 50, "latencyMs": 800,
                "userId": "alice", "variantId": "v1", "metadata": {"k": 1},
-               "at": "2026-03-01T00:00:00Z"})
+               "at": "2026-03-01T00:00:00Z", "cachedPromptTokens": 50,
+               "cacheWriteTokens": 10, "reasoningTokens": 20})
     } else {
         // An unknown model has no price: its cost is null.
         json!({"threadId": thread, "model": "no-such-model", "promptTokens": 1,
@@ -261,12 +262,30 @@ async fn usage(app: &TestApp, tag: &str, full: bool) {
     ok(app.get("/api/v1/usage/history?limit=1")).await;
     ok(app.get("/api/v1/usage/history")).await;
     ok(app.get("/api/v1/usage/daily")).await;
+    let range = json!({"start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"});
+    if full {
+        ok(app.post(
+            "/api/v1/usage/reprice",
+            json!({"start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z",
+                   "model": "gpt-4o", "dryRun": true}),
+        ))
+        .await;
+    }
+    ok(app.post("/api/v1/usage/reprice", range)).await;
     ok(app.post("/api/v1/usage/reset", json!({}))).await;
     ok(app.get("/api/v1/usage")).await;
     ok(app.get("/api/v1/model-prices")).await;
     ok(app.put(
         &format!("/api/v1/model-prices/{tag}-model"),
-        json!({"provider": "p", "promptPerMillion": 1, "completionPerMillion": 2}),
+        if full {
+            json!({"provider": "p", "promptPerMillion": 1, "completionPerMillion": 2,
+                   "cachedPromptPerMillion": 0.5, "cacheWritePerMillion": 1.5,
+                   "reasoningPerMillion": 3, "effectiveFrom": "2026-01-01T00:00:00Z",
+                   "tiers": [{"abovePromptTokens": 1000, "promptPerMillion": 2,
+                              "completionPerMillion": 4, "cachedPromptPerMillion": 1}]})
+        } else {
+            json!({"provider": "p", "promptPerMillion": 1, "completionPerMillion": 2})
+        },
     ))
     .await;
 

@@ -358,11 +358,16 @@ mod tests {
             \"promptTokens\":100,\"completionTokens\":0,\"latencyMs\":250},
             {\"completionTokens\": 5 , \"model\": \"o3-mini\", \"promptTokens\": 1000000000,
              \"threadId\": \"t:2@x/y.z-w_\", \"agentId\": null, \"latencyMs\": null,
-             \"provider\": \"Open AI é\", \"userId\": \"u\", \"variantId\": null}]}\r\n";
+             \"provider\": \"Open AI é\", \"userId\": \"u\", \"variantId\": null,
+             \"cachedPromptTokens\": 7, \"cacheWriteTokens\": null, \"reasoningTokens\": 2}]}\r\n";
         let scanned = batch_scan::scan(text, MAX_RECORDS, is_valid).expect("scanned");
         assert_eq!(Some(&scanned), parse_serde(text).as_ref());
         assert_eq!(scanned.len(), 2);
         assert_eq!(scanned.providers(), vec![None, Some("Open AI é")]);
+        // a breakdown count is kept from the first record that gives it
+        assert_eq!(scanned.cached_prompt_tokens(), Some(&[None, Some(7)][..]));
+        assert_eq!(scanned.cache_write_tokens(), None);
+        assert_eq!(scanned.reasoning_tokens(), Some(&[None, Some(2)][..]));
         let empty = batch_scan::scan("{\"records\":[]}", MAX_RECORDS, is_valid).expect("empty");
         assert!(empty.is_empty());
     }
@@ -421,6 +426,8 @@ mod tests {
                 "latencyMs",
                 "userId",
                 "variantId",
+                "cachedPromptTokens",
+                "reasoningTokens",
                 "metadata",
                 "at",
                 "other",

@@ -195,6 +195,33 @@ impl UsageApi {
         reply(db::usage::reset(&state.pool)).await
     }
 
+    /// Reprice the records of a time range (admin): each record with
+    /// `start ≤ createdAt < end` (and whose model's price key is `model`,
+    /// when given) is costed again with the price version and tier in force
+    /// at its time. Atomic; running it again changes nothing. `dryRun`
+    /// answers the same figures and writes nothing.
+    #[oai(
+        path = "/usage/reprice",
+        method = "post",
+        operation_id = "repriceUsage"
+    )]
+    async fn reprice(
+        &self,
+        auth: Auth,
+        state: Data<&AppState>,
+        body: Json<RepriceRequest>,
+    ) -> ApiResult<Json<RepriceResult>> {
+        auth.require(Role::Admin)?;
+        reply(db::usage::reprice(
+            &state.pool,
+            body.start,
+            body.end,
+            body.model.as_deref(),
+            body.dry_run.unwrap_or(false),
+        ))
+        .await
+    }
+
     /// Usage records, newest first, across every epoch; keyset paging with `after`.
     #[oai(
         path = "/usage/history",

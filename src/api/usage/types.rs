@@ -216,6 +216,38 @@ pub struct ResetResult {
     pub epoch: i64,
 }
 
+// ---- repricing -------------------------------------------------------------
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RepriceRequest {
+    /// Inclusive (RFC 3339).
+    pub start: DateTime<Utc>,
+    /// Exclusive (RFC 3339); after `start`.
+    pub end: DateTime<Utc>,
+    /// Only records whose model's price key is this (case-insensitive).
+    pub model: Option<Ident>,
+    /// Answer the figures without writing anything (default false).
+    pub dry_run: Option<bool>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RepriceResult {
+    /// The run (a row of `reporting.usage_repricings`); null on a dry run.
+    pub reprice_id: Nullable<i64>,
+    /// Records in the range (and of the model).
+    pub records: i64,
+    /// Records whose cost or price version changed.
+    pub changed: i64,
+    /// USD, the records' costs before.
+    pub previous_cost: f64,
+    /// USD, their costs now.
+    pub new_cost: f64,
+    /// `newCost - previousCost`.
+    pub difference: f64,
+}
+
 // ---- history ---------------------------------------------------------------
 
 #[derive(Debug, Object)]

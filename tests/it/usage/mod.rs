@@ -14,6 +14,7 @@ mod history;
 mod pricing;
 mod property;
 mod records;
+mod reprice;
 
 fn rec(thread: &str, agent: Option<&str>, model: &str, p: i64, c: i64) -> NewRecord {
     NewRecord {
