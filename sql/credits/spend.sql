@@ -118,7 +118,11 @@ BEGIN
         PERFORM credits._refuse_infinite_at();
     END IF;
 
-    IF p_idempotency_key IS NULL THEN
+    -- On Citus the fast path's one statement would write the ledger (on a
+    -- worker) and the feed (on the coordinator) together, which Citus cannot
+    -- plan: every spend takes the careful path there (citus.version is a
+    -- setting only a server with Citus loaded has).
+    IF p_idempotency_key IS NULL AND current_setting('citus.version', true) IS NULL THEN
         -- MATERIALIZED: inlined, the price would be computed once per
         -- reference to c.cost (four times).
         WITH c AS MATERIALIZED (
