@@ -42,6 +42,7 @@ stop_all() {
     rm -rf "$DIR"
 }
 trap stop_all EXIT
+trap "exit 130" INT TERM
 
 for n in 0 1 2; do
     "${RUN_AS[@]}" mkdir -p "$DIR/n$n"

@@ -95,7 +95,7 @@ BEGIN
     END IF;
 
     PERFORM agents.emit_state(a);
-    RETURN agents.agent_json(a);
+    RETURN agents.agent_json(a, agents.queue_depth(a.name));
 END
 $$;
 
@@ -119,15 +119,17 @@ $$;
 -- and it would keep the call from being inlined).
 CREATE OR REPLACE FUNCTION agents.get(p_name text)
 RETURNS jsonb LANGUAGE sql VOLATILE AS $$
-    SELECT agents.agent_json(agents.must_get(p_name))
+    SELECT agents.agent_json(a, agents.queue_depth(a.name)) FROM agents.must_get(p_name) a
 $$;
 
 CREATE OR REPLACE FUNCTION agents.list()
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
-        'agents', coalesce(jsonb_agg(agents.agent_json(a) ORDER BY a.name), '[]'),
+        'agents', coalesce(jsonb_agg(agents.agent_json(a, coalesce(q.n, 0)) ORDER BY a.name), '[]'),
         'count', count(*))
     FROM agents.agents a
+    LEFT JOIN (SELECT i.agent, count(*) AS n FROM agents.inbox i GROUP BY i.agent) q
+           ON q.agent = a.name
 $$;
 
 CREATE OR REPLACE FUNCTION agents.get_config(p_name text)
@@ -177,7 +179,7 @@ BEGIN
             PERFORM feed.emit_data('organism', jsonb_build_object('status', 'stopped'));
         END IF;
     END IF;
-    RETURN agents.agent_json(a);
+    RETURN agents.agent_json(a, agents.queue_depth(a.name));
 END
 $$;
 

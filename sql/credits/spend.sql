@@ -182,6 +182,18 @@ BEGIN
 END
 $$;
 
+-- On Citus, where the fast path is not taken, the careful path's joins of
+-- distributed tables cannot be planned generically (with their parameters
+-- unknown): the spend keeps the default plan cache mode there.
+DO $$
+BEGIN
+    IF current_setting('citus.version', true) IS NOT NULL THEN
+        ALTER FUNCTION credits.spend(text, text, jsonb, double precision, bigint, boolean,
+                                     text, jsonb, timestamptz) RESET plan_cache_mode;
+    END IF;
+END
+$$;
+
 -- Several spends of one user in one transaction, in order: the server's spend
 -- queue (src/db/spend_queue.rs) sends the spends that arrived while an
 -- earlier one of the same user was in flight. Each item is exactly
