@@ -127,14 +127,19 @@ $$;
 -- The version of price key `p_key` in effect at `p_at` (newest effective at
 -- that time); no row when there is none. A set-returning SQL function, so it
 -- is inlined where it is joined: one index probe per row.
+-- (PL/pgSQL: Citus cannot plan a SQL-language function with parameters over
+-- a reference table where it is not inlined, as in a LATERAL join.)
 CREATE OR REPLACE FUNCTION usage.price_version(p_key text, p_at timestamptz)
-RETURNS SETOF usage.model_prices LANGUAGE sql STABLE AS $$
+RETURNS SETOF usage.model_prices LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
     SELECT p.*
     FROM usage.model_prices p
     WHERE p.model = p_key
       AND p.effective_from <= p_at
     ORDER BY p.effective_from DESC, p.id DESC
-    LIMIT 1
+    LIMIT 1;
+END
 $$;
 
 -- The price version that applies to `p_model` at `p_at`: its price key's

@@ -273,7 +273,12 @@ BEGIN
             SELECT d.lm, d.ts, p.id, p.provider, usage.pico_per_token(p.prompt_per_million) AS pp,
                    usage.pico_per_token(p.completion_per_million) AS cp
             FROM d JOIN k USING (lm)
-            LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true),
+            -- usage.price_version's query, written out: one probe per
+            -- (model, time), without a function call each
+            LEFT JOIN LATERAL (SELECT v.* FROM usage.model_prices v
+                               WHERE v.model = k.pk AND v.effective_from <= d.ts
+                               ORDER BY v.effective_from DESC, v.id DESC
+                               LIMIT 1) p ON true),
         priced AS (
             SELECT usage.cost_micros(x.pt, x.ct, pr.pp, pr.cp) AS cost, pr.id AS price_id,
                    coalesce(x.pv, pr.provider) AS provider, x.pt + x.ct AS tokens, x.ts
