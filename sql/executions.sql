@@ -112,11 +112,13 @@ $$;
 
 -- GET /api/v1/executions/{graphExecId}/nodes: in the order they were added.
 CREATE OR REPLACE FUNCTION executions.list_nodes(p_graph_exec_id text)
-RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT jsonb_build_object(
         'nodes', coalesce(jsonb_agg(executions.node_json(n)
                                     ORDER BY n.add_time, n.node_exec_id), '[]'::jsonb),
         'count', count(*))
       FROM executions.node_executions n
-     WHERE n.graph_exec_id = p_graph_exec_id
+     WHERE n.graph_exec_id = p_graph_exec_id);
+END
 $$;

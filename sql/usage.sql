@@ -262,7 +262,9 @@ $$;
 -- query, so one snapshot.
 CREATE OR REPLACE FUNCTION usage.thread_usage(p_thread_id text)
 RETURNS TABLE (max_tokens bigint, prompt_tokens bigint, completion_tokens bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
     SELECT coalesce(b.max_tokens, usage.default_max_tokens()),
            coalesce(b.prompt_tokens, 0) + coalesce(t.sp, 0),
            coalesce(b.completion_tokens, 0) + coalesce(t.sc, 0)
@@ -274,14 +276,17 @@ LANGUAGE sql STABLE AS $$
           CROSS JOIN LATERAL unnest(x.thread_ids, x.prompt_tokens, x.completion_tokens) r(t, pt, ct)
           WHERE p_thread_id = ANY (x.thread_ids) AND r.t = p_thread_id) t
     LEFT JOIN usage.thread_budgets b ON b.thread_id = p_thread_id
-    WHERE b.thread_id IS NOT NULL OR t.n > 0
+    WHERE b.thread_id IS NOT NULL OR t.n > 0;
+END
 $$;
 
 -- The ThreadBudget JSON of a thread; NULL when it has no budget yet.
 CREATE OR REPLACE FUNCTION usage.thread_budget_json(p_thread_id text)
-RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT usage.budget_json(p_thread_id, u.max_tokens, u.prompt_tokens, u.completion_tokens)
-    FROM usage.thread_usage(p_thread_id) u
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT usage.budget_json(p_thread_id, u.max_tokens, u.prompt_tokens, u.completion_tokens)
+    FROM usage.thread_usage(p_thread_id) u);
+END
 $$;
 
 -- GET /usage/threads/{threadId}

@@ -133,12 +133,14 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 $$;
 
 CREATE OR REPLACE FUNCTION agents.get_config(p_name text)
-RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT jsonb_build_object(
         'name', a.name, 'description', a.description, 'isAgent', a.is_agent,
         'peers', to_jsonb(a.peers), 'payloadClass', a.payload_class,
         'config', agents.config_json(to_jsonb(a)))
-    FROM agents.must_get(p_name) a
+    FROM agents.must_get(p_name) a);
+END
 $$;
 
 -- PUT /agents/{name}/state: what the runtime reports. Reporting `paused`
@@ -226,11 +228,13 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 $$;
 
 CREATE OR REPLACE FUNCTION agents.capability(p_name text)
-RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT jsonb_build_object(
         'name', a.name, 'description', a.description, 'isAgent', a.is_agent,
         'peers', to_jsonb(a.peers), 'rootTag', a.root_tag,
         'payloadClass', a.payload_class, 'schemaXsd', a.schema_xsd,
         'exampleXml', a.example_xml)
-    FROM agents.must_get(p_name) a
+    FROM agents.must_get(p_name) a);
+END
 $$;

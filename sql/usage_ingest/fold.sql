@@ -210,14 +210,16 @@ $$;
 -- due.)
 CREATE OR REPLACE FUNCTION usage.fold_due(p_min_records integer, p_quiet interval,
                                           p_max_age interval)
-RETURNS boolean LANGUAGE sql STABLE AS $$
-    SELECT coalesce(sum(u.last_id - u.first_id + 1) >= p_min_records
+RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT coalesce(sum(u.last_id - u.first_id + 1) >= p_min_records
                     OR (SELECT b.recorded_at FROM usage.batches b
                         WHERE b.first_id = max(u.first_id)) < now() - p_quiet
                     OR (SELECT b.recorded_at FROM usage.batches b
                         WHERE b.first_id = min(u.first_id)) < now() - p_max_age,
                     false)
-    FROM usage.unfolded u
+    FROM usage.unfolded u);
+END
 $$;
 
 -- Dropped and created again: CREATE OR REPLACE cannot change the result type,
