@@ -48,6 +48,7 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v_old executions.node_executions;
     v_new executions.node_executions;
+    v_now timestamptz := now();  -- Citus: no now() in ON CONFLICT DO UPDATE
 BEGIN
     PERFORM ap.check_ident('nodeExecId', p_node_exec_id);
     PERFORM ap.check_ident('graphId', p_graph_id);
@@ -92,7 +93,7 @@ BEGIN
        SET status = EXCLUDED.status, input_data = EXCLUDED.input_data,
            output_data = EXCLUDED.output_data, add_time = EXCLUDED.add_time,
            queue_time = EXCLUDED.queue_time, start_time = EXCLUDED.start_time,
-           end_time = EXCLUDED.end_time, updated_at = now()
+           end_time = EXCLUDED.end_time, updated_at = v_now
      WHERE (n.status, n.input_data, n.output_data, n.add_time, n.queue_time,
             n.start_time, n.end_time)
            IS DISTINCT FROM
