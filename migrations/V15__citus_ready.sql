@@ -43,6 +43,7 @@ ALTER TABLE usage.thread_budgets ALTER COLUMN thread_id TYPE text COLLATE "defau
 -- The row helpers' old signatures. CASCADE: the views built on
 -- usage.batch_records are created again by sql/ right after the migrations.
 DROP FUNCTION IF EXISTS agents.agent_json(agents.agents);
+DROP FUNCTION IF EXISTS agents.agent_json(anyelement);
 DROP FUNCTION IF EXISTS agents.effective_state(agents.agents);
 DROP FUNCTION IF EXISTS agents.emit_state(agents.agents);
 DROP FUNCTION IF EXISTS agents.emit_thread(agents.threads);

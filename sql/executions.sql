@@ -48,6 +48,7 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v_old executions.node_executions;
     v_new executions.node_executions;
+    v_now timestamptz := now();  -- Citus: no now() in ON CONFLICT DO UPDATE
 BEGIN
     PERFORM ap.check_ident('nodeExecId', p_node_exec_id);
     PERFORM ap.check_ident('graphId', p_graph_id);
@@ -92,7 +93,7 @@ BEGIN
        SET status = EXCLUDED.status, input_data = EXCLUDED.input_data,
            output_data = EXCLUDED.output_data, add_time = EXCLUDED.add_time,
            queue_time = EXCLUDED.queue_time, start_time = EXCLUDED.start_time,
-           end_time = EXCLUDED.end_time, updated_at = now()
+           end_time = EXCLUDED.end_time, updated_at = v_now
      WHERE (n.status, n.input_data, n.output_data, n.add_time, n.queue_time,
             n.start_time, n.end_time)
            IS DISTINCT FROM
@@ -112,11 +113,13 @@ $$;
 
 -- GET /api/v1/executions/{graphExecId}/nodes: in the order they were added.
 CREATE OR REPLACE FUNCTION executions.list_nodes(p_graph_exec_id text)
-RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT jsonb_build_object(
         'nodes', coalesce(jsonb_agg(executions.node_json(n)
                                     ORDER BY n.add_time, n.node_exec_id), '[]'::jsonb),
         'count', count(*))
       FROM executions.node_executions n
-     WHERE n.graph_exec_id = p_graph_exec_id
+     WHERE n.graph_exec_id = p_graph_exec_id);
+END
 $$;

@@ -243,19 +243,29 @@ BEGIN
     -- otherwise render past the 256 MiB a jsonb array may hold and fail the read
     -- every time.
     -- Callers learn that more events wait with feed.has_more.
+    -- The ledger rows are read by their keys, apart from the events: on Citus
+    -- the events are on the coordinator and the ledger on the workers, and a
+    -- join would hand ledger_event_body a row of no table's type.
     RETURN (
-        SELECT coalesce(jsonb_agg(feed.event_json(e, CASE WHEN t.id IS NULL THEN e.body
-                                                           ELSE credits.ledger_event_body(t) END)
-                                  ORDER BY e.id), '[]'::jsonb)
-          FROM (SELECT r.id, sum(feed.body_bytes(r.body)) OVER (ORDER BY r.id) AS upto_bytes,
-                       feed.body_bytes(r.body) AS own_bytes
-                  FROM (SELECT id, body FROM feed.events
-                         WHERE id > p_after AND id <= p_upto
-                           AND (p_users IS NULL OR user_id = ANY (p_users))
-                         ORDER BY id LIMIT greatest(p_limit, 0)) r) w
-          JOIN feed.events e ON e.id = w.id AND w.upto_bytes - w.own_bytes < feed.page_bytes()
-          LEFT JOIN credits.transactions t
-                 ON e.ledger_id IS NOT NULL AND t.user_id = e.user_id AND t.id = e.ledger_id);
+        WITH page AS MATERIALIZED (
+            SELECT e.*
+              FROM (SELECT r.id, sum(feed.body_bytes(r.body)) OVER (ORDER BY r.id) AS upto_bytes,
+                           feed.body_bytes(r.body) AS own_bytes
+                      FROM (SELECT id, body FROM feed.events
+                             WHERE id > p_after AND id <= p_upto
+                               AND (p_users IS NULL OR user_id = ANY (p_users))
+                             ORDER BY id LIMIT greatest(p_limit, 0)) r) w
+              JOIN feed.events e ON e.id = w.id AND w.upto_bytes - w.own_bytes < feed.page_bytes()),
+        ledger AS (
+            SELECT t.user_id, t.id, credits.ledger_event_body(t) AS body
+              FROM credits.transactions t
+             WHERE (t.user_id, t.id) IN (SELECT p.user_id, p.ledger_id FROM page p
+                                          WHERE p.ledger_id IS NOT NULL))
+        SELECT coalesce(jsonb_agg(feed.event_json(p::feed.events, coalesce(l.body, p.body))
+                                  ORDER BY p.id), '[]'::jsonb)
+          FROM page p
+          LEFT JOIN ledger l ON p.ledger_id IS NOT NULL AND l.user_id = p.user_id
+                            AND l.id = p.ledger_id);
 END
 $$;
 

@@ -129,16 +129,20 @@ END
 $$;
 
 -- The version of price key `p_key` in effect at `p_at` (newest effective at
--- that time); no row when there is none. A set-returning SQL function, so it
--- is inlined where it is joined: one index probe per row.
+-- that time); no row when there is none. PL/pgSQL: Citus cannot plan a
+-- SQL-language function with parameters over a reference table where it is
+-- not inlined, as in a LATERAL join.
 CREATE OR REPLACE FUNCTION usage.price_version(p_key text, p_at timestamptz)
-RETURNS SETOF usage.model_prices LANGUAGE sql STABLE AS $$
+RETURNS SETOF usage.model_prices LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
     SELECT p.*
     FROM usage.model_prices p
     WHERE p.model = p_key
       AND p.effective_from <= p_at
     ORDER BY p.effective_from DESC, p.id DESC
-    LIMIT 1
+    LIMIT 1;
+END
 $$;
 
 -- The price version that applies to `p_model` at `p_at`: its price key's
@@ -401,7 +405,9 @@ $$;
 CREATE OR REPLACE FUNCTION usage.thread_usage(p_thread_id text)
 RETURNS TABLE (max_tokens bigint, prompt_tokens bigint, completion_tokens bigint,
                cached_prompt_tokens bigint, cache_write_tokens bigint, reasoning_tokens bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
     SELECT coalesce(b.max_tokens, usage.default_max_tokens()),
            coalesce(b.prompt_tokens, 0) + coalesce(t.sp, 0),
            coalesce(b.completion_tokens, 0) + coalesce(t.sc, 0),
@@ -419,15 +425,18 @@ LANGUAGE sql STABLE AS $$
                                     x.reasoning_tokens) r(t, pt, ct, cpt, cwt, rt)
           WHERE p_thread_id = ANY (x.thread_ids) AND r.t = p_thread_id) t
     LEFT JOIN usage.thread_budgets b ON b.thread_id = p_thread_id
-    WHERE b.thread_id IS NOT NULL OR t.n > 0
+    WHERE b.thread_id IS NOT NULL OR t.n > 0;
+END
 $$;
 
 -- The ThreadBudget JSON of a thread; NULL when it has no budget yet.
 CREATE OR REPLACE FUNCTION usage.thread_budget_json(p_thread_id text)
-RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT usage.budget_json(p_thread_id, u.max_tokens, u.prompt_tokens, u.completion_tokens,
-                             u.cached_prompt_tokens, u.cache_write_tokens, u.reasoning_tokens)
-    FROM usage.thread_usage(p_thread_id) u
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT usage.budget_json(p_thread_id, u.max_tokens, u.prompt_tokens, u.completion_tokens,
+                                     u.cached_prompt_tokens, u.cache_write_tokens, u.reasoning_tokens)
+            FROM usage.thread_usage(p_thread_id) u);
+END
 $$;
 
 -- GET /usage/threads/{threadId}

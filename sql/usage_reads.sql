@@ -59,13 +59,15 @@ GROUP BY day;
 -- the threads of pending records that the fold will count (no record of the
 -- epoch folded yet).
 CREATE OR REPLACE FUNCTION usage.active_threads(p_epoch integer)
-RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT (SELECT coalesce(sum(active_threads), 0)::bigint
+RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT (SELECT coalesce(sum(active_threads), 0)::bigint
             FROM usage.epoch_rollup WHERE epoch = p_epoch)
          + (SELECT count(DISTINCT p.thread_id)
             FROM usage.pending_records p
             LEFT JOIN usage.thread_budgets b ON b.thread_id = p.thread_id
-            WHERE p.epoch = p_epoch AND b.last_epoch IS DISTINCT FROM p_epoch)
+            WHERE p.epoch = p_epoch AND b.last_epoch IS DISTINCT FROM p_epoch));
+END
 $$;
 
 -- Totals ------------------------------------------------------------------------

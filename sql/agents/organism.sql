@@ -68,8 +68,11 @@ CREATE OR REPLACE FUNCTION agents.feed_snapshot()
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'organism', agents.organism_status() - 'startedAt',
-        'agents', (SELECT coalesce(jsonb_agg(agents.agent_json(a) ORDER BY a.name), '[]')
-                   FROM agents.agents a),
+        'agents', (SELECT coalesce(jsonb_agg(agents.agent_json(a, coalesce(q.n, 0))
+                                             ORDER BY a.name), '[]')
+                   FROM agents.agents a
+                   LEFT JOIN (SELECT i.agent, count(*) AS n FROM agents.inbox i
+                              GROUP BY i.agent) q ON q.agent = a.name),
         'threads', (SELECT coalesce(jsonb_agg(agents.thread_json(t::agents.threads)
                                               ORDER BY t.last_activity DESC, t.id DESC), '[]')
                     FROM (SELECT * FROM agents.threads

@@ -95,7 +95,7 @@ BEGIN
     END IF;
 
     PERFORM agents.emit_state(a);
-    RETURN agents.agent_json(a);
+    RETURN agents.agent_json(a, agents.queue_depth(a.name));
 END
 $$;
 
@@ -119,24 +119,28 @@ $$;
 -- and it would keep the call from being inlined).
 CREATE OR REPLACE FUNCTION agents.get(p_name text)
 RETURNS jsonb LANGUAGE sql VOLATILE AS $$
-    SELECT agents.agent_json(agents.must_get(p_name))
+    SELECT agents.agent_json(a, agents.queue_depth(a.name)) FROM agents.must_get(p_name) a
 $$;
 
 CREATE OR REPLACE FUNCTION agents.list()
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
-        'agents', coalesce(jsonb_agg(agents.agent_json(a) ORDER BY a.name), '[]'),
+        'agents', coalesce(jsonb_agg(agents.agent_json(a, coalesce(q.n, 0)) ORDER BY a.name), '[]'),
         'count', count(*))
     FROM agents.agents a
+    LEFT JOIN (SELECT i.agent, count(*) AS n FROM agents.inbox i GROUP BY i.agent) q
+           ON q.agent = a.name
 $$;
 
 CREATE OR REPLACE FUNCTION agents.get_config(p_name text)
-RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT jsonb_build_object(
         'name', a.name, 'description', a.description, 'isAgent', a.is_agent,
         'peers', to_jsonb(a.peers), 'payloadClass', a.payload_class,
         'config', agents.config_json(to_jsonb(a)))
-    FROM agents.must_get(p_name) a
+    FROM agents.must_get(p_name) a);
+END
 $$;
 
 -- PUT /agents/{name}/state: what the runtime reports. Reporting `paused`
@@ -177,7 +181,7 @@ BEGIN
             PERFORM feed.emit_data('organism', jsonb_build_object('status', 'stopped'));
         END IF;
     END IF;
-    RETURN agents.agent_json(a);
+    RETURN agents.agent_json(a, agents.queue_depth(a.name));
 END
 $$;
 
@@ -224,11 +228,13 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 $$;
 
 CREATE OR REPLACE FUNCTION agents.capability(p_name text)
-RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT jsonb_build_object(
         'name', a.name, 'description', a.description, 'isAgent', a.is_agent,
         'peers', to_jsonb(a.peers), 'rootTag', a.root_tag,
         'payloadClass', a.payload_class, 'schemaXsd', a.schema_xsd,
         'exampleXml', a.example_xml)
-    FROM agents.must_get(p_name) a
+    FROM agents.must_get(p_name) a);
+END
 $$;

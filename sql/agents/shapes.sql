@@ -15,8 +15,19 @@ RETURNS text LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN a.paused THEN 'paused' ELSE a.state END
 $$;
 
--- AgentInfo. queueDepth = inbox rows not yet acknowledged.
-CREATE OR REPLACE FUNCTION agents.agent_json(a anyelement)  -- a agents.agents row
+-- An agent's inbox rows not yet acknowledged.
+CREATE OR REPLACE FUNCTION agents.queue_depth(p_name text)
+RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT count(*) FROM agents.inbox i WHERE i.agent = p_name);
+END
+$$;
+
+-- AgentInfo. queueDepth = inbox rows not yet acknowledged, counted by the
+-- caller (agents.queue_depth, or a join for a list): one expression, so it is
+-- inlined, and no query of its own, which Citus could not run inside a
+-- statement over the agents' shards.
+CREATE OR REPLACE FUNCTION agents.agent_json(a anyelement, p_queue_depth bigint)  -- a agents.agents row
 RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'name', a.name,
@@ -26,7 +37,7 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
         'payloadClass', a.payload_class,
         'state', agents.effective_state(a),
         'currentThread', a.current_thread,
-        'queueDepth', (SELECT count(*) FROM agents.inbox i WHERE i.agent = a.name),
+        'queueDepth', p_queue_depth,
         'lastActivity', ap.ts(a.last_activity),
         'messageCount', a.message_count)
 $$;

@@ -27,8 +27,6 @@ BEGIN;
 SELECT create_reference_table('credits.block_costs');
 SELECT create_reference_table('usage.model_prices');
 SELECT create_reference_table('usage.epochs');
-SELECT create_reference_table('auth.api_keys');
-SELECT create_reference_table('agents.organism');
 
 -- By user: the credits ledger. Every key starts with user_id.
 SELECT create_distributed_table('credits.users', 'user_id', colocate_with => 'none');
@@ -81,5 +79,11 @@ SELECT create_distributed_table('executions.node_executions', 'node_exec_id', co
 -- the events on the coordinator.
 -- local: webhooks.endpoints
 -- local: webhooks.deliveries
+
+-- Read and written only by the server, on the coordinator, and joined to no
+-- distributed table: the API keys (every request's authentication) and the
+-- organism's one status row.
+-- local: auth.api_keys
+-- local: agents.organism
 
 COMMIT;

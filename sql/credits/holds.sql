@@ -103,11 +103,14 @@ $$;
 -- After a hold closes: the spend fast path only needs the holds sum while
 -- some open hold can still count.
 CREATE OR REPLACE FUNCTION credits._refresh_holds_until(p_user_id text, p_bucket date)
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+
     UPDATE credits.balances
     SET holds_until = (SELECT max(h.expires_at) FROM credits.holds h
                        WHERE h.user_id = p_user_id AND h.status = 'open')
-    WHERE user_id = p_user_id AND bucket = p_bucket
+    WHERE user_id = p_user_id AND bucket = p_bucket;
+END
 $$;
 
 -- Locks an open, unexpired hold (404 unknown, 409 settled/released/expired).

@@ -122,6 +122,7 @@ DECLARE
     v_rperiod  date;
     v_grant    bigint;
     v_id       bigint;
+    v_holds_until timestamptz;
 BEGIN
     IF NOT isfinite(p_at) THEN
         PERFORM credits._refuse_infinite_at();
@@ -150,10 +151,11 @@ BEGIN
     INTO o_policy, o_thresholds, o_refill_amount
     FROM credits.users u WHERE u.user_id = p_user_id;
     o_bucket := credits.bucket_of(o_policy, v_period);
+    -- (read first: Citus allows no subquery in INSERT ... VALUES)
+    SELECT max(h.expires_at) INTO v_holds_until FROM credits.holds h
+    WHERE h.user_id = p_user_id AND h.status = 'open';
     INSERT INTO credits.balances (user_id, bucket, holds_until)
-    VALUES (p_user_id, o_bucket,
-            (SELECT max(h.expires_at) FROM credits.holds h
-             WHERE h.user_id = p_user_id AND h.status = 'open'))
+    VALUES (p_user_id, o_bucket, v_holds_until)
     ON CONFLICT DO NOTHING;
     SELECT b.balance, b.holds_until, b.refilled, b.refilled_period
     INTO o_balance, o_holds_until, v_refilled, v_rperiod

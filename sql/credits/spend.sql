@@ -118,7 +118,11 @@ BEGIN
         PERFORM credits._refuse_infinite_at();
     END IF;
 
-    IF p_idempotency_key IS NULL THEN
+    -- On Citus the fast path's one statement would write the ledger (on a
+    -- worker) and the feed (on the coordinator) together, which Citus cannot
+    -- plan: every spend takes the careful path there (citus.version is a
+    -- setting only a server with Citus loaded has).
+    IF p_idempotency_key IS NULL AND current_setting('citus.version', true) IS NULL THEN
         -- MATERIALIZED: inlined, the price would be computed once per
         -- reference to c.cost (four times).
         WITH c AS MATERIALIZED (
@@ -175,6 +179,18 @@ BEGIN
             FROM credits._spend_locked(p_user_id, p_block_id, p_input, p_duration_seconds,
                                        p_amount, p_validate_balance, p_idempotency_key,
                                        p_metadata, p_at) s);
+END
+$$;
+
+-- On Citus, where the fast path is not taken, the careful path's joins of
+-- distributed tables cannot be planned generically (with their parameters
+-- unknown): the spend keeps the default plan cache mode there.
+DO $$
+BEGIN
+    IF current_setting('citus.version', true) IS NOT NULL THEN
+        ALTER FUNCTION credits.spend(text, text, jsonb, double precision, bigint, boolean,
+                                     text, jsonb, timestamptz) RESET plan_cache_mode;
+    END IF;
 END
 $$;
 

@@ -238,14 +238,26 @@ $$;
 -- due.)
 CREATE OR REPLACE FUNCTION usage.fold_due(p_min_records integer, p_quiet interval,
                                           p_max_age interval)
-RETURNS boolean LANGUAGE sql STABLE AS $$
-    SELECT coalesce(sum(u.last_id - u.first_id + 1) >= p_min_records
-                    OR (SELECT b.recorded_at FROM usage.batches b
-                        WHERE b.first_id = max(u.first_id)) < now() - p_quiet
-                    OR (SELECT b.recorded_at FROM usage.batches b
-                        WHERE b.first_id = min(u.first_id)) < now() - p_max_age,
-                    false)
-    FROM usage.unfolded u
+RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_n      numeric;
+    v_newest bigint;
+    v_oldest bigint;
+BEGIN
+    -- The queue first, then its newest and oldest batch by key: Citus runs
+    -- neither an aggregate's correlated subquery nor a join off the key.
+    SELECT sum(u.last_id - u.first_id + 1), max(u.first_id), min(u.first_id)
+    INTO v_n, v_newest, v_oldest
+    FROM usage.unfolded u;
+    IF v_n IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN v_n >= p_min_records
+        OR (SELECT b.recorded_at FROM usage.batches b WHERE b.first_id = v_newest)
+           < now() - p_quiet
+        OR (SELECT b.recorded_at FROM usage.batches b WHERE b.first_id = v_oldest)
+           < now() - p_max_age;
+END
 $$;
 
 -- Dropped and created again: CREATE OR REPLACE cannot change the result type,

@@ -341,7 +341,12 @@ BEGIN
         pr AS MATERIALIZED (
             SELECT d.lm, d.ts, p.id, p.provider, q.above, q.pp, q.cpp, q.cwp, q.cp, q.rp
             FROM d JOIN k USING (lm)
-            LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true
+            -- usage.price_version's query, written out: one probe per
+            -- (model, time), without a function call each
+            LEFT JOIN LATERAL (SELECT v.id, v.provider FROM usage.model_prices v
+                               WHERE v.model = k.pk AND v.effective_from <= d.ts
+                               ORDER BY v.effective_from DESC, v.id DESC
+                               LIMIT 1) p ON true
             LEFT JOIN LATERAL usage.version_rates(p.id) q ON true),
         priced AS (
             SELECT usage.cost_micros(x.pt, x.c, x.w, x.ct, x.r, pr.pp[t.pos], pr.cpp[t.pos],

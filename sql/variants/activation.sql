@@ -79,8 +79,10 @@ $$;
 
 -- The variant active for p_agent at p_at (NULL: none), from the history.
 CREATE OR REPLACE FUNCTION variants.active_at(p_agent text, p_at timestamptz)
-RETURNS uuid LANGUAGE sql STABLE AS $$
-    SELECT (SELECT h.variant_id FROM variants.activations h
+RETURNS uuid LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT (SELECT h.variant_id FROM variants.activations h
             WHERE h.agent_name = p_agent AND h.at <= p_at
-            ORDER BY h.at DESC, h.id DESC LIMIT 1)
+            ORDER BY h.at DESC, h.id DESC LIMIT 1));
+END
 $$;

@@ -90,8 +90,9 @@ $$;
 -- Metrics of one variant's runs in [p_start, p_end) (either bound optional).
 CREATE OR REPLACE FUNCTION variants.metrics_of(p_agent text, p_variant uuid,
                                                p_start timestamptz, p_end timestamptz)
-RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT variants.metrics_json(
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT variants.metrics_json(
         count(*), count(*) FILTER (WHERE p.success),
         avg(p.latency_ms),
         percentile_cont(0.5) WITHIN GROUP (ORDER BY p.latency_ms),
@@ -101,7 +102,8 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
     FROM variants.performance p
     WHERE p.agent_name = p_agent AND p.variant_id = p_variant
       AND (p_start IS NULL OR p.at >= p_start)
-      AND (p_end IS NULL OR p.at < p_end)
+      AND (p_end IS NULL OR p.at < p_end));
+END
 $$;
 
 CREATE OR REPLACE FUNCTION variants.metrics(p_agent text, p_slug text,

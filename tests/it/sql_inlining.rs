@@ -86,7 +86,9 @@ async fn scalar_sql_helpers_are_inlined() {
 /// body is one expression is inlined into a query over its table all the same.
 #[tokio::test]
 async fn row_helpers_are_inlined() {
+    // (helper, its table [and the arguments after the row])
     const ROW_HELPERS: &[(&str, &str)] = &[
+        ("agents.agent_json", "agents.agents, 0"),
         ("agents.effective_state", "agents.agents"),
         ("agents.thread_json", "agents.threads"),
         ("credits.block_costs_json", "credits.block_costs"),
@@ -125,10 +127,14 @@ async fn row_helpers_are_inlined() {
         "every row helper is checked here (add new ones)"
     );
     let mut not_inlined = Vec::new();
-    for (helper, table) in ROW_HELPERS {
+    for (helper, table_and_args) in ROW_HELPERS {
+        let (table, more) = match table_and_args.split_once(", ") {
+            Some((t, a)) => (t, format!(", {a}")),
+            None => (*table_and_args, String::new()),
+        };
         let plan: Vec<String> = c
             .query(
-                &format!("EXPLAIN (VERBOSE, COSTS OFF) SELECT {helper}(r) FROM {table} r"),
+                &format!("EXPLAIN (VERBOSE, COSTS OFF) SELECT {helper}(r{more}) FROM {table} r"),
                 &[],
             )
             .await
