@@ -11,13 +11,14 @@
 //! BENCH_ONLY (comma-separated parts to run: spend = the spend figures and
 //! server memory, ingest = batch usage ingest (plain, and with the token
 //! breakdown), feed = feed latency, records = the batch function from SQL and
-//! the usage totals reads, reprice = repricing every record under ingest;
-//! default all).
+//! the usage totals reads, reprice = repricing every record under ingest,
+//! webhooks = webhook throughput, lag and spend with endpoints; default all).
 
 mod feed;
 mod harness;
 mod reprice;
 mod setup;
+mod webhooks;
 
 use harness::*;
 use std::time::Instant;
@@ -94,6 +95,9 @@ async fn run(k: Knobs) {
     }
     if k.runs("feed") {
         feed_figure(&k, &db, &server, &mut rows).await;
+    }
+    if k.runs("webhooks") {
+        webhook_figures(&k, &db, &server, &mut rows).await;
     }
     if k.runs("records") {
         records_figures(&k, &db, &server, copy_rate, &mut rows).await;
@@ -283,6 +287,50 @@ async fn feed_figure(k: &Knobs, db: &BenchDb, server: &Server, rows: &mut Vec<Ro
         ratio: s99 / p99,
         target: "p99 < 50 ms",
         pass: s99 < 50.0,
+    });
+}
+
+/// Webhook throughput and lag, and the spend load with 10 endpoints active
+/// vs none (alternated twice on this server, best of each).
+async fn webhook_figures(k: &Knobs, db: &BenchDb, server: &Server, rows: &mut Vec<Row>) {
+    if !k.runs("spend") {
+        setup::credits(db).await;
+    }
+    let (mut without, mut with, mut delivered, mut failed) = (0f64, 0f64, 0u64, 0);
+    for _ in 0..2 {
+        let alone = spend_load(&server.base, k.clients, k.secs, false).await;
+        without = without.max(alone.per_sec());
+        let (rx, ids) = webhooks::spend_endpoints(&server.base).await;
+        let hooked = spend_load(&server.base, k.clients, k.secs, false).await;
+        with = with.max(hooked.per_sec());
+        delivered += webhooks::remove(&server.base, rx, ids).await;
+        failed += alone.failed + hooked.failed;
+    }
+    rows.push(Row {
+        figure: "spend with 10 webhook endpoints",
+        measured: format!("{with:.0} req/s ({delivered} deliveries)"),
+        baseline: format!("{without:.0} req/s"),
+        ratio: with / without,
+        target: ">= 0.85",
+        pass: with / without >= 0.85 && failed == 0,
+    });
+    let (rate, raw, p50, p99, samples) =
+        webhooks::throughput_and_lag(db, &server.base, k.secs).await;
+    rows.push(Row {
+        figure: "webhook throughput (10 endpoints)",
+        measured: format!("{rate:.0} deliveries/s"),
+        baseline: format!("{raw:.0} plain POSTs/s"),
+        ratio: rate / raw,
+        target: ">= 2,000/s",
+        pass: rate >= 2000.0,
+    });
+    rows.push(Row {
+        figure: "webhook lag (commit to delivery)",
+        measured: format!("p50 {p50:.1} ms, p99 {p99:.1} ms"),
+        baseline: format!("{samples} deliveries"),
+        ratio: f64::NAN,
+        target: "p99 < 250 ms",
+        pass: p99 < 250.0,
     });
 }
 

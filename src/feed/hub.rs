@@ -81,6 +81,19 @@ pub struct Hub {
     /// Signalled when a connection registers: the relay polls slowly while
     /// nobody is connected and wakes up for the first one.
     registered: tokio::sync::Notify,
+    /// Followers of the horizon outside the hub (webhook delivery loops).
+    followers: AtomicUsize,
+}
+
+/// Keeps the relay at its busy pace while held (see `Hub::follow`).
+pub struct Follower {
+    hub: Arc<Hub>,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.hub.followers.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A connection slot (counts against the maximum until dropped).
@@ -135,6 +148,7 @@ impl Hub {
             ready: watch::channel(None).0,
             shutdown: watch::channel(false).0,
             registered: tokio::sync::Notify::new(),
+            followers: AtomicUsize::new(0),
         })
     }
 
@@ -249,9 +263,20 @@ impl Hub {
         self.registered.notified().await
     }
 
-    /// Whether no connection is registered: nobody to deliver to.
+    /// Whether no connection is registered and nobody follows the
+    /// horizon: nobody to deliver to.
     pub fn is_idle(&self) -> bool {
-        self.lock().subs.is_empty()
+        self.lock().subs.is_empty() && self.followers.load(Ordering::SeqCst) == 0
+    }
+
+    /// Follows the horizon from outside the hub (the webhook worker reads
+    /// its events from the table): while the guard lives, the relay steps
+    /// on NOTIFY hints and every poll tick, as for a connection, but reads
+    /// no event for it (`wanted_users` names nobody).
+    pub fn follow(self: &Arc<Self>) -> Follower {
+        self.followers.fetch_add(1, Ordering::SeqCst);
+        self.registered.notify_one();
+        Follower { hub: self.clone() }
     }
 
     /// With no connection registered, moves the last published id up to

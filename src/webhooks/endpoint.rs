@@ -19,6 +19,10 @@ use tokio::sync::watch;
 /// The most of a response body read (then the connection is dropped).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
+/// The least time between two reads of an endpoint's events when the
+/// first found none.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The outcome of one POST.
 struct Outcome {
     status: Option<u16>,
@@ -43,24 +47,34 @@ pub(super) async fn run(
     let mut position = ep.position;
     let mut failures = ep.failures;
     let mut last_record = Instant::now();
+    // After a read that found nothing to send, the next one waits QUIET at
+    // least: under a write load the horizon moves at every relay step, and a
+    // read per step and endpoint would cost more than the deliveries do.
+    let mut quiet_until: Option<tokio::time::Instant> = None;
     loop {
         if *stop.borrow() {
             return Ok(());
         }
+        if last_record.elapsed() >= renew_every {
+            // also saves how far reads that matched nothing got
+            let rec = record(&shared, &ep, &[], position).await?;
+            last_record = Instant::now();
+            if !rec.held {
+                return Ok(());
+            }
+        }
         let upto = horizon.borrow_and_update().unwrap_or(0);
-        if position >= upto {
-            // Caught up: wait for the horizon, renewing the lease meanwhile.
+        let now = tokio::time::Instant::now();
+        let quiet = quiet_until.filter(|t| *t > now);
+        if position >= upto || quiet.is_some() {
+            // Caught up (or pacing): wait for the horizon, renewing the
+            // lease meanwhile.
             let renew_at = tokio::time::Instant::from_std(last_record + renew_every);
+            let wake_at = quiet.map_or(renew_at, |q| q.min(renew_at));
             tokio::select! {
-                _ = horizon.changed() => {}
+                _ = horizon.changed(), if quiet.is_none() => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
                 _ = stop.changed() => return Ok(()),
-                _ = tokio::time::sleep_until(renew_at) => {
-                    let rec = record(&shared, &ep, &[], position).await?;
-                    last_record = Instant::now();
-                    if !rec.held {
-                        return Ok(());
-                    }
-                }
             }
             continue;
         }
@@ -68,6 +82,14 @@ pub(super) async fn run(
             let client = shared.pool.get().await?;
             wdb::next_events(&**client, ep.id, position, upto, shared.batch).await?
         };
+        if next.events.is_empty() {
+            // Nothing matched: move on without a write (the position is
+            // saved with the next record; a crash before it only re-reads).
+            position = position.max(next.upto);
+            quiet_until = Some(tokio::time::Instant::now() + QUIET);
+            continue;
+        }
+        quiet_until = None;
         let mut attempts: Vec<Value> = Vec::new();
         let mut reached = position;
         let mut failed = false;

@@ -87,6 +87,9 @@ pub async fn run(pool: Pool, hub: Arc<Hub>, cfg: WebhookConfig, mut stop: watch:
     let mut loops: JoinSet<Uuid> = JoinSet::new();
     let mut held: HashSet<Uuid> = HashSet::new();
     let mut last_claim: Option<tokio::time::Instant> = None;
+    // While this worker delivers to some endpoint, the relay keeps its busy
+    // pace (else it steps every tenth tick when no WebSocket is connected).
+    let mut follower: Option<crate::feed::hub::Follower> = None;
     let mut tick = tokio::time::interval(cfg.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -138,6 +141,11 @@ pub async fn run(pool: Pool, hub: Arc<Hub>, cfg: WebhookConfig, mut stop: watch:
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot claim webhook endpoints"),
             }
+        }
+        if held.is_empty() {
+            follower = None;
+        } else if follower.is_none() {
+            follower = Some(hub.follow());
         }
         if ticked {
             if let Ok(client) = shared.pool.get().await {

@@ -170,3 +170,33 @@ async fn bad_input_is_a_clear_400() {
         .await;
     assert_eq!((s, error_code(&b)), (404, "webhook_not_found"));
 }
+
+#[tokio::test]
+async fn retention_prunes_old_delivery_attempts() {
+    let app = TestApp::new().await;
+    let (_, made) = create(&app, json!({"url": "https://e.com/h"})).await;
+    let id = made["id"].as_str().expect("id").to_string();
+    let db = app.db.client().await;
+    db.execute(
+        "INSERT INTO webhooks.deliveries (endpoint_id, event_id, attempt, at, duration_ms, delivered) \
+         SELECT $1::text::uuid, g, 1, now() - make_interval(days => CASE WHEN g <= 3 THEN 8 ELSE 0 END), 1, true \
+           FROM generate_series(1, 5) g",
+        &[&id],
+    )
+    .await
+    .expect("attempts");
+    agentplane::feed::retention::prune_all(
+        &app.db.pool(),
+        std::time::Duration::from_secs(7 * 86_400),
+    )
+    .await
+    .expect("prune");
+    let (_, page) = app.get(&format!("/api/v1/webhooks/{id}/deliveries")).await;
+    let kept: Vec<i64> = page["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .filter_map(|d| d["eventId"].as_i64())
+        .collect();
+    assert_eq!(kept, vec![4, 5]);
+}
