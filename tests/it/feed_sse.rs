@@ -148,10 +148,12 @@ async fn a_client_that_does_not_read_is_ended() {
         &[],
     )
     .await;
-    // big events: the socket buffers fill and the queue overflows
+    // big events: the socket buffers fill and the queue overflows. 50 MB in
+    // all, past what loopback socket buffers may grow to (tcp_rmem's maximum
+    // is 32 MB on some machines).
     let client = srv.db.client().await;
     let mut last = 0;
-    for _ in 0..40 {
+    for _ in 0..250 {
         last = client
             .query_one(
                 "SELECT feed.emit_data('test.slow', jsonb_build_object('pad', repeat('x', 200000)))",
