@@ -62,15 +62,7 @@ async fn scalar_sql_helpers_are_inlined() {
         } else {
             format!("EXPLAIN (VERBOSE, COSTS OFF) EXECUTE {stmt}({nulls})")
         };
-        let plan: Vec<String> = c
-            .query(&execute, &[])
-            .await
-            .expect("explain")
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let plan = plan.join("\n");
-        if plan.contains(&format!("{name}(")) {
+        if let Some(plan) = plan_calling(&c, &execute, &name).await {
             not_inlined.push(format!("{signature}: {plan}"));
         }
     }
@@ -132,18 +124,9 @@ async fn row_helpers_are_inlined() {
             Some((t, a)) => (t, format!(", {a}")),
             None => (*table_and_args, String::new()),
         };
-        let plan: Vec<String> = c
-            .query(
-                &format!("EXPLAIN (VERBOSE, COSTS OFF) SELECT {helper}(r{more}) FROM {table} r"),
-                &[],
-            )
-            .await
-            .expect("explain")
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let plan = plan.join("\n");
-        if plan.contains(&format!("{helper}(")) {
+        let explain =
+            format!("EXPLAIN (VERBOSE, COSTS OFF) SELECT {helper}(r{more}) FROM {table} r");
+        if let Some(plan) = plan_calling(&c, &explain, helper).await {
             not_inlined.push(format!("{helper}: {plan}"));
         }
     }
@@ -152,4 +135,18 @@ async fn row_helpers_are_inlined() {
         "not inlined:\n{}",
         not_inlined.join("\n")
     );
+}
+
+/// The plan `explain` prints, when it still calls `function` (the call was
+/// not inlined); None when the plan names it nowhere.
+async fn plan_calling(c: &tokio_postgres::Client, explain: &str, function: &str) -> Option<String> {
+    let lines: Vec<String> = c
+        .query(explain, &[])
+        .await
+        .expect("explain")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let plan = lines.join("\n");
+    plan.contains(&format!("{function}(")).then_some(plan)
 }
