@@ -27,7 +27,8 @@ SELECT p.agent_name,
        round(coalesce(sum(p.cost), 0), 4)                      AS total_cost,
        avg(p.quality_score)                                    AS avg_quality_score
 FROM variants.performance p
-LEFT JOIN variants.variants v ON v.id = p.variant_id
+-- (the agent too: on Citus, both tables are placed by agent)
+LEFT JOIN variants.variants v ON v.agent_name = p.agent_name AND v.id = p.variant_id
 GROUP BY p.agent_name, p.variant_id, v.slug, v.name, v.is_active,
          date_trunc('day', p.at, 'UTC');
 -- credits ------------------------------------------------------------------

@@ -136,6 +136,10 @@ $$;
 -- GET /usage/agents/{agentId}: zeros when the agent has no usage.
 CREATE OR REPLACE FUNCTION usage.agent_totals(p_agent_id text)
 RETURNS jsonb LANGUAGE plpgsql STABLE SET jit = off AS $$
+DECLARE
+    -- Read before the query: on Citus, a statement sent to the shards cannot
+    -- call a function that reads another table.
+    v_epoch integer := usage.current_epoch();
 BEGIN
     PERFORM ap.check_ident('agentId', p_agent_id);
     RETURN (SELECT jsonb_build_object('agentId', p_agent_id)
@@ -144,7 +148,7 @@ BEGIN
                                         sum(latency_count), sum(cached_prompt_tokens),
                                         sum(cache_write_tokens), sum(reasoning_tokens))
             FROM usage.agent_usage
-            WHERE epoch = usage.current_epoch() AND agent_id = p_agent_id);
+            WHERE epoch = v_epoch AND agent_id = p_agent_id);
 END
 $$;
 
@@ -152,6 +156,8 @@ $$;
 -- when it has no usage.
 CREATE OR REPLACE FUNCTION usage.model_totals(p_model text)
 RETURNS jsonb LANGUAGE plpgsql STABLE SET jit = off AS $$
+DECLARE
+    v_epoch integer := usage.current_epoch();
 BEGIN
     PERFORM ap.check_ident('model', p_model);
     RETURN (SELECT jsonb_build_object('model', lower(p_model))
@@ -160,7 +166,7 @@ BEGIN
                                         sum(latency_count), sum(cached_prompt_tokens),
                                         sum(cache_write_tokens), sum(reasoning_tokens))
             FROM usage.model_usage
-            WHERE epoch = usage.current_epoch() AND model = lower(p_model));
+            WHERE epoch = v_epoch AND model = lower(p_model));
 END
 $$;
 
@@ -181,9 +187,10 @@ BEGIN
     PERFORM usage._fold_waiting(NULL);
     PERFORM pg_advisory_xact_lock(usage.epoch_lock_key());
     PERFORM usage._fold_waiting(NULL);
-    INSERT INTO usage.epochs (id, started_at)
-    SELECT max(id) + 1, now() FROM usage.epochs
-    RETURNING id INTO v_epoch;
+    -- (Numbered first, then inserted: Citus cannot insert into a reference
+    -- table from a select on it.)
+    v_epoch := usage.current_epoch() + 1;
+    INSERT INTO usage.epochs (id, started_at) VALUES (v_epoch, now());
     PERFORM feed.emit_data('usage.reset',
         jsonb_build_object('epoch', v_epoch, 'startedAt', ap.ts(now())));
     RETURN jsonb_build_object('success', true,
@@ -287,11 +294,37 @@ DECLARE
     v_from_ts timestamptz := (v_from::timestamp AT TIME ZONE 'UTC');
     v_to_ts timestamptz := (v_to::timestamp AT TIME ZONE 'UTC');
     v_same boolean;
+    v_partial jsonb := '[]';  -- the partial days' sums
 BEGIN
     IF p_start IS NOT NULL AND p_end IS NOT NULL AND p_end < p_start THEN
         PERFORM ap.raise(400, 'invalid_range', 'end must not be before start');
     END IF;
     v_same := p_start IS NOT NULL AND p_end IS NOT NULL AND v_from >= v_to;
+    -- The partial days, only when a bound makes one: without, the filter
+    -- below plans to false, and Citus cannot send such a statement over the
+    -- batches to the shards (it drops the batch the records are unnested from).
+    IF v_same OR p_start IS NOT NULL OR p_end IS NOT NULL THEN
+        SELECT coalesce(jsonb_agg(x), '[]') INTO v_partial
+        FROM (SELECT (r.created_at AT TIME ZONE 'UTC')::date AS day,
+                     sum(r.prompt_tokens + r.completion_tokens) AS tokens,
+                     count(*) AS n, coalesce(sum(r.cost), 0) AS cost,
+                     sum(r.cached_prompt_tokens) AS cpt, sum(r.cache_write_tokens) AS cwt,
+                     sum(r.reasoning_tokens) AS rt
+              FROM usage.batches b
+              CROSS JOIN LATERAL usage.batch_records(b) r
+              -- only batches whose time range meets a partial day are unnested
+              WHERE ((v_same AND b.max_at >= p_start AND b.min_at < p_end)
+                     OR (NOT v_same AND p_start IS NOT NULL AND b.max_at >= p_start
+                         AND b.min_at < v_from_ts)
+                     OR (NOT v_same AND p_end IS NOT NULL AND b.max_at >= v_to_ts
+                         AND b.min_at < p_end))
+                AND ((v_same AND r.created_at >= p_start AND r.created_at < p_end)
+                 OR (NOT v_same AND p_start IS NOT NULL AND r.created_at >= p_start
+                     AND r.created_at < v_from_ts AND (p_end IS NULL OR r.created_at < p_end))
+                 OR (NOT v_same AND p_end IS NOT NULL AND r.created_at >= v_to_ts
+                     AND r.created_at < p_end AND (p_start IS NULL OR r.created_at >= p_start)))
+              GROUP BY 1) x;
+    END IF;
     RETURN (
         WITH parts AS (
             SELECT day, sum(prompt_tokens + completion_tokens) AS tokens,
@@ -304,23 +337,9 @@ BEGIN
               AND (v_to IS NULL OR day < v_to)
             GROUP BY day
             UNION ALL
-            SELECT (r.created_at AT TIME ZONE 'UTC')::date, sum(r.prompt_tokens + r.completion_tokens),
-                   count(*), coalesce(sum(r.cost), 0), sum(r.cached_prompt_tokens),
-                   sum(r.cache_write_tokens), sum(r.reasoning_tokens)
-            FROM usage.batches b
-            CROSS JOIN LATERAL usage.batch_records(b) r
-            -- only batches whose time range meets a partial day are unnested
-            WHERE ((v_same AND b.max_at >= p_start AND b.min_at < p_end)
-                   OR (NOT v_same AND p_start IS NOT NULL AND b.max_at >= p_start
-                       AND b.min_at < v_from_ts)
-                   OR (NOT v_same AND p_end IS NOT NULL AND b.max_at >= v_to_ts
-                       AND b.min_at < p_end))
-              AND ((v_same AND r.created_at >= p_start AND r.created_at < p_end)
-               OR (NOT v_same AND p_start IS NOT NULL AND r.created_at >= p_start
-                   AND r.created_at < v_from_ts AND (p_end IS NULL OR r.created_at < p_end))
-               OR (NOT v_same AND p_end IS NOT NULL AND r.created_at >= v_to_ts
-                   AND r.created_at < p_end AND (p_start IS NULL OR r.created_at >= p_start)))
-            GROUP BY 1),
+            SELECT * FROM jsonb_to_recordset(v_partial)
+                AS p(day date, tokens numeric, n numeric, cost numeric, cpt numeric,
+                     cwt numeric, rt numeric)),
         days AS (
             SELECT day, sum(tokens) AS tokens, sum(n) AS n, sum(cost) AS cost,
                    sum(cpt) AS cpt, sum(cwt) AS cwt, sum(rt) AS rt

@@ -12,8 +12,11 @@
 //! server memory, ingest = batch usage ingest (plain, and with the token
 //! breakdown), feed = feed latency, records = the batch function from SQL and
 //! the usage totals reads, reprice = repricing every record under ingest,
-//! webhooks = webhook throughput, lag and spend with endpoints; default all).
+//! webhooks = webhook throughput, lag and spend with endpoints; default all),
+//! BENCH_CITUS_WORKERS (the workers' host:port, comma-separated, when
+//! DATABASE_URL is a Citus coordinator: the bench database is distributed).
 
+mod citus;
 mod feed;
 mod harness;
 mod reprice;
@@ -77,6 +80,10 @@ async fn run(k: Knobs) {
     let server_url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let db = BenchDb::create(&server_url).await;
+    if let Some(workers) = citus::workers() {
+        citus::prepare(&db, &workers).await;
+        eprintln!("distributed over {}", workers.join(", "));
+    }
     eprintln!(
         "bench database {} ({}s phases, {} clients)",
         db.name, k.secs, k.clients

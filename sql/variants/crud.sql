@@ -108,7 +108,9 @@ BEGIN
     v.is_active := false;
     v.created_at := now();
     v.updated_at := now();
-    INSERT INTO variants.variants SELECT v.*
+    -- (VALUES, not SELECT: on Citus, an INSERT ... SELECT that inserts
+    -- nothing on conflict fails its own row count check.)
+    INSERT INTO variants.variants VALUES (v.*)
     ON CONFLICT (agent_name, slug) DO NOTHING
     RETURNING * INTO v;
     IF NOT FOUND THEN

@@ -161,22 +161,27 @@ BEGIN
 END
 $$;
 
--- Every variant's metrics side by side (same order as the list).
+-- Every variant's metrics side by side (same order as the list). The
+-- variants are read first and each one's metrics after: on Citus, a
+-- statement sent to a shard cannot call a function that reads another table.
 CREATE OR REPLACE FUNCTION variants.compare(p_agent text, p_start timestamptz, p_end timestamptz)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-    v_items jsonb;
+    v_variants variants.variants[];
+    v variants.variants;
+    v_items jsonb := '[]';
 BEGIN
     PERFORM agents.must_get(p_agent);
     PERFORM variants.check_range(p_start, p_end);
-    SELECT coalesce(jsonb_agg(
-               jsonb_build_object('agentName', p_agent, 'variantId', v.id, 'variantSlug', v.slug,
-                                  'variantName', v.name, 'isActive', v.is_active,
-                                  'start', ap.ts(p_start), 'end', ap.ts(p_end))
-               || variants.metrics_of(p_agent, v.id, p_start, p_end)
-               ORDER BY v.created_at, v.slug), '[]')
-    INTO v_items
-    FROM variants.variants v WHERE v.agent_name = p_agent;
+    SELECT array_agg(x ORDER BY x.created_at, x.slug) INTO v_variants
+    FROM variants.variants x WHERE x.agent_name = p_agent;
+    FOREACH v IN ARRAY coalesce(v_variants, '{}') LOOP
+        v_items := v_items || jsonb_build_array(
+            jsonb_build_object('agentName', p_agent, 'variantId', v.id, 'variantSlug', v.slug,
+                               'variantName', v.name, 'isActive', v.is_active,
+                               'start', ap.ts(p_start), 'end', ap.ts(p_end))
+            || variants.metrics_of(p_agent, v.id, p_start, p_end));
+    END LOOP;
     RETURN jsonb_build_object('agentName', p_agent, 'variants', v_items,
                               'count', jsonb_array_length(v_items));
 END

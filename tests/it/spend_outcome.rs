@@ -6,14 +6,19 @@ use crate::support::{error_code, TestApp};
 use serde_json::json;
 use std::time::Duration;
 
-/// Waits until a spend's backend waits on a lock, then terminates it.
+/// Waits until a spend's backend waits on a lock, then terminates it. (On
+/// Citus the lock is waited for on the worker holding the user's shard, and
+/// the server's backend on the coordinator waits for the worker's answer:
+/// there, a spend still running after half a second is the waiting one.)
 async fn kill_the_waiting_spend(db: &tokio_postgres::Client) {
     for _ in 0..200 {
         let killed: i64 = db
             .query_one(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
                   WHERE datname = current_database() AND application_name = 'agentplane'
-                    AND wait_event_type = 'Lock'",
+                    AND (wait_event_type = 'Lock'
+                         OR (state = 'active' AND query LIKE '%spend%'
+                             AND now() - query_start > interval '500 ms'))",
                 &[],
             )
             .await

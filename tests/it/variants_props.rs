@@ -216,7 +216,8 @@ fn random_activation_sequences_leave_at_most_the_last_one_active() {
                     .rt
                     .block_on(env.client.query_opt(
                         "SELECT v.slug FROM variants.activations h \
-                         LEFT JOIN variants.variants v ON v.id = h.variant_id \
+                         LEFT JOIN variants.variants v \
+                                ON v.agent_name = h.agent_name AND v.id = h.variant_id \
                          WHERE h.agent_name = 'bot' ORDER BY h.at DESC, h.id DESC LIMIT 1",
                         &[],
                     ))

@@ -100,10 +100,7 @@ async fn reporting_views_for_the_reporting_role() {
     app.post(&format!("{p}/top-up"), json!({"amount": 5})).await;
     app.post(&format!("{p}/holds"), json!({"amount": 15})).await;
     put_user(&app, "untouched", 300, "reset").await;
-    let c = app.db.client().await;
-    c.batch_execute("SET ROLE agentplane_reporting")
-        .await
-        .unwrap();
+    let c = app.db.analyst_client().await;
     let rows = c
         .query(
             "SELECT kind, amount, running_balance, is_active, period::text \

@@ -188,7 +188,8 @@ impl TestDb {
 
     /// A database on the Citus cluster: created on the coordinator (Citus
     /// creates it on the workers too), the extension on every node, the
-    /// workers added, migrated, then distributed by the plan. A template
+    /// workers added, migrated, then distributed by the plan, and the
+    /// reporting role given its shards. A template
     /// cannot be cloned here: the shards live on the workers.
     async fn distributed(coordinator: &str, workers: &[String]) -> TestDb {
         // One set-up at a time: Citus creates the schema's roles and types
@@ -226,6 +227,9 @@ impl TestDb {
         c.batch_execute(include_str!("../../../sql/citus/distribute.sql"))
             .await
             .expect("apply the distribution plan");
+        c.batch_execute(include_str!("../../../sql/citus/reporting_grants.sql"))
+            .await
+            .expect("grant the reporting role its shards");
         db
     }
 
@@ -264,6 +268,35 @@ impl TestDb {
 
     pub fn pool(&self) -> deadpool_postgres::Pool {
         db::pool(&self.url, 16).expect("pool")
+    }
+
+    /// A connection as an analyst: a login role that is a member of
+    /// `agentplane_reporting` and nothing else, as the docs tell operators to
+    /// set up. (A `SET ROLE` to the reporting role itself would not do on
+    /// Citus: it connects to the workers as the current role, and the
+    /// reporting role cannot log in.)
+    pub async fn analyst_client(&self) -> tokio_postgres::Client {
+        const ANALYST: &str = "agentplane_test_analyst";
+        let admin = self.client().await;
+        // Every test database shares the node's roles: made once, and a
+        // test racing another to make it finds it made.
+        admin
+            .batch_execute(&format!(
+                "DO $$ BEGIN
+                     CREATE ROLE {ANALYST} LOGIN IN ROLE agentplane_reporting;
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                 END $$"
+            ))
+            .await
+            .expect("analyst role");
+        let mut cfg: tokio_postgres::Config = self.url.parse().expect("test database url");
+        cfg.user(ANALYST);
+        let (client, conn) = cfg
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect as the analyst");
+        tokio::spawn(conn);
+        client
     }
 }
 

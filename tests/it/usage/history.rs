@@ -134,10 +134,7 @@ async fn reporting_role_reads_the_usage_views() {
     usage_db::record(&pool, &rec("t", Some("a"), "grok-4.1", 10, 5))
         .await
         .unwrap();
-    let c = db.client().await;
-    c.batch_execute("SET ROLE agentplane_reporting")
-        .await
-        .unwrap();
+    let c = db.analyst_client().await;
     for view in [
         "usage_records",
         "usage_daily",

@@ -45,7 +45,10 @@ async fn mispriced(client: &tokio_postgres::Client, provider: &str) -> Vec<Strin
     column(
         client,
         &format!(
-            "SELECT r.thread_id FROM usage.records r
+            // (The records read first: on Citus, a statement sent to the
+            // shards cannot call a function that reads another table.)
+            "WITH r AS MATERIALIZED (SELECT * FROM usage.records)
+             SELECT r.thread_id FROM r
                  LEFT JOIN LATERAL usage.price_at(r.model, r.created_at) p ON true
                  WHERE r.price_id IS DISTINCT FROM p.id
                     OR r.provider IS DISTINCT FROM {provider}

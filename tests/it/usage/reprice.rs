@@ -11,7 +11,10 @@ use super::*;
 async fn stale(c: &tokio_postgres::Client) -> i64 {
     count(
         c,
-        "SELECT count(*) FROM usage.records r
+        // (The records read first: on Citus, a statement sent to the
+        // shards cannot call a function that reads another table.)
+        "WITH r AS MATERIALIZED (SELECT * FROM usage.records)
+         SELECT count(*) FROM r
          LEFT JOIN LATERAL usage.price_at(r.model, r.created_at) p ON true
          LEFT JOIN LATERAL (
              SELECT t FROM jsonb_array_elements(coalesce(p.tiers, '[]')) t

@@ -187,11 +187,7 @@ async fn metrics_on_a_known_log() {
     assert_eq!(c["variants"][1]["runs"], 0);
 
     // the reporting view, read by the reporting role
-    let client = app.db.client().await;
-    client
-        .batch_execute("SET ROLE agentplane_reporting")
-        .await
-        .unwrap();
+    let client = app.db.analyst_client().await;
     let row = client
         .query_one(
             "SELECT variant_slug, day::text, runs, successes, success_rate, avg_latency_ms, \
