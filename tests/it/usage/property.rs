@@ -101,11 +101,23 @@ const FAST: &str = "
 async fn concurrent_batches_and_resets_keep_rollups_exact() {
     let db = TestDb::new().await;
     let pool = db.pool();
+    // Records the folders have folded so far: every writer waits for the
+    // first fold before its last round, so the folders race the writers
+    // however fast the writers are.
+    let folded_so_far = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
     let mut tasks = Vec::new();
     for w in 0..12u8 {
-        let pool = pool.clone();
+        let (pool, folded_so_far) = (pool.clone(), folded_so_far.clone());
         tasks.push(tokio::spawn(async move {
             for round in 0..4u8 {
+                if round == 3 {
+                    for _ in 0..1000 {
+                        if folded_so_far.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                }
                 if w == 0 && round % 2 == 1 {
                     usage_db::reset(&pool).await.unwrap();
                     continue;
@@ -125,11 +137,13 @@ async fn concurrent_batches_and_resets_keep_rollups_exact() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut folders = Vec::new();
     for _ in 0..2 {
-        let (pool, stop) = (pool.clone(), stop.clone());
+        let (pool, stop, folded_so_far) = (pool.clone(), stop.clone(), folded_so_far.clone());
         folders.push(tokio::spawn(async move {
             let mut folded = 0i64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                folded += i64::from(usage_db::fold(&pool, 150, None).await.unwrap());
+                let n = i64::from(usage_db::fold(&pool, 150, None).await.unwrap());
+                folded_so_far.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                folded += n;
                 tokio::time::sleep(std::time::Duration::from_millis(3)).await;
             }
             folded
