@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 
 pub mod asyncapi;
 pub mod browser;
+pub mod citus_cluster;
 pub mod console;
 pub mod credits;
 pub mod receiver;
@@ -159,12 +160,6 @@ fn citus_nodes() -> Option<(String, Vec<String>)> {
     ))
 }
 
-/// `host:port` as the two arguments of citus_add_node.
-fn host_port(node: &str) -> (String, i32) {
-    let (host, port) = node.rsplit_once(':').expect("host:port");
-    (host.to_string(), port.parse().expect("port"))
-}
-
 impl TestDb {
     pub async fn new() -> TestDb {
         if let Some((coordinator, workers)) = citus_nodes() {
@@ -186,50 +181,16 @@ impl TestDb {
         }
     }
 
-    /// A database on the Citus cluster: created on the coordinator (Citus
-    /// creates it on the workers too), the extension on every node, the
-    /// workers added, migrated, then distributed by the plan, and the
-    /// reporting role given its shards. A template
-    /// cannot be cloned here: the shards live on the workers.
+    /// A database on the Citus cluster, distributed
+    /// ([`citus_cluster::distribute`]). A template cannot be cloned here:
+    /// the shards live on the workers.
     async fn distributed(coordinator: &str, workers: &[String]) -> TestDb {
         // One set-up at a time: Citus creates the schema's roles and types
         // on the workers, which are shared by every database of a node.
         static SETUP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         let _one_at_a_time = SETUP.lock().await;
         let db = Self::empty().await;
-        for w in workers {
-            let worker = db::connect(
-                &format!("postgres://postgres@{w}/{}", db.name),
-                "agentplane-test",
-            )
-            .await
-            .expect("connect to a worker");
-            worker
-                .batch_execute("CREATE EXTENSION IF NOT EXISTS citus")
-                .await
-                .expect("citus on a worker");
-        }
-        let c = db.client().await;
-        c.batch_execute("CREATE EXTENSION IF NOT EXISTS citus")
-            .await
-            .expect("citus on the coordinator");
-        let (host, port) = host_port(coordinator);
-        c.execute("SELECT citus_set_coordinator_host($1, $2)", &[&host, &port])
-            .await
-            .expect("coordinator host");
-        for w in workers {
-            let (host, port) = host_port(w);
-            c.execute("SELECT citus_add_node($1, $2)", &[&host, &port])
-                .await
-                .expect("add a worker");
-        }
-        db::migrate::run(&db.url).await.expect("migrate");
-        c.batch_execute(include_str!("../../../sql/citus/distribute.sql"))
-            .await
-            .expect("apply the distribution plan");
-        c.batch_execute(include_str!("../../../sql/citus/reporting_grants.sql"))
-            .await
-            .expect("grant the reporting role its shards");
+        citus_cluster::distribute(coordinator, workers, &db.name).await;
         db
     }
 
