@@ -139,6 +139,9 @@ DECLARE
     v_found bigint;             -- records whose model is in v_km
     v_pass integer;
     v_keyed boolean := false;  -- priced at one instant: price ids and providers by model
+    v_keys text[];
+    v_id bigint;
+    v_prov text;
     v_kid bigint[];
     v_kprov text[];
     -- The rates of v_km's price versions (usage.version_rates), flat: model
@@ -153,13 +156,12 @@ DECLARE
     v_rates record;
     k integer;
     -- The breakdown as stored: NULL when no record gives the count (or all
-    -- give 0), else one element per record.
-    v_c bigint[] := CASE WHEN cardinality(array_remove(array_remove(p_cached, NULL), 0)) > 0
-                         THEN array_replace(p_cached, NULL, 0) END;
-    v_w bigint[] := CASE WHEN cardinality(array_remove(array_remove(p_cache_write, NULL), 0)) > 0
-                         THEN array_replace(p_cache_write, NULL, 0) END;
-    v_r bigint[] := CASE WHEN cardinality(array_remove(array_remove(p_reasoning, NULL), 0)) > 0
-                         THEN array_replace(p_reasoning, NULL, 0) END;
+    -- give 0), else one element per record. (`0 <> ANY` is true when some
+    -- element is neither NULL nor 0: one pass, where taking out the NULLs
+    -- and the zeros built two arrays.)
+    v_c bigint[] := CASE WHEN 0 <> ANY (p_cached) THEN array_replace(p_cached, NULL, 0) END;
+    v_w bigint[] := CASE WHEN 0 <> ANY (p_cache_write) THEN array_replace(p_cache_write, NULL, 0) END;
+    v_r bigint[] := CASE WHEN 0 <> ANY (p_reasoning) THEN array_replace(p_reasoning, NULL, 0) END;
     v_total_micros numeric;  -- (a sum of costs at the highest prices passes 2^63)
 BEGIN
     IF n > usage.max_batch() THEN
@@ -209,11 +211,15 @@ BEGIN
        OR coalesce(0 > ANY (v_c) OR usage.max_count() < ANY (v_c), false)
        OR coalesce(0 > ANY (v_w) OR usage.max_count() < ANY (v_w), false)
        OR coalesce(0 > ANY (v_r) OR usage.max_count() < ANY (v_r), false)
+       -- (after the range checks, so the sum stays far below 2^63; the
+       -- arrays unnested side by side in the select list, record by record,
+       -- where unnest in FROM would store them all first)
        OR ((v_c IS NOT NULL OR v_w IS NOT NULL OR v_r IS NOT NULL)
            AND EXISTS (SELECT 1
-                       FROM unnest(p_prompt_tokens, p_completion_tokens, v_c, v_w, v_r)
-                            AS x(pt, ct, c, w, r)
-                       WHERE coalesce(x.c, 0)::numeric + coalesce(x.w, 0) > x.pt
+                       FROM (SELECT unnest(p_prompt_tokens) AS pt,
+                                    unnest(p_completion_tokens) AS ct, unnest(v_c) AS c,
+                                    unnest(v_w) AS w, unnest(v_r) AS r) x
+                       WHERE coalesce(x.c, 0) + coalesce(x.w, 0) > x.pt
                           OR coalesce(x.r, 0) > x.ct)) THEN
         PERFORM usage._refuse_first_bad_record(
             p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
@@ -246,16 +252,24 @@ BEGIN
                         v_c, v_w, v_r);
                 END IF;
             END IF;
-            -- (The aggregates read the same rows in the same order, so
-            -- element k of each belongs to model k.)
-            SELECT array_agg(p.id), array_agg(p.provider)
-            INTO v_kid, v_kprov
-            FROM unnest(v_km, usage.price_keys(v_km)) AS x(m, key)
-            LEFT JOIN LATERAL usage.price_version(x.key, v_now) p ON true;
+            -- Model by model, in statements whose plans are kept: a query
+            -- over unnest(v_km) was planned again at every call (the planner
+            -- sizes the unnest by the array it is given, so the plan for the
+            -- given array always looks cheaper than the kept one).
+            v_keys := usage.price_keys(v_km);
+            v_kid := '{}'; v_kprov := '{}';
             v_off := '{}'; v_aoff := '{}'; v_nt := '{}'; v_above := '{}';
             v_pp := '{}'; v_cpp := '{}'; v_cwp := '{}'; v_cp := '{}'; v_rp := '{}';
             FOR k IN 1..cardinality(v_km) LOOP
-                SELECT * INTO v_rates FROM usage.version_rates(v_kid[k]);
+                -- usage.price_version's query, written out (no row: NULLs)
+                SELECT p.id, p.provider INTO v_id, v_prov
+                FROM usage.model_prices p
+                WHERE p.model = v_keys[k] AND p.effective_from <= v_now
+                ORDER BY p.effective_from DESC, p.id DESC
+                LIMIT 1;
+                v_kid[k] := v_id;
+                v_kprov[k] := v_prov;
+                v_rates := usage.version_rates(v_id);
                 v_off[k] := cardinality(v_pp);
                 v_aoff[k] := cardinality(v_above);
                 v_nt[k] := coalesce(cardinality(v_rates.above), 0);
