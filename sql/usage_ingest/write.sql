@@ -153,6 +153,18 @@ DECLARE
     v_above bigint[];
     v_pp bigint[]; v_cpp bigint[]; v_cwp bigint[]; v_cp bigint[]; v_rp bigint[];
     v_tiered boolean;
+    -- The rates at positions 1-8 of those (the models' base rates when no
+    -- version has tiers), for the CASE below.
+    v_pp1 bigint; v_pp2 bigint; v_pp3 bigint; v_pp4 bigint;
+    v_pp5 bigint; v_pp6 bigint; v_pp7 bigint; v_pp8 bigint;
+    v_cpp1 bigint; v_cpp2 bigint; v_cpp3 bigint; v_cpp4 bigint;
+    v_cpp5 bigint; v_cpp6 bigint; v_cpp7 bigint; v_cpp8 bigint;
+    v_cwp1 bigint; v_cwp2 bigint; v_cwp3 bigint; v_cwp4 bigint;
+    v_cwp5 bigint; v_cwp6 bigint; v_cwp7 bigint; v_cwp8 bigint;
+    v_cp1 bigint; v_cp2 bigint; v_cp3 bigint; v_cp4 bigint;
+    v_cp5 bigint; v_cp6 bigint; v_cp7 bigint; v_cp8 bigint;
+    v_rp1 bigint; v_rp2 bigint; v_rp3 bigint; v_rp4 bigint;
+    v_rp5 bigint; v_rp6 bigint; v_rp7 bigint; v_rp8 bigint;
     v_rates record;
     k integer;
     -- The breakdown as stored: NULL when no record gives the count (or all
@@ -283,13 +295,27 @@ BEGIN
             END LOOP;
             -- Without tiers, model k's rates are element k.
             v_tiered := cardinality(v_above) > 0;
-            -- (the first eight, for the CASE below)
-            v_k1 := v_km[1]; v_k2 := v_km[2]; v_k3 := v_km[3]; v_k4 := v_km[4];
-            v_k5 := v_km[5]; v_k6 := v_km[6]; v_k7 := v_km[7]; v_k8 := v_km[8];
+            -- (the first eight, for the CASE below; one statement, as each
+            -- assignment's expression is set up again in every transaction)
+            SELECT v_km[1], v_km[2], v_km[3], v_km[4], v_km[5], v_km[6], v_km[7], v_km[8],
+                   v_pp[1], v_pp[2], v_pp[3], v_pp[4], v_pp[5], v_pp[6], v_pp[7], v_pp[8],
+                   v_cpp[1], v_cpp[2], v_cpp[3], v_cpp[4], v_cpp[5], v_cpp[6], v_cpp[7], v_cpp[8],
+                   v_cwp[1], v_cwp[2], v_cwp[3], v_cwp[4], v_cwp[5], v_cwp[6], v_cwp[7], v_cwp[8],
+                   v_cp[1], v_cp[2], v_cp[3], v_cp[4], v_cp[5], v_cp[6], v_cp[7], v_cp[8],
+                   v_rp[1], v_rp[2], v_rp[3], v_rp[4], v_rp[5], v_rp[6], v_rp[7], v_rp[8]
+            INTO v_k1, v_k2, v_k3, v_k4, v_k5, v_k6, v_k7, v_k8,
+                 v_pp1, v_pp2, v_pp3, v_pp4, v_pp5, v_pp6, v_pp7, v_pp8,
+                 v_cpp1, v_cpp2, v_cpp3, v_cpp4, v_cpp5, v_cpp6, v_cpp7, v_cpp8,
+                 v_cwp1, v_cwp2, v_cwp3, v_cwp4, v_cwp5, v_cwp6, v_cwp7, v_cwp8,
+                 v_cp1, v_cp2, v_cp3, v_cp4, v_cp5, v_cp6, v_cp7, v_cp8,
+                 v_rp1, v_rp2, v_rp3, v_rp4, v_rp5, v_rp6, v_rp7, v_rp8;
             -- Each record finds its model's price by position in those few:
             -- compared in line with the first eight (array_position, a
             -- function call that sets up an iterator, cost three times as
-            -- much); j is NULL for a model not among them. The select list
+            -- much); j is NULL for a model not among them. Its rates are read
+            -- the same way: positions 1-8 from the scalars above (five
+            -- subscripts of the rate arrays per record cost a tenth of the
+            -- batch), any other by subscript. The select list
             -- unnests the arrays side by side (a NULL breakdown array gives
             -- NULL elements, read as 0) and nothing joins or sorts them, so
             -- the aggregates see the records in array order. The fences
@@ -298,8 +324,26 @@ BEGIN
             -- wherever they are read.
             SELECT array_agg(c.cost), usage.total(c.pt + c.ct), sum(c.cost), count(c.j)
             INTO v_costs, total_tokens, v_total_micros, v_found
-            FROM (SELECT usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp[y.pos], v_cpp[y.pos],
-                                           v_cwp[y.pos], v_cp[y.pos], v_rp[y.pos]) AS cost,
+            FROM (SELECT CASE y.pos
+                           WHEN 1 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp1, v_cpp1,
+                                                         v_cwp1, v_cp1, v_rp1)
+                           WHEN 2 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp2, v_cpp2,
+                                                         v_cwp2, v_cp2, v_rp2)
+                           WHEN 3 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp3, v_cpp3,
+                                                         v_cwp3, v_cp3, v_rp3)
+                           WHEN 4 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp4, v_cpp4,
+                                                         v_cwp4, v_cp4, v_rp4)
+                           WHEN 5 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp5, v_cpp5,
+                                                         v_cwp5, v_cp5, v_rp5)
+                           WHEN 6 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp6, v_cpp6,
+                                                         v_cwp6, v_cp6, v_rp6)
+                           WHEN 7 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp7, v_cpp7,
+                                                         v_cwp7, v_cp7, v_rp7)
+                           WHEN 8 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp8, v_cpp8,
+                                                         v_cwp8, v_cp8, v_rp8)
+                           ELSE usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp[y.pos],
+                                                  v_cpp[y.pos], v_cwp[y.pos], v_cp[y.pos],
+                                                  v_rp[y.pos]) END AS cost,
                          y.pt, y.ct, y.j
                   FROM (SELECT z.pt, z.ct, z.c, z.w, z.r, z.j,
                                CASE WHEN v_tiered
