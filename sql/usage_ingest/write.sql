@@ -346,10 +346,12 @@ BEGIN
                                                   v_rp[y.pos]) END AS cost,
                          y.pt, y.ct, y.j
                   FROM (SELECT z.pt, z.ct, z.c, z.w, z.r, z.j,
-                               CASE WHEN v_tiered
-                                    THEN v_off[z.j] + usage.tier_of(
+                               CASE WHEN NOT v_tiered THEN z.j
+                                    -- (a model without tiers: its base rate)
+                                    WHEN v_nt[z.j] = 0 THEN v_off[z.j] + 1
+                                    ELSE v_off[z.j] + usage.tier_of(
                                              v_above[v_aoff[z.j] + 1 : v_aoff[z.j] + v_nt[z.j]], z.pt)
-                                    ELSE z.j END AS pos
+                                    END AS pos
                         FROM (SELECT CASE x.m WHEN v_k1 THEN 1 WHEN v_k2 THEN 2 WHEN v_k3 THEN 3
                                               WHEN v_k4 THEN 4 WHEN v_k5 THEN 5 WHEN v_k6 THEN 6
                                               WHEN v_k7 THEN 7 WHEN v_k8 THEN 8
