@@ -171,9 +171,12 @@ DECLARE
     -- give 0), else one element per record. (`0 <> ANY` is true when some
     -- element is neither NULL nor 0: one pass, where taking out the NULLs
     -- and the zeros built two arrays.)
-    v_c bigint[] := CASE WHEN 0 <> ANY (p_cached) THEN array_replace(p_cached, NULL, 0) END;
-    v_w bigint[] := CASE WHEN 0 <> ANY (p_cache_write) THEN array_replace(p_cache_write, NULL, 0) END;
-    v_r bigint[] := CASE WHEN 0 <> ANY (p_reasoning) THEN array_replace(p_reasoning, NULL, 0) END;
+    v_c bigint[] := CASE WHEN 0 <> ANY (p_cached)
+                         THEN array_replace(p_cached, NULL, 0) END;
+    v_w bigint[] := CASE WHEN 0 <> ANY (p_cache_write)
+                         THEN array_replace(p_cache_write, NULL, 0) END;
+    v_r bigint[] := CASE WHEN 0 <> ANY (p_reasoning)
+                         THEN array_replace(p_reasoning, NULL, 0) END;
     v_total_micros numeric;  -- (a sum of costs at the highest prices passes 2^63)
 BEGIN
     IF n > usage.max_batch() THEN
@@ -295,20 +298,19 @@ BEGIN
             END LOOP;
             -- Without tiers, model k's rates are element k.
             v_tiered := cardinality(v_above) > 0;
-            -- (the first eight, for the CASE below; one statement, as each
-            -- assignment's expression is set up again in every transaction)
-            SELECT v_km[1], v_km[2], v_km[3], v_km[4], v_km[5], v_km[6], v_km[7], v_km[8],
-                   v_pp[1], v_pp[2], v_pp[3], v_pp[4], v_pp[5], v_pp[6], v_pp[7], v_pp[8],
-                   v_cpp[1], v_cpp[2], v_cpp[3], v_cpp[4], v_cpp[5], v_cpp[6], v_cpp[7], v_cpp[8],
-                   v_cwp[1], v_cwp[2], v_cwp[3], v_cwp[4], v_cwp[5], v_cwp[6], v_cwp[7], v_cwp[8],
-                   v_cp[1], v_cp[2], v_cp[3], v_cp[4], v_cp[5], v_cp[6], v_cp[7], v_cp[8],
-                   v_rp[1], v_rp[2], v_rp[3], v_rp[4], v_rp[5], v_rp[6], v_rp[7], v_rp[8]
-            INTO v_k1, v_k2, v_k3, v_k4, v_k5, v_k6, v_k7, v_k8,
-                 v_pp1, v_pp2, v_pp3, v_pp4, v_pp5, v_pp6, v_pp7, v_pp8,
-                 v_cpp1, v_cpp2, v_cpp3, v_cpp4, v_cpp5, v_cpp6, v_cpp7, v_cpp8,
-                 v_cwp1, v_cwp2, v_cwp3, v_cwp4, v_cwp5, v_cwp6, v_cwp7, v_cwp8,
-                 v_cp1, v_cp2, v_cp3, v_cp4, v_cp5, v_cp6, v_cp7, v_cp8,
-                 v_rp1, v_rp2, v_rp3, v_rp4, v_rp5, v_rp6, v_rp7, v_rp8;
+            -- (the first eight, for the CASEs below)
+            v_k1 := v_km[1]; v_k2 := v_km[2]; v_k3 := v_km[3]; v_k4 := v_km[4];
+            v_k5 := v_km[5]; v_k6 := v_km[6]; v_k7 := v_km[7]; v_k8 := v_km[8];
+            v_pp1 := v_pp[1]; v_pp2 := v_pp[2]; v_pp3 := v_pp[3]; v_pp4 := v_pp[4];
+            v_pp5 := v_pp[5]; v_pp6 := v_pp[6]; v_pp7 := v_pp[7]; v_pp8 := v_pp[8];
+            v_cpp1 := v_cpp[1]; v_cpp2 := v_cpp[2]; v_cpp3 := v_cpp[3]; v_cpp4 := v_cpp[4];
+            v_cpp5 := v_cpp[5]; v_cpp6 := v_cpp[6]; v_cpp7 := v_cpp[7]; v_cpp8 := v_cpp[8];
+            v_cwp1 := v_cwp[1]; v_cwp2 := v_cwp[2]; v_cwp3 := v_cwp[3]; v_cwp4 := v_cwp[4];
+            v_cwp5 := v_cwp[5]; v_cwp6 := v_cwp[6]; v_cwp7 := v_cwp[7]; v_cwp8 := v_cwp[8];
+            v_cp1 := v_cp[1]; v_cp2 := v_cp[2]; v_cp3 := v_cp[3]; v_cp4 := v_cp[4];
+            v_cp5 := v_cp[5]; v_cp6 := v_cp[6]; v_cp7 := v_cp[7]; v_cp8 := v_cp[8];
+            v_rp1 := v_rp[1]; v_rp2 := v_rp[2]; v_rp3 := v_rp[3]; v_rp4 := v_rp[4];
+            v_rp5 := v_rp[5]; v_rp6 := v_rp[6]; v_rp7 := v_rp[7]; v_rp8 := v_rp[8];
             -- Each record finds its model's price by position in those few:
             -- compared in line with the first eight (array_position, a
             -- function call that sets up an iterator, cost three times as
