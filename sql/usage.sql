@@ -26,8 +26,9 @@ RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 10000 $$;
 CREATE OR REPLACE FUNCTION usage.epoch_lock_key()
 RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 7598543208318853733::bigint $$;
 
--- (PL/pgSQL: as a SQL function with a FROM clause it was parsed and planned
--- again at every call; PL/pgSQL keeps the plan for the session.)
+-- (PL/pgSQL: a SQL function with a FROM clause is not inlined, so it would
+-- be parsed and planned again at every call; PL/pgSQL keeps the plan for the
+-- session.)
 CREATE OR REPLACE FUNCTION usage.current_epoch()
 RETURNS integer LANGUAGE plpgsql STABLE AS $$
 BEGIN
@@ -113,7 +114,8 @@ CROSS JOIN LATERAL (SELECT * FROM usage.records x WHERE x.batch_id = q.first_id 
 -- be parsed and planned again by every query that called it; PL/pgSQL keeps
 -- the plan for the session. The models are read by subscript: the planner
 -- sizes an unnest by the array it is given, so a plan over unnest(p_models)
--- was made again at every call, its kept plan never looking cheaper.)
+-- made for the array at hand always looks cheaper than the kept one, and is
+-- made again at every call.)
 CREATE OR REPLACE FUNCTION usage.price_keys(p_models text[])
 RETURNS text[] LANGUAGE plpgsql STABLE AS $$
 BEGIN

@@ -139,7 +139,7 @@ DECLARE
     v_found bigint;             -- records whose model is in v_km
     v_pass integer;
     v_keyed boolean := false;  -- priced at one instant: price ids and providers by model
-    v_keys text[];
+    v_keys text[];              -- v_km's price keys (usage.price_keys)
     v_id bigint;
     v_prov text;
     v_kid bigint[];
@@ -169,8 +169,8 @@ DECLARE
     k integer;
     -- The breakdown as stored: NULL when no record gives the count (or all
     -- give 0), else one element per record. (`0 <> ANY` is true when some
-    -- element is neither NULL nor 0: one pass, where taking out the NULLs
-    -- and the zeros built two arrays.)
+    -- element is neither NULL nor 0: one pass, where taking the NULLs and
+    -- the zeros out builds two arrays.)
     v_c bigint[] := CASE WHEN 0 <> ANY (p_cached)
                          THEN array_replace(p_cached, NULL, 0) END;
     v_w bigint[] := CASE WHEN 0 <> ANY (p_cache_write)
@@ -268,9 +268,10 @@ BEGIN
                 END IF;
             END IF;
             -- Model by model, in statements whose plans are kept: a query
-            -- over unnest(v_km) was planned again at every call (the planner
-            -- sizes the unnest by the array it is given, so the plan for the
-            -- given array always looks cheaper than the kept one).
+            -- over unnest(v_km) would be planned again at every call (the
+            -- planner sizes an unnest by the array it is given, so a plan
+            -- made for the array at hand always looks cheaper than the kept
+            -- one).
             v_keys := usage.price_keys(v_km);
             v_kid := '{}'; v_kprov := '{}';
             v_off := '{}'; v_aoff := '{}'; v_nt := '{}'; v_above := '{}';
@@ -316,8 +317,8 @@ BEGIN
             -- function call that sets up an iterator, cost three times as
             -- much); j is NULL for a model not among them. Its rates are read
             -- the same way: positions 1-8 from the scalars above (five
-            -- subscripts of the rate arrays per record cost a tenth of the
-            -- batch), any other by subscript. The select list
+            -- subscripts of the rate arrays per record would cost about a
+            -- tenth of the batch), any other by subscript. The select list
             -- unnests the arrays side by side (a NULL breakdown array gives
             -- NULL elements, read as 0) and nothing joins or sorts them, so
             -- the aggregates see the records in array order. The fences
