@@ -26,8 +26,15 @@ RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 10000 $$;
 CREATE OR REPLACE FUNCTION usage.epoch_lock_key()
 RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 7598543208318853733::bigint $$;
 
+-- (PL/pgSQL: a SQL function with a FROM clause is not inlined, so it would
+-- be parsed and planned again at every call; PL/pgSQL keeps the plan for the
+-- session.)
 CREATE OR REPLACE FUNCTION usage.current_epoch()
-RETURNS integer LANGUAGE sql STABLE AS $$ SELECT max(id) FROM usage.epochs $$;
+RETURNS integer LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT max(id) FROM usage.epochs);
+END
+$$;
 
 -- Records --------------------------------------------------------------------
 
@@ -105,18 +112,21 @@ CROSS JOIN LATERAL (SELECT * FROM usage.records x WHERE x.batch_id = q.first_id 
 -- keys are listed once for all the models, not once per model of a batch.
 -- (PL/pgSQL: a SQL function with a FROM clause is not inlined, so it would
 -- be parsed and planned again by every query that called it; PL/pgSQL keeps
--- the plan for the session.)
+-- the plan for the session. The models are read by subscript: the planner
+-- sizes an unnest by the array it is given, so a plan over unnest(p_models)
+-- made for the array at hand always looks cheaper than the kept one, and is
+-- made again at every call.)
 CREATE OR REPLACE FUNCTION usage.price_keys(p_models text[])
 RETURNS text[] LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN ARRAY(
         WITH k AS MATERIALIZED (SELECT DISTINCT model FROM usage.model_prices)
         SELECT (SELECT k.model FROM k
-                WHERE starts_with(lower(x.m), k.model)
+                WHERE starts_with(lower(p_models[i]), k.model)
                 ORDER BY length(k.model) DESC
                 LIMIT 1)
-        FROM unnest(p_models) WITH ORDINALITY AS x(m, i)
-        ORDER BY x.i);
+        FROM generate_subscripts(p_models, 1) AS i
+        ORDER BY i);
 END
 $$;
 

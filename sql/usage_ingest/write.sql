@@ -139,6 +139,9 @@ DECLARE
     v_found bigint;             -- records whose model is in v_km
     v_pass integer;
     v_keyed boolean := false;  -- priced at one instant: price ids and providers by model
+    v_keys text[];              -- v_km's price keys (usage.price_keys)
+    v_id bigint;
+    v_prov text;
     v_kid bigint[];
     v_kprov text[];
     -- The rates of v_km's price versions (usage.version_rates), flat: model
@@ -150,15 +153,29 @@ DECLARE
     v_above bigint[];
     v_pp bigint[]; v_cpp bigint[]; v_cwp bigint[]; v_cp bigint[]; v_rp bigint[];
     v_tiered boolean;
+    -- The rates at positions 1-8 of those (the models' base rates when no
+    -- version has tiers), for the CASE below.
+    v_pp1 bigint; v_pp2 bigint; v_pp3 bigint; v_pp4 bigint;
+    v_pp5 bigint; v_pp6 bigint; v_pp7 bigint; v_pp8 bigint;
+    v_cpp1 bigint; v_cpp2 bigint; v_cpp3 bigint; v_cpp4 bigint;
+    v_cpp5 bigint; v_cpp6 bigint; v_cpp7 bigint; v_cpp8 bigint;
+    v_cwp1 bigint; v_cwp2 bigint; v_cwp3 bigint; v_cwp4 bigint;
+    v_cwp5 bigint; v_cwp6 bigint; v_cwp7 bigint; v_cwp8 bigint;
+    v_cp1 bigint; v_cp2 bigint; v_cp3 bigint; v_cp4 bigint;
+    v_cp5 bigint; v_cp6 bigint; v_cp7 bigint; v_cp8 bigint;
+    v_rp1 bigint; v_rp2 bigint; v_rp3 bigint; v_rp4 bigint;
+    v_rp5 bigint; v_rp6 bigint; v_rp7 bigint; v_rp8 bigint;
     v_rates record;
     k integer;
     -- The breakdown as stored: NULL when no record gives the count (or all
-    -- give 0), else one element per record.
-    v_c bigint[] := CASE WHEN cardinality(array_remove(array_remove(p_cached, NULL), 0)) > 0
+    -- give 0), else one element per record. (`0 <> ANY` is true when some
+    -- element is neither NULL nor 0: one pass, where taking the NULLs and
+    -- the zeros out builds two arrays.)
+    v_c bigint[] := CASE WHEN 0 <> ANY (p_cached)
                          THEN array_replace(p_cached, NULL, 0) END;
-    v_w bigint[] := CASE WHEN cardinality(array_remove(array_remove(p_cache_write, NULL), 0)) > 0
+    v_w bigint[] := CASE WHEN 0 <> ANY (p_cache_write)
                          THEN array_replace(p_cache_write, NULL, 0) END;
-    v_r bigint[] := CASE WHEN cardinality(array_remove(array_remove(p_reasoning, NULL), 0)) > 0
+    v_r bigint[] := CASE WHEN 0 <> ANY (p_reasoning)
                          THEN array_replace(p_reasoning, NULL, 0) END;
     v_total_micros numeric;  -- (a sum of costs at the highest prices passes 2^63)
 BEGIN
@@ -209,11 +226,15 @@ BEGIN
        OR coalesce(0 > ANY (v_c) OR usage.max_count() < ANY (v_c), false)
        OR coalesce(0 > ANY (v_w) OR usage.max_count() < ANY (v_w), false)
        OR coalesce(0 > ANY (v_r) OR usage.max_count() < ANY (v_r), false)
+       -- (after the range checks, so the sum stays far below 2^63; the
+       -- arrays unnested side by side in the select list, record by record,
+       -- where unnest in FROM would store them all first)
        OR ((v_c IS NOT NULL OR v_w IS NOT NULL OR v_r IS NOT NULL)
            AND EXISTS (SELECT 1
-                       FROM unnest(p_prompt_tokens, p_completion_tokens, v_c, v_w, v_r)
-                            AS x(pt, ct, c, w, r)
-                       WHERE coalesce(x.c, 0)::numeric + coalesce(x.w, 0) > x.pt
+                       FROM (SELECT unnest(p_prompt_tokens) AS pt,
+                                    unnest(p_completion_tokens) AS ct, unnest(v_c) AS c,
+                                    unnest(v_w) AS w, unnest(v_r) AS r) x
+                       WHERE coalesce(x.c, 0) + coalesce(x.w, 0) > x.pt
                           OR coalesce(x.r, 0) > x.ct)) THEN
         PERFORM usage._refuse_first_bad_record(
             p_thread_ids, p_agent_ids, p_models, p_providers, p_prompt_tokens,
@@ -246,16 +267,25 @@ BEGIN
                         v_c, v_w, v_r);
                 END IF;
             END IF;
-            -- (The aggregates read the same rows in the same order, so
-            -- element k of each belongs to model k.)
-            SELECT array_agg(p.id), array_agg(p.provider)
-            INTO v_kid, v_kprov
-            FROM unnest(v_km, usage.price_keys(v_km)) AS x(m, key)
-            LEFT JOIN LATERAL usage.price_version(x.key, v_now) p ON true;
+            -- Model by model, in statements whose plans are kept: a query
+            -- over unnest(v_km) would be planned again at every call (the
+            -- planner sizes an unnest by the array it is given, so a plan
+            -- made for the array at hand always looks cheaper than the kept
+            -- one).
+            v_keys := usage.price_keys(v_km);
+            v_kid := '{}'; v_kprov := '{}';
             v_off := '{}'; v_aoff := '{}'; v_nt := '{}'; v_above := '{}';
             v_pp := '{}'; v_cpp := '{}'; v_cwp := '{}'; v_cp := '{}'; v_rp := '{}';
             FOR k IN 1..cardinality(v_km) LOOP
-                SELECT * INTO v_rates FROM usage.version_rates(v_kid[k]);
+                -- usage.price_version's query, written out (no row: NULLs)
+                SELECT p.id, p.provider INTO v_id, v_prov
+                FROM usage.model_prices p
+                WHERE p.model = v_keys[k] AND p.effective_from <= v_now
+                ORDER BY p.effective_from DESC, p.id DESC
+                LIMIT 1;
+                v_kid[k] := v_id;
+                v_kprov[k] := v_prov;
+                v_rates := usage.version_rates(v_id);
                 v_off[k] := cardinality(v_pp);
                 v_aoff[k] := cardinality(v_above);
                 v_nt[k] := coalesce(cardinality(v_rates.above), 0);
@@ -269,13 +299,26 @@ BEGIN
             END LOOP;
             -- Without tiers, model k's rates are element k.
             v_tiered := cardinality(v_above) > 0;
-            -- (the first eight, for the CASE below)
+            -- (the first eight, for the CASEs below)
             v_k1 := v_km[1]; v_k2 := v_km[2]; v_k3 := v_km[3]; v_k4 := v_km[4];
             v_k5 := v_km[5]; v_k6 := v_km[6]; v_k7 := v_km[7]; v_k8 := v_km[8];
+            v_pp1 := v_pp[1]; v_pp2 := v_pp[2]; v_pp3 := v_pp[3]; v_pp4 := v_pp[4];
+            v_pp5 := v_pp[5]; v_pp6 := v_pp[6]; v_pp7 := v_pp[7]; v_pp8 := v_pp[8];
+            v_cpp1 := v_cpp[1]; v_cpp2 := v_cpp[2]; v_cpp3 := v_cpp[3]; v_cpp4 := v_cpp[4];
+            v_cpp5 := v_cpp[5]; v_cpp6 := v_cpp[6]; v_cpp7 := v_cpp[7]; v_cpp8 := v_cpp[8];
+            v_cwp1 := v_cwp[1]; v_cwp2 := v_cwp[2]; v_cwp3 := v_cwp[3]; v_cwp4 := v_cwp[4];
+            v_cwp5 := v_cwp[5]; v_cwp6 := v_cwp[6]; v_cwp7 := v_cwp[7]; v_cwp8 := v_cwp[8];
+            v_cp1 := v_cp[1]; v_cp2 := v_cp[2]; v_cp3 := v_cp[3]; v_cp4 := v_cp[4];
+            v_cp5 := v_cp[5]; v_cp6 := v_cp[6]; v_cp7 := v_cp[7]; v_cp8 := v_cp[8];
+            v_rp1 := v_rp[1]; v_rp2 := v_rp[2]; v_rp3 := v_rp[3]; v_rp4 := v_rp[4];
+            v_rp5 := v_rp[5]; v_rp6 := v_rp[6]; v_rp7 := v_rp[7]; v_rp8 := v_rp[8];
             -- Each record finds its model's price by position in those few:
             -- compared in line with the first eight (array_position, a
             -- function call that sets up an iterator, cost three times as
-            -- much); j is NULL for a model not among them. The select list
+            -- much); j is NULL for a model not among them. Its rates are read
+            -- the same way: positions 1-8 from the scalars above (five
+            -- subscripts of the rate arrays per record would cost about a
+            -- tenth of the batch), any other by subscript. The select list
             -- unnests the arrays side by side (a NULL breakdown array gives
             -- NULL elements, read as 0) and nothing joins or sorts them, so
             -- the aggregates see the records in array order. The fences
@@ -284,14 +327,34 @@ BEGIN
             -- wherever they are read.
             SELECT array_agg(c.cost), usage.total(c.pt + c.ct), sum(c.cost), count(c.j)
             INTO v_costs, total_tokens, v_total_micros, v_found
-            FROM (SELECT usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp[y.pos], v_cpp[y.pos],
-                                           v_cwp[y.pos], v_cp[y.pos], v_rp[y.pos]) AS cost,
+            FROM (SELECT CASE y.pos
+                           WHEN 1 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp1, v_cpp1,
+                                                         v_cwp1, v_cp1, v_rp1)
+                           WHEN 2 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp2, v_cpp2,
+                                                         v_cwp2, v_cp2, v_rp2)
+                           WHEN 3 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp3, v_cpp3,
+                                                         v_cwp3, v_cp3, v_rp3)
+                           WHEN 4 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp4, v_cpp4,
+                                                         v_cwp4, v_cp4, v_rp4)
+                           WHEN 5 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp5, v_cpp5,
+                                                         v_cwp5, v_cp5, v_rp5)
+                           WHEN 6 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp6, v_cpp6,
+                                                         v_cwp6, v_cp6, v_rp6)
+                           WHEN 7 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp7, v_cpp7,
+                                                         v_cwp7, v_cp7, v_rp7)
+                           WHEN 8 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp8, v_cpp8,
+                                                         v_cwp8, v_cp8, v_rp8)
+                           ELSE usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp[y.pos],
+                                                  v_cpp[y.pos], v_cwp[y.pos], v_cp[y.pos],
+                                                  v_rp[y.pos]) END AS cost,
                          y.pt, y.ct, y.j
                   FROM (SELECT z.pt, z.ct, z.c, z.w, z.r, z.j,
-                               CASE WHEN v_tiered
-                                    THEN v_off[z.j] + usage.tier_of(
+                               CASE WHEN NOT v_tiered THEN z.j
+                                    -- (a model without tiers: its base rate)
+                                    WHEN v_nt[z.j] = 0 THEN v_off[z.j] + 1
+                                    ELSE v_off[z.j] + usage.tier_of(
                                              v_above[v_aoff[z.j] + 1 : v_aoff[z.j] + v_nt[z.j]], z.pt)
-                                    ELSE z.j END AS pos
+                                    END AS pos
                         FROM (SELECT CASE x.m WHEN v_k1 THEN 1 WHEN v_k2 THEN 2 WHEN v_k3 THEN 3
                                               WHEN v_k4 THEN 4 WHEN v_k5 THEN 5 WHEN v_k6 THEN 6
                                               WHEN v_k7 THEN 7 WHEN v_k8 THEN 8
