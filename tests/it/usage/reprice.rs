@@ -324,3 +324,52 @@ async fn repricing_while_batches_stream_loses_nothing() {
     c.execute("SELECT usage.fold(NULL)", &[]).await.unwrap();
     totals_match_records(&c).await;
 }
+
+/// A reprice is one transaction over its whole range, so it may run far
+/// longer than the statement timeout every other call keeps: here sessions
+/// that cut any statement off after 50 ms still reprice 50,000 records.
+#[tokio::test]
+async fn a_reprice_outlasts_the_statement_timeout_of_other_calls() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    c.batch_execute(
+        "SELECT usage.record_batch(
+             array_agg('t-' || (n % 500)), array_agg('agent-' || (n % 10)),
+             array_agg('gpt-4o'::text), array_agg(NULL::text), array_agg(100 + n % 900),
+             array_agg(50 + n % 300), array_agg(200 + n % 1000), array_agg(NULL::text),
+             array_agg(NULL::text), array_agg(NULL::jsonb), array_agg(NULL::timestamptz))
+         FROM generate_series(1, 10000) n, generate_series(1, 5) k
+         GROUP BY k;
+         SELECT usage.set_price('gpt-4o', 'openai', 1, 2,
+                                p_effective_from => now() - interval '1 hour');",
+    )
+    .await
+    .unwrap();
+    let mut cfg: tokio_postgres::Config = db.url.parse().unwrap();
+    cfg.options("-c statement_timeout=50ms");
+    let manager = deadpool_postgres::Manager::new(cfg, tokio_postgres::NoTls);
+    let short = deadpool_postgres::Pool::builder(manager)
+        .max_size(1)
+        .build()
+        .unwrap();
+    // the other calls are cut off at 50 ms
+    let slow = short.get().await.unwrap();
+    let err = slow.query("SELECT pg_sleep(0.2)", &[]).await.unwrap_err();
+    assert_eq!(
+        err.as_db_error().map(|e| e.code().clone()),
+        Some(tokio_postgres::error::SqlState::QUERY_CANCELED)
+    );
+    drop(slow);
+    let start = chrono::Utc::now() - chrono::Duration::hours(1);
+    let end = chrono::Utc::now() + chrono::Duration::hours(1);
+    let began = std::time::Instant::now();
+    let r = usage_db::reprice(&short, start, end, None, false)
+        .await
+        .unwrap();
+    assert_eq!(r["records"], 50_000);
+    assert_eq!(r["changed"], 50_000);
+    assert!(
+        began.elapsed() > std::time::Duration::from_millis(50),
+        "the reprice ran past the other calls' timeout"
+    );
+}
