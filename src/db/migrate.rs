@@ -50,6 +50,10 @@ pub const SQL_FILES: &[(&str, &str)] = &[
         include_str!("../../sql/usage_ingest/cost.sql"),
     ),
     (
+        "usage_ingest/checks.sql",
+        include_str!("../../sql/usage_ingest/checks.sql"),
+    ),
+    (
         "usage_ingest/write.sql",
         include_str!("../../sql/usage_ingest/write.sql"),
     ),
