@@ -10,13 +10,7 @@ mod citus_cluster;
 
 /// The workers BENCH_CITUS_WORKERS names, if any.
 pub fn workers() -> Option<Vec<String>> {
-    let list = std::env::var("BENCH_CITUS_WORKERS").ok()?;
-    let workers: Vec<String> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|w| !w.is_empty())
-        .map(String::from)
-        .collect();
+    let workers = citus_cluster::nodes(&std::env::var("BENCH_CITUS_WORKERS").ok()?);
     (!workers.is_empty()).then_some(workers)
 }
 

@@ -5,6 +5,15 @@
 //! in Citus mode) and the benchmark (BENCH_CITUS_WORKERS), which both
 //! include this file.
 
+/// The nodes a comma-separated `host:port` list names (blanks skipped).
+pub fn nodes(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// `host:port` as the host and the port number.
 pub fn host_port(node: &str) -> (String, i32) {
     let (host, port) = node.rsplit_once(':').expect("host:port");

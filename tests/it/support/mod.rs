@@ -154,10 +154,7 @@ pub struct TestDb {
 fn citus_nodes() -> Option<(String, Vec<String>)> {
     let coordinator = std::env::var("AGENTPLANE_TEST_CITUS_COORDINATOR").ok()?;
     let workers = std::env::var("AGENTPLANE_TEST_CITUS_WORKERS").ok()?;
-    Some((
-        coordinator,
-        workers.split(',').map(|w| w.trim().to_string()).collect(),
-    ))
+    Some((coordinator, citus_cluster::nodes(&workers)))
 }
 
 impl TestDb {
