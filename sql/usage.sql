@@ -192,39 +192,55 @@ $$;
 -- with every missing part's price filled in: element 1 of each price array
 -- is the base price, element k + 1 tier k's; `above` holds the tiers'
 -- abovePromptTokens, ascending (a record's tier: usage.tier_of). NULL arrays
--- when `p_price_id` is NULL (no price). Read once per price version a batch
--- or a reprice uses, never per record.
+-- when `p` is no version (all its fields NULL). Read once per price version a
+-- batch or a reprice uses, never per record. Tier by tier in PL/pgSQL,
+-- without a query: a batch calls it for each of its models, and a query over
+-- the tiers cost about three times as much.
+CREATE OR REPLACE FUNCTION usage.rates_of(
+    p anyelement,  -- a usage.model_prices row
+    OUT above bigint[], OUT pp bigint[], OUT cpp bigint[], OUT cwp bigint[],
+    OUT cp bigint[], OUT rp bigint[])
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    t jsonb;        -- one tier
+    v_p numeric;    -- its prompt price
+    v_c numeric;    -- its completion price
+BEGIN
+    IF p.id IS NULL THEN
+        RETURN;
+    END IF;
+    above := '{}';
+    pp := ARRAY[usage.pico_per_token(p.prompt_per_million)];
+    cpp := ARRAY[usage.pico_per_token(coalesce(p.cached_prompt_per_million, p.prompt_per_million))];
+    cwp := ARRAY[usage.pico_per_token(coalesce(p.cache_write_per_million, p.prompt_per_million))];
+    cp := ARRAY[usage.pico_per_token(p.completion_per_million)];
+    rp := ARRAY[usage.pico_per_token(coalesce(p.reasoning_per_million, p.completion_per_million))];
+    FOR i IN 0 .. coalesce(jsonb_array_length(p.tiers), 0) - 1 LOOP
+        t := p.tiers -> i;
+        v_p := (t ->> 'promptPerMillion')::numeric;
+        v_c := (t ->> 'completionPerMillion')::numeric;
+        above := above || (t ->> 'abovePromptTokens')::bigint;
+        pp := pp || usage.pico_per_token(v_p);
+        cpp := cpp || usage.pico_per_token(coalesce((t ->> 'cachedPromptPerMillion')::numeric, v_p));
+        cwp := cwp || usage.pico_per_token(coalesce((t ->> 'cacheWritePerMillion')::numeric, v_p));
+        cp := cp || usage.pico_per_token(v_c);
+        rp := rp || usage.pico_per_token(coalesce((t ->> 'reasoningPerMillion')::numeric, v_c));
+    END LOOP;
+END
+$$;
+
+-- usage.rates_of the price version `p_price_id` (NULL arrays for NULL).
 CREATE OR REPLACE FUNCTION usage.version_rates(
     p_price_id bigint,
     OUT above bigint[], OUT pp bigint[], OUT cpp bigint[], OUT cwp bigint[],
     OUT cp bigint[], OUT rp bigint[])
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v usage.model_prices;
 BEGIN
-    IF p_price_id IS NULL THEN
-        RETURN;
-    END IF;
-    SELECT array_agg(t.above ORDER BY t.k) FILTER (WHERE t.k > 0),
-           array_agg(usage.pico_per_token(t.p) ORDER BY t.k),
-           array_agg(usage.pico_per_token(coalesce(t.cached, t.p)) ORDER BY t.k),
-           array_agg(usage.pico_per_token(coalesce(t.cw, t.p)) ORDER BY t.k),
-           array_agg(usage.pico_per_token(t.c) ORDER BY t.k),
-           array_agg(usage.pico_per_token(coalesce(t.r, t.c)) ORDER BY t.k)
-    INTO above, pp, cpp, cwp, cp, rp
-    FROM (SELECT 0::bigint AS k, NULL::bigint AS above, m.prompt_per_million AS p,
-                 m.completion_per_million AS c, m.cached_prompt_per_million AS cached,
-                 m.cache_write_per_million AS cw, m.reasoning_per_million AS r
-          FROM usage.model_prices m WHERE m.id = p_price_id
-          UNION ALL
-          SELECT x.k, (x.t->>'abovePromptTokens')::bigint, (x.t->>'promptPerMillion')::numeric,
-                 (x.t->>'completionPerMillion')::numeric,
-                 (x.t->>'cachedPromptPerMillion')::numeric,
-                 (x.t->>'cacheWritePerMillion')::numeric,
-                 (x.t->>'reasoningPerMillion')::numeric
-          FROM usage.model_prices m
-          CROSS JOIN LATERAL jsonb_array_elements(coalesce(m.tiers, '[]'::jsonb))
-                             WITH ORDINALITY AS x(t, k)
-          WHERE m.id = p_price_id) t;
-    above := coalesce(above, '{}');
+    SELECT m.* INTO v FROM usage.model_prices m WHERE m.id = p_price_id;
+    SELECT r.above, r.pp, r.cpp, r.cwp, r.cp, r.rp INTO above, pp, cpp, cwp, cp, rp
+    FROM usage.rates_of(v) r;
 END
 $$;
 

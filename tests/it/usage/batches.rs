@@ -361,3 +361,46 @@ async fn full_batch_with_a_distinct_at_per_record_uses_each_records_price_versio
         Some(total_micros as f64 / 1_000_000.0)
     );
 }
+
+/// A batch of a few models prices each record at its tier: the long-context
+/// tier of claude-sonnet-4 (above 200,000 prompt tokens) only above its
+/// threshold, and never for a model without tiers, in the same batch.
+#[tokio::test]
+async fn a_batch_prices_each_record_at_its_tier_at_and_around_the_threshold() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let c = db.client().await;
+    let counts = [1, 199_999, 200_000, 200_001, 1_000_000];
+    let records: Vec<NewRecord> = counts
+        .iter()
+        .flat_map(|&pt| {
+            ["gpt-4o", "claude-sonnet-4-20250514", "o3-mini"]
+                .map(|m| rec(&format!("t-{m}-{pt}"), None, m, pt, 10))
+        })
+        .collect();
+    usage_db::record_batch(&pool, &batch(&records))
+        .await
+        .unwrap();
+    // (model, prompt tokens) → micro-USD, by the shipped prices per million
+    let want = |m: &str, pt: i64| -> i64 {
+        let (p, c) = match m {
+            "gpt-4o" => (2_500_000, 10_000_000),
+            "o3-mini" => (1_100_000, 4_400_000),
+            _ if pt > 200_000 => (6_000_000, 22_500_000),
+            _ => (3_000_000, 15_000_000),
+        };
+        (pt * p + 10 * c + 500_000) / 1_000_000
+    };
+    let rows = c
+        .query(
+            "SELECT model, prompt_tokens, (cost * 1000000)::bigint FROM usage.records ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), records.len());
+    for row in rows {
+        let (m, pt, got): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(got, want(&m, pt), "{m} with {pt} prompt tokens");
+    }
+}
