@@ -191,15 +191,16 @@ $$;
 -- What a price version charges, in pico-USD per token (usage.pico_per_token),
 -- with every missing part's price filled in: element 1 of each price array
 -- is the base price, element k + 1 tier k's; `above` holds the tiers'
--- abovePromptTokens, ascending (a record's tier: usage.tier_of). NULL arrays
--- when `p` is no version (all its fields NULL). Read once per price version a
+-- abovePromptTokens, ascending (a record's tier: usage.tier_of); `top` holds
+-- each position's greatest price (usage.cost_micros_top). NULL arrays when
+-- `p` is no version (all its fields NULL). Read once per price version a
 -- batch or a reprice uses, never per record. Tier by tier in PL/pgSQL,
 -- without a query: a batch calls it for each of its models, and a query over
 -- the tiers cost about three times as much.
 CREATE OR REPLACE FUNCTION usage.rates_of(
     p anyelement,  -- a usage.model_prices row
     OUT above bigint[], OUT pp bigint[], OUT cpp bigint[], OUT cwp bigint[],
-    OUT cp bigint[], OUT rp bigint[])
+    OUT cp bigint[], OUT rp bigint[], OUT top bigint[])
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     t jsonb;        -- one tier
@@ -226,20 +227,26 @@ BEGIN
         cp := cp || usage.pico_per_token(v_c);
         rp := rp || usage.pico_per_token(coalesce((t ->> 'reasoningPerMillion')::numeric, v_c));
     END LOOP;
+    top := ARRAY(SELECT greatest(x.pp, x.cpp, x.cwp, x.cp, x.rp)
+                 FROM unnest(pp, cpp, cwp, cp, rp) WITH ORDINALITY AS x(pp, cpp, cwp, cp, rp, i)
+                 ORDER BY x.i);
 END
 $$;
 
 -- usage.rates_of the price version `p_price_id` (NULL arrays for NULL).
-CREATE OR REPLACE FUNCTION usage.version_rates(
+-- Dropped and created again: CREATE OR REPLACE cannot change the result type
+-- an earlier version's definition may have.
+DROP FUNCTION IF EXISTS usage.version_rates(bigint);
+CREATE FUNCTION usage.version_rates(
     p_price_id bigint,
     OUT above bigint[], OUT pp bigint[], OUT cpp bigint[], OUT cwp bigint[],
-    OUT cp bigint[], OUT rp bigint[])
+    OUT cp bigint[], OUT rp bigint[], OUT top bigint[])
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v usage.model_prices;
 BEGIN
     SELECT m.* INTO v FROM usage.model_prices m WHERE m.id = p_price_id;
-    SELECT r.above, r.pp, r.cpp, r.cwp, r.cp, r.rp INTO above, pp, cpp, cwp, cp, rp
+    SELECT r.above, r.pp, r.cpp, r.cwp, r.cp, r.rp, r.top INTO above, pp, cpp, cwp, cp, rp, top
     FROM usage.rates_of(v) r;
 END
 $$;

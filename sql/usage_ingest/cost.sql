@@ -30,22 +30,38 @@ RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 4000000000::big
 -- completion price and reasoning tokens at theirs, divided by a million.
 -- Counts: pt prompt, c cached prompt, w cache write, ct completion,
 -- r reasoning (NULL counts as 0); prices in pico-USD per token of the
--- record's price version and tier (usage.version_rates, usage.tier_of). NULL
--- when unpriced. Exact numeric arithmetic, done in bigints when the prices
--- allow (usage.int_price_max: the same numbers, without numeric's cost);
--- every writer and the reprice call this. Inlined where it is called.
+-- record's price version and tier (usage.rates_of, usage.tier_of), and
+-- `top`, the greatest of the five. NULL when unpriced. Exact numeric
+-- arithmetic, done in bigints when the prices allow (`top` at most
+-- usage.int_price_max: the same numbers, without numeric's cost). A record
+-- without the breakdown (c, w and r NULL: a batch where no record gives
+-- them) takes the shorter bigint branch, the same formula with those terms 0.
+-- Inlined where it is called: each price is read where the branch taken
+-- reads it, so a caller that reads the prices from arrays per record passes
+-- `top` from usage.rates_of rather than have the prices read again to find it.
+CREATE OR REPLACE FUNCTION usage.cost_micros_top(pt bigint, c bigint, w bigint, ct bigint,
+                                                 r bigint, pp bigint, cpp bigint, cwp bigint,
+                                                 cp bigint, rp bigint, top bigint)
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN top > usage.int_price_max()
+                THEN round(((pt - coalesce(c, 0) - coalesce(w, 0))::numeric * pp
+                            + coalesce(c, 0)::numeric * cpp + coalesce(w, 0)::numeric * cwp
+                            + (ct - coalesce(r, 0))::numeric * cp
+                            + coalesce(r, 0)::numeric * rp) / 1000000)::bigint
+                WHEN c IS NULL AND w IS NULL AND r IS NULL
+                THEN (pt * pp + ct * cp + 500000) / 1000000
+                ELSE ((pt - coalesce(c, 0) - coalesce(w, 0)) * pp + coalesce(c, 0) * cpp
+                      + coalesce(w, 0) * cwp + (ct - coalesce(r, 0)) * cp + coalesce(r, 0) * rp
+                      + 500000) / 1000000 END
+$$;
+
+-- usage.cost_micros_top with `top` found from the five prices.
 CREATE OR REPLACE FUNCTION usage.cost_micros(pt bigint, c bigint, w bigint, ct bigint, r bigint,
                                              pp bigint, cpp bigint, cwp bigint,
                                              cp bigint, rp bigint)
 RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN greatest(pp, cpp, cwp, cp, rp) <= usage.int_price_max()
-                THEN ((pt - coalesce(c, 0) - coalesce(w, 0)) * pp + coalesce(c, 0) * cpp
-                      + coalesce(w, 0) * cwp + (ct - coalesce(r, 0)) * cp + coalesce(r, 0) * rp
-                      + 500000) / 1000000
-                ELSE round(((pt - coalesce(c, 0) - coalesce(w, 0))::numeric * pp
-                            + coalesce(c, 0)::numeric * cpp + coalesce(w, 0)::numeric * cwp
-                            + (ct - coalesce(r, 0))::numeric * cp
-                            + coalesce(r, 0)::numeric * rp) / 1000000)::bigint END
+    SELECT usage.cost_micros_top(pt, c, w, ct, r, pp, cpp, cwp, cp, rp,
+                                 greatest(pp, cpp, cwp, cp, rp))
 $$;
 
 -- Which of a price version's rates a record of `pt` prompt tokens pays: 1

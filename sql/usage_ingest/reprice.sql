@@ -35,7 +35,7 @@ BEGIN
     k AS MATERIALIZED (
         SELECT x.lm, usage.price_key(x.lm) AS pk FROM (SELECT DISTINCT recs.lm FROM recs) x),
     pr AS MATERIALIZED (
-        SELECT d.lm, d.ts, p.id, q.above, q.pp, q.cpp, q.cwp, q.cp, q.rp
+        SELECT d.lm, d.ts, p.id, q.above, q.pp, q.cpp, q.cwp, q.cp, q.rp, q.top
         FROM (SELECT DISTINCT recs.lm, recs.ts FROM recs) d
         JOIN k ON k.lm = d.lm
         LEFT JOIN LATERAL usage.price_version(k.pk, d.ts) p ON true
@@ -43,8 +43,8 @@ BEGIN
         WHERE p_key IS NULL OR k.pk = p_key)
     SELECT x.batch_id, x.i, x.model, x.epoch, x.agent_id, x.lm, (x.ts AT TIME ZONE 'UTC')::date,
            x.folded, x.old_cost,
-           usage.cost_micros(x.pt, x.c, x.w, x.ct, x.rs, pr.pp[t.pos], pr.cpp[t.pos],
-                             pr.cwp[t.pos], pr.cp[t.pos], pr.rp[t.pos]),
+           usage.cost_micros_top(x.pt, x.c, x.w, x.ct, x.rs, pr.pp[t.pos], pr.cpp[t.pos],
+                                 pr.cwp[t.pos], pr.cp[t.pos], pr.rp[t.pos], pr.top[t.pos]),
            x.old_price_id, pr.id
     FROM recs x
     JOIN pr ON pr.lm = x.lm AND pr.ts = x.ts

@@ -99,7 +99,7 @@ DECLARE
     v_aoff integer[];
     v_nt integer[];
     v_above bigint[];
-    v_pp bigint[]; v_cpp bigint[]; v_cwp bigint[]; v_cp bigint[]; v_rp bigint[];
+    v_pp bigint[]; v_cpp bigint[]; v_cwp bigint[]; v_cp bigint[]; v_rp bigint[]; v_top bigint[];
     v_one_tier boolean;  -- at most 8 models, none with more than one tier
     -- Model k's (k = 1-8) base rate position and the prompt tokens above
     -- which its one tier applies (the largest bigint: no tier).
@@ -107,18 +107,6 @@ DECLARE
     v_b5 integer; v_b6 integer; v_b7 integer; v_b8 integer;
     v_a1 bigint; v_a2 bigint; v_a3 bigint; v_a4 bigint;
     v_a5 bigint; v_a6 bigint; v_a7 bigint; v_a8 bigint;
-    -- The rates at positions 1-8 of those (the models' base rates when no
-    -- version has tiers), for the CASE below.
-    v_pp1 bigint; v_pp2 bigint; v_pp3 bigint; v_pp4 bigint;
-    v_pp5 bigint; v_pp6 bigint; v_pp7 bigint; v_pp8 bigint;
-    v_cpp1 bigint; v_cpp2 bigint; v_cpp3 bigint; v_cpp4 bigint;
-    v_cpp5 bigint; v_cpp6 bigint; v_cpp7 bigint; v_cpp8 bigint;
-    v_cwp1 bigint; v_cwp2 bigint; v_cwp3 bigint; v_cwp4 bigint;
-    v_cwp5 bigint; v_cwp6 bigint; v_cwp7 bigint; v_cwp8 bigint;
-    v_cp1 bigint; v_cp2 bigint; v_cp3 bigint; v_cp4 bigint;
-    v_cp5 bigint; v_cp6 bigint; v_cp7 bigint; v_cp8 bigint;
-    v_rp1 bigint; v_rp2 bigint; v_rp3 bigint; v_rp4 bigint;
-    v_rp5 bigint; v_rp6 bigint; v_rp7 bigint; v_rp8 bigint;
     v_price usage.model_prices;  -- model k's price version
     v_rates record;              -- its rates (usage.rates_of)
     k integer;
@@ -230,7 +218,7 @@ BEGIN
             v_keys := usage.price_keys(v_km);
             v_kid := '{}'; v_kprov := '{}';
             v_off := '{}'; v_aoff := '{}'; v_nt := '{}'; v_above := '{}';
-            v_pp := '{}'; v_cpp := '{}'; v_cwp := '{}'; v_cp := '{}'; v_rp := '{}';
+            v_pp := '{}'; v_cpp := '{}'; v_cwp := '{}'; v_cp := '{}'; v_rp := '{}'; v_top := '{}';
             FOR k IN 1..cardinality(v_km) LOOP
                 -- usage.price_version's query, written out (no row: NULLs):
                 -- calling it, a set-returning function, made the batch
@@ -253,6 +241,7 @@ BEGIN
                 v_cwp := v_cwp || coalesce(v_rates.cwp, ARRAY[NULL::bigint]);
                 v_cp := v_cp || coalesce(v_rates.cp, ARRAY[NULL::bigint]);
                 v_rp := v_rp || coalesce(v_rates.rp, ARRAY[NULL::bigint]);
+                v_top := v_top || coalesce(v_rates.top, ARRAY[NULL::bigint]);
             END LOOP;
             -- (the first eight, for the CASEs below)
             v_k1 := v_km[1]; v_k2 := v_km[2]; v_k3 := v_km[3]; v_k4 := v_km[4];
@@ -266,26 +255,15 @@ BEGIN
             v_b6 := v_off[6] + 1; v_a6 := usage._tier_above(v_nt[6], v_above, v_aoff[6]);
             v_b7 := v_off[7] + 1; v_a7 := usage._tier_above(v_nt[7], v_above, v_aoff[7]);
             v_b8 := v_off[8] + 1; v_a8 := usage._tier_above(v_nt[8], v_above, v_aoff[8]);
-            v_pp1 := v_pp[1]; v_pp2 := v_pp[2]; v_pp3 := v_pp[3]; v_pp4 := v_pp[4];
-            v_pp5 := v_pp[5]; v_pp6 := v_pp[6]; v_pp7 := v_pp[7]; v_pp8 := v_pp[8];
-            v_cpp1 := v_cpp[1]; v_cpp2 := v_cpp[2]; v_cpp3 := v_cpp[3]; v_cpp4 := v_cpp[4];
-            v_cpp5 := v_cpp[5]; v_cpp6 := v_cpp[6]; v_cpp7 := v_cpp[7]; v_cpp8 := v_cpp[8];
-            v_cwp1 := v_cwp[1]; v_cwp2 := v_cwp[2]; v_cwp3 := v_cwp[3]; v_cwp4 := v_cwp[4];
-            v_cwp5 := v_cwp[5]; v_cwp6 := v_cwp[6]; v_cwp7 := v_cwp[7]; v_cwp8 := v_cwp[8];
-            v_cp1 := v_cp[1]; v_cp2 := v_cp[2]; v_cp3 := v_cp[3]; v_cp4 := v_cp[4];
-            v_cp5 := v_cp[5]; v_cp6 := v_cp[6]; v_cp7 := v_cp[7]; v_cp8 := v_cp[8];
-            v_rp1 := v_rp[1]; v_rp2 := v_rp[2]; v_rp3 := v_rp[3]; v_rp4 := v_rp[4];
-            v_rp5 := v_rp[5]; v_rp6 := v_rp[6]; v_rp7 := v_rp[7]; v_rp8 := v_rp[8];
             -- Each record finds its rates' position (its model's base rate,
             -- or its tier's) in line: its model compared with the first
             -- eight (array_position, a function call that sets up an
             -- iterator, cost three times as much), plus one when its prompt
             -- tokens are above the model's one tier. With more models or
             -- tiers, usage._rate_position finds it. NULL: a model not among
-            -- v_km. Its rates are read the same way: positions 1-8 from the
-            -- scalars above (five subscripts of the rate arrays per record
-            -- made the batch function about 6% slower: 1,000-record batches,
-            -- 4 models), any other by subscript. The select list unnests the
+            -- v_km. Its rates are read by subscript (an 8-way CASE with the
+            -- formula inlined in each branch ran about 3% more instructions:
+            -- its expression is built again at every call). The select list unnests the
             -- arrays side by side (a NULL breakdown array gives NULL
             -- elements, read as 0) and nothing joins or sorts them, so the
             -- aggregates see the records in array order. The fences (OFFSET
@@ -293,26 +271,9 @@ BEGIN
             -- pulled up, they would be computed again wherever they are read.
             SELECT array_agg(c.cost), usage.total(c.pt + c.ct), sum(c.cost), count(c.pos)
             INTO v_costs, total_tokens, v_total_micros, v_found
-            FROM (SELECT CASE y.pos
-                           WHEN 1 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp1, v_cpp1,
-                                                         v_cwp1, v_cp1, v_rp1)
-                           WHEN 2 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp2, v_cpp2,
-                                                         v_cwp2, v_cp2, v_rp2)
-                           WHEN 3 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp3, v_cpp3,
-                                                         v_cwp3, v_cp3, v_rp3)
-                           WHEN 4 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp4, v_cpp4,
-                                                         v_cwp4, v_cp4, v_rp4)
-                           WHEN 5 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp5, v_cpp5,
-                                                         v_cwp5, v_cp5, v_rp5)
-                           WHEN 6 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp6, v_cpp6,
-                                                         v_cwp6, v_cp6, v_rp6)
-                           WHEN 7 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp7, v_cpp7,
-                                                         v_cwp7, v_cp7, v_rp7)
-                           WHEN 8 THEN usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp8, v_cpp8,
-                                                         v_cwp8, v_cp8, v_rp8)
-                           ELSE usage.cost_micros(y.pt, y.c, y.w, y.ct, y.r, v_pp[y.pos],
-                                                  v_cpp[y.pos], v_cwp[y.pos], v_cp[y.pos],
-                                                  v_rp[y.pos]) END AS cost,
+            FROM (SELECT usage.cost_micros_top(y.pt, y.c, y.w, y.ct, y.r, v_pp[y.pos],
+                                               v_cpp[y.pos], v_cwp[y.pos], v_cp[y.pos],
+                                               v_rp[y.pos], v_top[y.pos]) AS cost,
                          y.pt, y.ct, y.pos
                   FROM (SELECT CASE WHEN v_one_tier THEN
                                    CASE x.m WHEN v_k1 THEN v_b1 + (x.pt > v_a1)::int
@@ -367,7 +328,7 @@ BEGIN
         k AS MATERIALIZED (
             SELECT m.lm, usage.price_key(m.lm) AS pk FROM (SELECT DISTINCT lm FROM d) m),
         pr AS MATERIALIZED (
-            SELECT d.lm, d.ts, p.id, p.provider, q.above, q.pp, q.cpp, q.cwp, q.cp, q.rp
+            SELECT d.lm, d.ts, p.id, p.provider, q.above, q.pp, q.cpp, q.cwp, q.cp, q.rp, q.top
             FROM d JOIN k USING (lm)
             -- usage.price_version's query, written out: one probe per
             -- (model, time), without a function call each
@@ -377,8 +338,9 @@ BEGIN
                                LIMIT 1) p ON true
             LEFT JOIN LATERAL usage.version_rates(p.id) q ON true),
         priced AS (
-            SELECT usage.cost_micros(x.pt, x.c, x.w, x.ct, x.r, pr.pp[t.pos], pr.cpp[t.pos],
-                                     pr.cwp[t.pos], pr.cp[t.pos], pr.rp[t.pos]) AS cost,
+            SELECT usage.cost_micros_top(x.pt, x.c, x.w, x.ct, x.r, pr.pp[t.pos], pr.cpp[t.pos],
+                                         pr.cwp[t.pos], pr.cp[t.pos], pr.rp[t.pos],
+                                         pr.top[t.pos]) AS cost,
                    pr.id AS price_id, coalesce(x.pv, pr.provider) AS provider,
                    x.pt + x.ct AS tokens, x.ts
             FROM (SELECT y.i, y.lm, y.pv, y.pt, y.ct, y.c, y.w, y.r, coalesce(y.at, v_now) AS ts

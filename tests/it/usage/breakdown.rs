@@ -157,8 +157,17 @@ fn the_cost_formula_matches_an_independent_computation() {
             };
             usage_db::record(&pool, &one).await.unwrap();
             usage_db::record_batch(&pool, &batch(&[one.clone(), one.clone()])).await.unwrap();
-            let dated = NewRecord { at: Some(chrono::Utc::now()), ..one };
+            let dated = NewRecord { at: Some(chrono::Utc::now()), ..one.clone() };
             usage_db::record_batch(&pool, &batch(&[dated])).await.unwrap();
+            // and the same counts without the breakdown, in a batch where
+            // no record gives one (the formula's shorter branch)
+            let plain = NewRecord {
+                cached_prompt_tokens: None,
+                cache_write_tokens: None,
+                reasoning_tokens: None,
+                ..one
+            };
+            usage_db::record_batch(&pool, &batch(&[plain])).await.unwrap();
             let rows = client
                 .query(
                     "SELECT (cost * 1000000)::bigint FROM usage.records WHERE model = $1 ORDER BY id",
@@ -168,7 +177,8 @@ fn the_cost_formula_matches_an_independent_computation() {
                 .unwrap();
             rows.iter().map(|row| row.get(0)).collect()
         });
-        prop_assert_eq!(got, vec![want; 4]);
+        let want_plain = expected_micros((pt, 0, 0, ct, 0), &base, tier.as_ref());
+        prop_assert_eq!(got, vec![want, want, want, want, want_plain]);
     });
 }
 
