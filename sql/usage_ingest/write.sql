@@ -243,7 +243,7 @@ BEGIN
                 v_rp := v_rp || coalesce(v_rates.rp, ARRAY[NULL::bigint]);
                 v_top := v_top || coalesce(v_rates.top, ARRAY[NULL::bigint]);
             END LOOP;
-            -- (the first eight, for the CASEs below)
+            -- (the first eight, for the CASE below)
             v_k1 := v_km[1]; v_k2 := v_km[2]; v_k3 := v_km[3]; v_k4 := v_km[4];
             v_k5 := v_km[5]; v_k6 := v_km[6]; v_k7 := v_km[7]; v_k8 := v_km[8];
             v_one_tier := cardinality(v_km) <= 8 AND 1 >= ALL (v_nt);
