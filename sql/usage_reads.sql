@@ -281,6 +281,32 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
                               'requestCount', p_requests, 'totalCost', round(p_cost, 4))
 $$;
 
+-- The records created in [p_from, p_to) (a NULL bound: open), of user
+-- `p_user_id` only when given, summed per UTC day: the days GET /usage/daily
+-- reads from the records rather than the daily rollup. Only batches whose
+-- time range meets the range are unnested.
+CREATE OR REPLACE FUNCTION usage.record_days(p_from timestamptz, p_to timestamptz,
+                                             p_user_id text)
+RETURNS TABLE (day date, tokens numeric, n bigint, cost numeric, cpt numeric, cwt numeric,
+               rt numeric)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
+    SELECT (r.created_at AT TIME ZONE 'UTC')::date,
+           sum(r.prompt_tokens + r.completion_tokens), count(*), coalesce(sum(r.cost), 0),
+           sum(r.cached_prompt_tokens), sum(r.cache_write_tokens), sum(r.reasoning_tokens)
+    FROM usage.batches b
+    CROSS JOIN LATERAL usage.batch_records(b) r
+    WHERE (p_user_id IS NULL OR p_user_id = ANY (b.user_ids))
+      AND (p_from IS NULL OR b.max_at >= p_from)
+      AND (p_to IS NULL OR b.min_at < p_to)
+      AND (p_user_id IS NULL OR r.user_id = p_user_id)
+      AND (p_from IS NULL OR r.created_at >= p_from)
+      AND (p_to IS NULL OR r.created_at < p_to)
+    GROUP BY 1;
+END
+$$;
+
 -- GET /usage/daily: per UTC day, start inclusive, end exclusive, every epoch.
 -- Whole days come from the live daily rollup (usage.daily_usage); a partial
 -- first or last day is summed from the records of its covered part.
@@ -294,37 +320,24 @@ DECLARE
     v_from_ts timestamptz := (v_from::timestamp AT TIME ZONE 'UTC');
     v_to_ts timestamptz := (v_to::timestamp AT TIME ZONE 'UTC');
     v_same boolean;
-    v_partial jsonb := '[]';  -- the partial days' sums
+    v_partial jsonb;  -- the partial days' sums
 BEGIN
     IF p_start IS NOT NULL AND p_end IS NOT NULL AND p_end < p_start THEN
         PERFORM ap.raise(400, 'invalid_range', 'end must not be before start');
     END IF;
     v_same := p_start IS NOT NULL AND p_end IS NOT NULL AND v_from >= v_to;
-    -- The partial days, only when a bound makes one: without, the filter
-    -- below plans to false, and Citus cannot send such a statement over the
-    -- batches to the shards (it drops the batch the records are unnested from).
-    IF v_same OR p_start IS NOT NULL OR p_end IS NOT NULL THEN
-        SELECT coalesce(jsonb_agg(x), '[]') INTO v_partial
-        FROM (SELECT (r.created_at AT TIME ZONE 'UTC')::date AS day,
-                     sum(r.prompt_tokens + r.completion_tokens) AS tokens,
-                     count(*) AS n, coalesce(sum(r.cost), 0) AS cost,
-                     sum(r.cached_prompt_tokens) AS cpt, sum(r.cache_write_tokens) AS cwt,
-                     sum(r.reasoning_tokens) AS rt
-              FROM usage.batches b
-              CROSS JOIN LATERAL usage.batch_records(b) r
-              -- only batches whose time range meets a partial day are unnested
-              WHERE ((v_same AND b.max_at >= p_start AND b.min_at < p_end)
-                     OR (NOT v_same AND p_start IS NOT NULL AND b.max_at >= p_start
-                         AND b.min_at < v_from_ts)
-                     OR (NOT v_same AND p_end IS NOT NULL AND b.max_at >= v_to_ts
-                         AND b.min_at < p_end))
-                AND ((v_same AND r.created_at >= p_start AND r.created_at < p_end)
-                 OR (NOT v_same AND p_start IS NOT NULL AND r.created_at >= p_start
-                     AND r.created_at < v_from_ts AND (p_end IS NULL OR r.created_at < p_end))
-                 OR (NOT v_same AND p_end IS NOT NULL AND r.created_at >= v_to_ts
-                     AND r.created_at < p_end AND (p_start IS NULL OR r.created_at >= p_start)))
-              GROUP BY 1) x;
-    END IF;
+    -- The partial days from the records: the first and the last day's
+    -- covered parts, or the part of the one day start and end fall in. (Read
+    -- into a value first: on Citus, a statement sent to the shards cannot call
+    -- a function that reads another table.)
+    SELECT coalesce(jsonb_agg(x), '[]') INTO v_partial
+    FROM (SELECT * FROM usage.record_days(p_start, p_end, NULL) WHERE v_same
+          UNION ALL
+          SELECT * FROM usage.record_days(p_start, least(v_from_ts, p_end), NULL)
+          WHERE NOT v_same AND p_start IS NOT NULL
+          UNION ALL
+          SELECT * FROM usage.record_days(greatest(v_to_ts, p_start), p_end, NULL)
+          WHERE NOT v_same AND p_end IS NOT NULL) x;
     RETURN (
         WITH parts AS (
             SELECT day, sum(prompt_tokens + completion_tokens) AS tokens,
@@ -363,21 +376,7 @@ BEGIN
     END IF;
     PERFORM ap.check_ident('userId', p_user_id);
     RETURN (
-        WITH days AS (
-            SELECT (r.created_at AT TIME ZONE 'UTC')::date AS day,
-                   sum(r.prompt_tokens + r.completion_tokens) AS tokens,
-                   count(*) AS n, coalesce(sum(r.cost), 0) AS cost,
-                   sum(r.cached_prompt_tokens) AS cpt, sum(r.cache_write_tokens) AS cwt,
-                   sum(r.reasoning_tokens) AS rt
-            FROM usage.batches b
-            CROSS JOIN LATERAL usage.batch_records(b) r
-            WHERE p_user_id = ANY (b.user_ids)
-              AND (p_start IS NULL OR b.max_at >= p_start)
-              AND (p_end IS NULL OR b.min_at < p_end)
-              AND r.user_id = p_user_id
-              AND (p_start IS NULL OR r.created_at >= p_start)
-              AND (p_end IS NULL OR r.created_at < p_end)
-            GROUP BY 1)
+        WITH days AS (SELECT * FROM usage.record_days(p_start, p_end, p_user_id))
         SELECT jsonb_build_object(
             'days', coalesce(jsonb_agg(usage.day_json(day, tokens, n, cost, cpt, cwt, rt) ORDER BY day), '[]'::jsonb),
             'count', count(*))
